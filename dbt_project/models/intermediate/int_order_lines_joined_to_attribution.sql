@@ -1,0 +1,39 @@
+-- Every order line with its attribution and settlement clock (rulebook §6):
+-- confirmed_at = min(order_confirmed, paid_at + auto_confirm_days); eligible_at = confirmed_at + return window.
+{% set day_us = 86400000000 %}
+with status as (
+    select
+        order_id,
+        min(case when event_type = 'order_confirmed' then occurred_at_us end) as confirmed_event_at_us,
+        min(case when event_type = 'order_cancelled' then occurred_at_us end) as cancelled_at_us
+    from {{ ref('stg_order_status_events') }}
+    group by order_id
+),
+
+joined as (
+    select
+        l.order_id,
+        l.line_id,
+        l.sku_id,
+        l.paid_fen,
+        l.currency,
+        o.buyer_id,
+        o.paid_at_us,
+        a.promoter_id,
+        a.click_event_id,
+        coalesce(a.attribution_reason, 'unattributed') as attribution_reason,
+        s.cancelled_at_us,
+        least(
+            coalesce(s.confirmed_event_at_us, o.paid_at_us + {{ var('auto_confirm_days') }} * {{ day_us }}),
+            o.paid_at_us + {{ var('auto_confirm_days') }} * {{ day_us }}
+        ) as confirmed_at_us
+    from {{ ref('stg_order_lines') }} as l
+    inner join {{ ref('stg_orders_paid') }} as o on o.order_id = l.order_id
+    left join {{ ref('stg_attribution') }} as a on a.order_event_id = o.order_event_id
+    left join status as s on s.order_id = l.order_id
+)
+
+select
+    *,
+    confirmed_at_us + {{ var('return_window_days') }} * {{ day_us }} as eligible_at_us
+from joined

@@ -1,0 +1,23 @@
+-- Lines eligible before end(P), with net as of end(P) (rulebook §5, §6): refunds and a
+-- cancellation count only if they occurred before end(P); net is capped at [0, paid_fen] and
+-- the excess of an over-refund is kept as over_refund_fen for the anomaly report.
+{% set period_end = var('period_end_us') %}
+with refunded as (
+    select order_id, line_id, sum(amount_fen) as refunded_fen
+    from {{ ref('stg_refunds') }}
+    where refunded_at_us < {{ period_end }}
+    group by order_id, line_id
+)
+
+select
+    l.*,
+    coalesce(r.refunded_fen, 0) as refunded_fen,
+    coalesce(l.cancelled_at_us < {{ period_end }}, false) as is_cancelled,
+    case
+        when coalesce(l.cancelled_at_us < {{ period_end }}, false) then 0
+        else greatest(l.paid_fen - coalesce(r.refunded_fen, 0), 0)
+    end as net_fen,
+    greatest(coalesce(r.refunded_fen, 0) - l.paid_fen, 0) as over_refund_fen
+from {{ ref('int_order_lines_joined_to_attribution') }} as l
+left join refunded as r on r.order_id = l.order_id and r.line_id = l.line_id
+where l.eligible_at_us < {{ period_end }}

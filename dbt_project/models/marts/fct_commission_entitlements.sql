@@ -1,0 +1,58 @@
+{{
+  config(
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='fail',
+    pre_hook="{% if is_incremental() %}delete from {{ this }} where period = '{{ var('period') }}'{% endif %}"
+  )
+}}
+-- entitled(p, l, P) for every (promoter, line, role) as of end(P) (rulebook §5-§6).
+-- One partition per period: a run replaces that period's rows, never another's.
+with lines as (
+    select * from {{ ref('int_order_lines_joined_to_rates') }}
+    where promoter_id is not null
+),
+
+roles as (
+    select l.*, 'direct' as role, l.promoter_id as earner_id, l.direct_rate_e4 as rate_e4
+    from lines as l
+    union all
+    select l.*, 'override' as role, p.upline_id as earner_id, {{ var('override_rate_e4') }} as rate_e4
+    from lines as l
+    inner join {{ ref('stg_promoters') }} as p on p.promoter_id = l.promoter_id
+    where p.upline_id is not null and {{ var('override_rate_e4') }} > 0
+),
+
+judged as (
+    select
+        r.*,
+        case
+            when e.promoter_id is null then 'unknown_promoter'
+            when e.suspended_at_us is not null and r.paid_at_us >= e.suspended_at_us then 'suspended'
+            else 'ok'
+        end as status
+    from roles as r
+    left join {{ ref('stg_promoters') }} as e on e.promoter_id = r.earner_id
+)
+
+select
+    cast('{{ var("period") }}' as varchar) as period,
+    cast(earner_id as varchar) as promoter_id,
+    cast(order_id as varchar) as order_id,
+    cast(line_id as varchar) as line_id,
+    cast(role as varchar) as role,
+    cast(promoter_id as varchar) as attributed_promoter_id,
+    cast(click_event_id as varchar) as click_event_id,
+    cast(attribution_reason as varchar) as attribution_reason,
+    cast(rule_id as varchar) as rule_id,
+    cast(rate_e4 as bigint) as rate_e4,
+    cast(paid_fen as bigint) as paid_fen,
+    cast(refunded_fen as bigint) as refunded_fen,
+    cast(net_fen as bigint) as net_fen,
+    cast(over_refund_fen as bigint) as over_refund_fen,
+    cast(paid_at_us as bigint) as paid_at_us,
+    cast(eligible_at_us as bigint) as eligible_at_us,
+    cast(status as varchar) as status,
+    cast(case when status = 'ok' then {{ commission_fen('rate_e4', 'net_fen') }} else 0 end as bigint) as entitled_fen,
+    cast(currency as varchar) as currency
+from judged

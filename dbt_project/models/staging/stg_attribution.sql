@@ -1,0 +1,9 @@
+select
+    order_id,
+    order_event_id,
+    promoter_id,
+    click_event_id,
+    attribution_reason,
+    candidates_considered,
+    model as attribution_model
+from {{ source('warehouse', 'attribution') }}

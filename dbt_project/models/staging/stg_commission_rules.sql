@@ -1,0 +1,1 @@
+select * from {{ source('reference', 'commission_rules') }}

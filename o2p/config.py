@@ -1,0 +1,262 @@
+"""The one validated config file (rulebook §9).
+
+`load_config()` reads the shipped defaults, deep-merges the operator's YAML
+over them (so a file names only what it changes), validates the result with
+pydantic (unknown keys and bad values are refused with the key's path) and
+returns a frozen `Config` whose `config_hash` goes into every manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from decimal import Decimal, InvalidOperation
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from o2p.errors import InputError
+
+CONFIG_ENV = "O2P_CONFIG"
+HOME_ENV = "O2P_HOME"
+
+
+def parse_rate(value: Any) -> Decimal:
+    """A rate is a decimal string in [0, 1] with at most 4 decimals (rulebook §0)."""
+    if isinstance(value, float):
+        raise ValueError("rates are decimal strings such as \"0.1250\", not floats")
+    try:
+        rate = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ValueError(f"{value!r} is not a decimal number") from None
+    if not rate.is_finite() or rate < 0 or rate > 1:
+        raise ValueError(f"rate {value!r} is outside [0, 1]")
+    exponent = rate.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -4:
+        raise ValueError(f"rate {value!r} has more than 4 decimals")
+    return rate
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Topics(_Strict):
+    clicks: str = "o2p.clicks.v1"
+    orders: str = "o2p.orders.v1"
+    refunds: str = "o2p.refunds.v1"
+    deadletter: str = "o2p.deadletter.v1"
+
+
+class KafkaConfig(_Strict):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    local_broker: bool = True
+    partitions: int = Field(3, ge=1, le=64)
+    consumer_group: str = Field("o2p-capture", min_length=1)
+    topics: Topics = Topics()
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _hosts(cls, v: str) -> str:
+        for hp in v.split(","):
+            host, _, port = hp.strip().rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"{hp!r} is not host:port")
+        return v
+
+
+class CaptureConfig(_Strict):
+    flush_records: int = Field(50000, ge=1)
+    flush_seconds: float = Field(5, gt=0)
+    max_message_bytes: int = Field(1048576, ge=1024)
+    ip_salt_env: str = "O2P_IP_SALT"
+
+
+class ClickValidityConfig(_Strict):
+    bot_user_agent_patterns: list[str] = Field(
+        default_factory=lambda: [
+            "bot", "spider", "crawl", "headless", "python-requests", "curl", "wget", "scrapy",
+        ]
+    )
+    flood_max_clicks: int = Field(20, ge=1)
+    flood_window_seconds: int = Field(60, ge=1)
+
+
+class AttributionConfig(_Strict):
+    model: Literal["last_click", "wechat_lock"] = "last_click"
+    self_purchase: Literal["allow", "deny"] = "allow"
+    lookback_days: int = Field(7, ge=1, le=60)
+    lock_days: int = Field(5, ge=1)
+    lock_order_extension_days: int = Field(20, ge=1)
+
+
+class CommissionConfig(_Strict):
+    override_rates: list[str] = Field(default_factory=lambda: ["0.02"])
+
+    @field_validator("override_rates")
+    @classmethod
+    def _at_most_one_level(cls, v: list[str]) -> list[str]:
+        if len(v) > 1:
+            raise ValueError(
+                f"{len(v)} override levels asked for; at most 1 is allowed. Two levels, the "
+                "promoter included, is the legal limit: WeChat suspends payment for three-level "
+                "distribution and Chinese law treats three or more recruitment-paid levels as "
+                "pyramid selling (传销)"
+            )
+        return [str(parse_rate(r)) for r in v]
+
+
+class SettlementConfig(_Strict):
+    auto_confirm_days: int = Field(10, ge=0)
+    return_window_days: int = Field(7, ge=0)
+    payout_threshold_fen: int = Field(1000, ge=0)
+
+
+class SparkConfig(_Strict):
+    master: str = "local[2]"
+    conf: dict[str, str] = Field(default_factory=dict)
+
+
+class QualityConfig(_Strict):
+    max_deadletter_share: str = "0.05"
+
+    @field_validator("max_deadletter_share")
+    @classmethod
+    def _share(cls, v: Any) -> str:
+        return str(parse_rate(v))
+
+
+class PayoutConfig(_Strict):
+    wechat_transfer_scene_id: str = "1005"
+    wechat_post_type: str = "推广员"
+    wechat_reward_desc: str = "推广佣金"
+    wechat_transfer_remark: str = "推广佣金结算"
+    wechat_user_name_min_fen: int = Field(200000, ge=0)
+
+
+class Config(_Strict):
+    environment: Literal["local", "ci", "prod"] = "local"
+    reference_dir: str | None = None
+    kafka: KafkaConfig = KafkaConfig()
+    capture: CaptureConfig = CaptureConfig()
+    click_validity: ClickValidityConfig = ClickValidityConfig()
+    attribution: AttributionConfig = AttributionConfig()
+    commission: CommissionConfig = CommissionConfig()
+    settlement: SettlementConfig = SettlementConfig()
+    tax: Literal["cn_platform_cumulative", "cn_labor_per_payment", "none"] = (
+        "cn_platform_cumulative"
+    )
+    spark: SparkConfig = SparkConfig()
+    registry_url: str | None = None
+    quality: QualityConfig = QualityConfig()
+    payout: PayoutConfig = PayoutConfig()
+
+    # Not part of the file: where the config came from, and the state folder.
+    source: str = Field("<defaults>", exclude=True)
+    home: str = Field(".o2p", exclude=True)
+
+    # ---- derived -----------------------------------------------------------
+    @property
+    def config_hash(self) -> str:
+        """SHA-256 of the resolved config (canonical JSON), written into every manifest."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+    @property
+    def home_path(self) -> Path:
+        return Path(self.home)
+
+    @property
+    def reference_path(self) -> Path:
+        return Path(self.reference_dir) if self.reference_dir else self.home_path / "reference"
+
+    @property
+    def landing_path(self) -> Path:
+        return self.home_path / "landing"
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.home_path / "warehouse"
+
+    @property
+    def duckdb_path(self) -> Path:
+        return self.warehouse_path / "o2p.duckdb"
+
+    @property
+    def payouts_path(self) -> Path:
+        return self.home_path / "payouts"
+
+    @property
+    def registry(self) -> str:
+        return self.registry_url or f"sqlite:///{(self.home_path / 'registry.sqlite').resolve()}"
+
+    @property
+    def override_rate(self) -> Decimal:
+        return Decimal(self.commission.override_rates[0]) if self.commission.override_rates else Decimal(0)
+
+
+def _deep_merge(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "conf":
+            out[key] = _deep_merge(out[key], value)
+        elif isinstance(value, dict) and key == "conf" and isinstance(out.get(key), dict):
+            out[key] = {**out[key], **value}
+        else:
+            out[key] = value
+    return out
+
+
+def _read_yaml(text: str, source: str) -> dict:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InputError(f"{source}: not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InputError(f"{source}: the top level must be a mapping of keys, got {type(data).__name__}")
+    return data
+
+
+def _format_errors(source: str, exc: ValidationError) -> str:
+    lines = [f"{source}: invalid configuration"]
+    for err in exc.errors():
+        path = ".".join(str(p) for p in err["loc"]) or "<top>"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        msg = msg.removeprefix("Value error, ")
+        lines.append(f"  {path}: {msg}")
+    return "\n".join(lines)
+
+
+def default_config_text() -> str:
+    return resources.files("o2p").joinpath("default_config.yaml").read_text(encoding="utf-8")
+
+
+def load_config(path: str | os.PathLike | None = None, *, home: str | os.PathLike | None = None) -> Config:
+    """Load, merge over defaults, validate. Raises InputError naming the file and key path."""
+    path = path or os.environ.get(CONFIG_ENV) or None
+    home = Path(home or os.environ.get(HOME_ENV) or ".o2p").resolve()
+    merged = _read_yaml(default_config_text(), "default_config.yaml")
+    source = "<defaults>"
+    base_dir = Path.cwd()
+    if path:
+        p = Path(path)
+        if not p.is_file():
+            raise InputError(f"{p}: config file not found")
+        source = str(p)
+        base_dir = p.resolve().parent
+        merged = _deep_merge(merged, _read_yaml(p.read_text(encoding="utf-8"), source))
+    ref = merged.get("reference_dir")
+    if isinstance(ref, str) and ref and not Path(ref).is_absolute():
+        merged["reference_dir"] = str((base_dir / ref).resolve())
+    try:
+        return Config(**merged, source=source, home=str(home))
+    except ValidationError as exc:
+        raise InputError(_format_errors(source, exc)) from None

@@ -1,0 +1,25 @@
+"""Money is integer fen (rulebook §0). Rounding is ROUND_HALF_UP, only where the rulebook says."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+
+
+def round_fen(x: Decimal) -> int:
+    """round(x): half up of an exact decimal to an integer fen."""
+    if not isinstance(x, Decimal):
+        raise TypeError("round_fen takes an exact Decimal")
+    return int(x.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def commission_fen(rate: Decimal, net_fen: int) -> int:
+    return round_fen(rate * net_fen)
+
+
+def fen_to_cny(fen: int) -> str:
+    """1234.50 — two places, exact, for payout files."""
+    if not isinstance(fen, int):
+        raise TypeError("amounts are integer fen")
+    sign = "-" if fen < 0 else ""
+    q, r = divmod(abs(fen), 100)
+    return f"{sign}{q}.{r:02d}"

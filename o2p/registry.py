@@ -1,0 +1,178 @@
+"""The release registry (SQLAlchemy): released periods, their files, every booked amount and
+the balances carried between periods. SQLite under $O2P_HOME by default; any SQLAlchemy URL
+(PostgreSQL in production) through `registry_url`.
+
+A period row is inserted *before* a release writes anything (status `releasing`), under a
+unique constraint on the period, so two concurrent releases of one period cannot both proceed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    delete,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+from o2p.errors import O2PError
+from o2p.tax import PriorPayout
+
+metadata = MetaData()
+
+batches = Table(
+    "batches", metadata,
+    Column("period", String(7), primary_key=True),
+    Column("batch_id", String(64), nullable=False, unique=True),
+    Column("status", String(16), nullable=False),          # releasing | released
+    Column("folder", Text),
+    Column("row_count", Integer),
+    Column("gross_fen", BigInteger),
+    Column("tax_fen", BigInteger),
+    Column("net_fen", BigInteger),
+    Column("config_hash", String(64)),
+    Column("input_fingerprint", String(64)),
+    Column("manifest_sha256", String(64)),
+    Column("claimed_at", String(40)),
+    Column("released_at", String(40)),
+)
+batch_files = Table(
+    "batch_files", metadata,
+    Column("period", String(7), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    UniqueConstraint("period", "name"),
+)
+ledger = Table(
+    "ledger_entries", metadata,
+    Column("period", String(7), nullable=False, index=True),
+    Column("promoter_id", String(64), nullable=False),
+    Column("order_id", String(64), nullable=False),
+    Column("line_id", String(64), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("entitled_fen", BigInteger, nullable=False),
+    Column("previously_booked_fen", BigInteger, nullable=False),
+    Column("movement_fen", BigInteger, nullable=False),
+    UniqueConstraint("period", "promoter_id", "order_id", "line_id", "role"),
+)
+balances = Table(
+    "balances", metadata,
+    Column("period", String(7), nullable=False, index=True),
+    Column("promoter_id", String(64), nullable=False),
+    Column("carried_in_fen", BigInteger, nullable=False),
+    Column("movement_fen", BigInteger, nullable=False),
+    Column("balance_fen", BigInteger, nullable=False),
+    Column("gross_fen", BigInteger, nullable=False),
+    Column("tax_fen", BigInteger, nullable=False),
+    Column("net_fen", BigInteger, nullable=False),
+    Column("carried_out_fen", BigInteger, nullable=False),
+    Column("carry_reason", String(32)),
+    UniqueConstraint("period", "promoter_id"),
+)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class Registry:
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = create_engine(url, future=True)
+        metadata.create_all(self.engine)
+
+    # ---- reads -------------------------------------------------------------
+    def batch(self, period: str) -> dict | None:
+        with self.engine.connect() as c:
+            row = c.execute(select(batches).where(batches.c.period == period)).mappings().first()
+            return dict(row) if row else None
+
+    def released(self) -> list[dict]:
+        with self.engine.connect() as c:
+            rows = c.execute(select(batches).order_by(batches.c.period)).mappings().all()
+            return [dict(r) for r in rows]
+
+    def files(self, period: str) -> dict[str, str]:
+        with self.engine.connect() as c:
+            rows = c.execute(select(batch_files.c.name, batch_files.c.sha256).where(batch_files.c.period == period))
+            return {r.name: r.sha256 for r in rows}
+
+    def booked_before(self, period: str) -> dict[tuple, int]:
+        """booked(p, l): the entitled value of the latest earlier released period that counted it."""
+        q = (
+            select(ledger.c.promoter_id, ledger.c.order_id, ledger.c.line_id, ledger.c.role, ledger.c.entitled_fen)
+            .join(batches, batches.c.period == ledger.c.period)
+            .where(ledger.c.period < period, batches.c.status == "released")
+            .order_by(ledger.c.period)
+        )
+        out: dict[tuple, int] = {}
+        with self.engine.connect() as c:
+            for r in c.execute(q):
+                out[(r.promoter_id, r.order_id, r.line_id, r.role)] = r.entitled_fen
+        return out
+
+    def carried_into(self, previous_period: str) -> dict[str, int]:
+        with self.engine.connect() as c:
+            rows = c.execute(
+                select(balances.c.promoter_id, balances.c.carried_out_fen)
+                .where(balances.c.period == previous_period, balances.c.carried_out_fen != 0))
+            return {r.promoter_id: r.carried_out_fen for r in rows}
+
+    def prior_payouts(self, period: str) -> dict[str, list[PriorPayout]]:
+        """Payouts earlier in the same tax (calendar) year, per promoter."""
+        year = period[:4]
+        out: dict[str, list[PriorPayout]] = {}
+        with self.engine.connect() as c:
+            rows = c.execute(
+                select(balances.c.period, balances.c.promoter_id, balances.c.gross_fen, balances.c.tax_fen)
+                .where(balances.c.period >= f"{year}-01", balances.c.period < period, balances.c.gross_fen > 0))
+            for r in rows:
+                out.setdefault(r.promoter_id, []).append(PriorPayout(int(r.period[5:7]), r.gross_fen, r.tax_fen))
+        return out
+
+    # ---- writes ------------------------------------------------------------
+    def claim(self, period: str, batch_id: str) -> None:
+        try:
+            with self.engine.begin() as c:
+                c.execute(insert(batches).values(period=period, batch_id=batch_id, status="releasing", claimed_at=_now()))
+        except IntegrityError:
+            existing = self.batch(period)
+            state = existing["status"] if existing else "unknown"
+            raise O2PError(
+                f"period {period} is already {state} (batch {existing and existing['batch_id']}); "
+                "another release holds it"
+            ) from None
+
+    def abandon(self, period: str) -> None:
+        with self.engine.begin() as c:
+            c.execute(delete(batches).where(batches.c.period == period, batches.c.status == "releasing"))
+
+    def complete(self, period: str, *, folder: str, totals: dict, files: dict[str, str],
+                 manifest_sha256: str, config_hash: str, input_fingerprint: str,
+                 entries: Iterable[dict], balance_rows: Iterable[dict]) -> None:
+        with self.engine.begin() as c:
+            c.execute(insert(batch_files), [{"period": period, "name": n, "sha256": h} for n, h in sorted(files.items())])
+            entries = list(entries)
+            if entries:
+                c.execute(insert(ledger), [{"period": period, **e} for e in entries])
+            balance_rows = list(balance_rows)
+            if balance_rows:
+                c.execute(insert(balances), [{"period": period, **b} for b in balance_rows])
+            c.execute(update(batches).where(batches.c.period == period).values(
+                status="released", folder=folder, row_count=totals["row_count"],
+                gross_fen=totals["gross_fen"], tax_fen=totals["tax_fen"], net_fen=totals["net_fen"],
+                config_hash=config_hash, input_fingerprint=input_fingerprint,
+                manifest_sha256=manifest_sha256, released_at=_now()))

@@ -1,0 +1,185 @@
+"""The files of a release (rulebook §8), written to a staging folder, checked, then published
+by an atomic rename; and `verify`, which recomputes every hash and total."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import subprocess
+from decimal import Decimal
+from pathlib import Path
+
+from o2p import __version__
+from o2p.config import Config
+from o2p.money import fen_to_cny
+from o2p.reference import Promoter
+from o2p.settlement import Settlement
+
+PAYOUT_COLUMNS = ["batch_id", "period", "promoter_id", "payee_name", "payee_openid", "gross_cny", "tax_cny", "net_cny"]
+STATEMENT_COLUMNS = [
+    "promoter_id", "order_id", "line_id", "role", "click_event_id", "attribution_reason", "rate",
+    "net_fen", "entitled_fen", "previously_booked_fen", "movement_fen",
+]
+CARRIED_COLUMNS = ["promoter_id", "carried_in_fen", "movement_fen", "balance_fen", "reason"]
+FILES = ["payout.csv", "statement.csv", "carried.csv", "wechat_transfer.json"]
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def code_version() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
+                             cwd=Path(__file__).parent, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        sha = ""
+    return f"o2p {__version__}" + (f" ({sha})" if sha else "")
+
+
+def rate_text(rate_e4: int) -> str:
+    return f"{Decimal(rate_e4) / 10000:.4f}"
+
+
+def out_bill_no(batch_id: str, promoter_id: str) -> str:
+    """Deterministic per batch and promoter (≤ 32 alphanumerics), so a retry never pays twice."""
+    return "O2P" + hashlib.sha256(f"{batch_id}/{promoter_id}".encode()).hexdigest()[:29].upper()
+
+
+def _csv(rows: list[list], columns: list[str], bom: bool = False) -> bytes:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(columns)
+    w.writerows(rows)
+    return (("\ufeff" if bom else "") + buf.getvalue()).encode("utf-8")
+
+
+def render(cfg: Config, batch_id: str, s: Settlement, promoters: dict[str, Promoter]) -> dict[str, bytes]:
+    paid = sorted(s.paid, key=lambda b: b.promoter_id)
+    payout_rows = []
+    transfers = []
+    for b in paid:
+        p = promoters[b.promoter_id]
+        payout_rows.append([batch_id, s.period, b.promoter_id, p.payee_name, p.payee_openid,
+                            fen_to_cny(b.gross_fen), fen_to_cny(b.tax_fen), fen_to_cny(b.net_fen)])
+        body = {
+            "out_bill_no": out_bill_no(batch_id, b.promoter_id),
+            "transfer_scene_id": cfg.payout.wechat_transfer_scene_id,
+            "openid": p.payee_openid,
+            "transfer_amount": b.net_fen,
+            "transfer_remark": cfg.payout.wechat_transfer_remark,
+            "transfer_scene_report_infos": [
+                {"info_type": "岗位类型", "info_content": cfg.payout.wechat_post_type},
+                {"info_type": "报酬说明", "info_content": f"{cfg.payout.wechat_reward_desc} {s.period}"},
+            ],
+        }
+        if b.net_fen >= cfg.payout.wechat_user_name_min_fen:
+            body["user_name"] = p.payee_name   # encrypted by the payment service before sending
+        transfers.append(body)
+    statement = [[r.promoter_id, r.order_id, r.line_id, r.role, r.click_event_id or "",
+                  r.attribution_reason or "", rate_text(r.rate_e4), r.net_fen, r.entitled_fen,
+                  r.previously_booked_fen, r.movement_fen]
+                 for r in sorted(s.statement, key=lambda r: (r.promoter_id, r.order_id, r.line_id, r.role))]
+    carried = [[b.promoter_id, b.carried_in_fen, b.movement_fen, b.balance_fen, b.carry_reason]
+               for b in s.balances if b.carried_out_fen != 0]
+    return {
+        "payout.csv": _csv(payout_rows, PAYOUT_COLUMNS, bom=True),
+        "statement.csv": _csv(statement, STATEMENT_COLUMNS),
+        "carried.csv": _csv(carried, CARRIED_COLUMNS),
+        "wechat_transfer.json": (json.dumps(transfers, ensure_ascii=False, indent=2) + "\n").encode("utf-8"),
+    }
+
+
+def totals(s: Settlement) -> dict:
+    paid = s.paid
+    return {"row_count": len(paid), "gross_fen": sum(b.gross_fen for b in paid),
+            "tax_fen": sum(b.tax_fen for b in paid), "net_fen": sum(b.net_fen for b in paid)}
+
+
+def manifest(cfg: Config, batch_id: str, period: str, files: dict[str, bytes], tot: dict,
+             input_fingerprint: str, gates: list[dict]) -> bytes:
+    doc = {
+        "batch_id": batch_id,
+        "period": period,
+        "row_count": tot["row_count"],
+        "totals_fen": {"gross": tot["gross_fen"], "tax": tot["tax_fen"], "net": tot["net_fen"]},
+        "currency": "CNY",
+        "files": {name: sha256_bytes(data) for name, data in sorted(files.items())},
+        "config_hash": cfg.config_hash,
+        "tax_rule": cfg.tax,
+        "attribution_model": cfg.attribution.model,
+        "input_fingerprint": input_fingerprint,
+        "code_version": code_version(),
+        "quality_gates": gates,
+    }
+    return (json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=False) + "\n").encode("utf-8")
+
+
+def write_folder(folder: Path, files: dict[str, bytes]) -> None:
+    """Write into folder.partial, fsync, then rename: a reader never sees half a batch."""
+    staging = folder.with_name(folder.name + ".partial")
+    staging.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        with open(staging / name, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    os.replace(staging, folder)
+
+
+def verify(folder: Path, registry=None) -> list[str]:
+    """Recompute hashes and totals against the manifest (and the registry); return the problems."""
+    problems: list[str] = []
+    mpath = folder / "manifest.json"
+    if not mpath.is_file():
+        return [f"{mpath}: missing"]
+    try:
+        man = json.loads(mpath.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        return [f"{mpath}: not valid JSON ({exc})"]
+    for name, want in man.get("files", {}).items():
+        p = folder / name
+        if not p.is_file():
+            problems.append(f"{name}: missing")
+        elif sha256_file(p) != want:
+            problems.append(f"{name}: SHA-256 differs from the manifest")
+    payout = folder / "payout.csv"
+    if payout.is_file():
+        text = payout.read_bytes().decode("utf-8-sig")
+        rows = list(csv.DictReader(io.StringIO(text)))
+        def fen(v: str) -> int:
+            d = Decimal(v)
+            return int(d * 100)
+        sums = {k: sum(fen(r[f"{k}_cny"]) for r in rows) for k in ("gross", "tax", "net")}
+        if len(rows) != man.get("row_count"):
+            problems.append(f"payout.csv: {len(rows)} rows, manifest says {man.get('row_count')}")
+        for k, v in sums.items():
+            if v != man.get("totals_fen", {}).get(k):
+                problems.append(f"payout.csv: {k} sums to {v} fen, manifest says {man.get('totals_fen', {}).get(k)}")
+        for r in rows:
+            if fen(r["gross_cny"]) - fen(r["tax_cny"]) != fen(r["net_cny"]):
+                problems.append(f"payout.csv: promoter {r['promoter_id']}: net ≠ gross − tax")
+    if registry is not None:
+        b = registry.batch(man.get("period", ""))
+        if b is None or b["status"] != "released":
+            problems.append(f"registry: period {man.get('period')} is not recorded as released")
+        else:
+            if b["batch_id"] != man.get("batch_id"):
+                problems.append(f"registry: batch id {b['batch_id']} ≠ manifest {man.get('batch_id')}")
+            if b["manifest_sha256"] != sha256_file(mpath):
+                problems.append("manifest.json: SHA-256 differs from the registry")
+            for name, h in registry.files(man["period"]).items():
+                if man.get("files", {}).get(name) != h:
+                    problems.append(f"{name}: registry hash differs from the manifest")
+    return problems

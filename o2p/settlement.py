@@ -1,0 +1,113 @@
+"""Settlement of one period (rulebook §6): movement against what earlier releases booked,
+balances with carry, threshold, suspension and payee, then tax (§7). Pure: the inputs are
+plain rows, the outputs plain rows; the registry and DuckDB are read and written elsewhere."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from o2p.reference import Promoter
+from o2p.tax import PriorPayout, withhold
+
+Key = tuple[str, str, str, str]   # (promoter_id, order_id, line_id, role)
+
+
+@dataclass
+class StatementRow:
+    promoter_id: str
+    order_id: str
+    line_id: str
+    role: str
+    click_event_id: str | None
+    attribution_reason: str | None
+    rate_e4: int
+    net_fen: int
+    entitled_fen: int
+    previously_booked_fen: int
+    movement_fen: int
+
+
+@dataclass
+class Balance:
+    promoter_id: str
+    carried_in_fen: int = 0
+    movement_fen: int = 0
+    balance_fen: int = 0
+    gross_fen: int = 0
+    tax_fen: int = 0
+    net_fen: int = 0
+    carried_out_fen: int = 0
+    carry_reason: str | None = None
+
+
+@dataclass
+class Settlement:
+    period: str
+    statement: list[StatementRow] = field(default_factory=list)
+    balances: list[Balance] = field(default_factory=list)
+
+    @property
+    def paid(self) -> list[Balance]:
+        return [b for b in self.balances if b.gross_fen > 0]
+
+
+def settle(
+    period: str,
+    period_end_us: int,
+    entitlements: list[dict],
+    booked: dict[Key, int],
+    carried_in: dict[str, int],
+    promoters: dict[str, Promoter],
+    prior_payouts: dict[str, list[PriorPayout]],
+    *,
+    threshold_fen: int,
+    tax_rule: str,
+) -> Settlement:
+    month = int(period[5:7])
+    result = Settlement(period)
+    movement: dict[str, int] = {}
+    seen: set[Key] = set()
+    for e in sorted(entitlements, key=lambda r: (r["promoter_id"], r["order_id"], r["line_id"], r["role"])):
+        key: Key = (e["promoter_id"], e["order_id"], e["line_id"], e["role"])
+        if key in seen:
+            raise ValueError(f"entitlement {key} appears twice")
+        seen.add(key)
+        prev = booked.get(key, 0)
+        move = e["entitled_fen"] - prev
+        if move != 0:
+            result.statement.append(StatementRow(
+                *key, e.get("click_event_id"), e.get("attribution_reason"), e["rate_e4"],
+                e["net_fen"], e["entitled_fen"], prev, move))
+            movement[key[0]] = movement.get(key[0], 0) + move
+    # Lines that earlier releases booked but that no longer appear (e.g. re-attributed).
+    for key, prev in sorted(booked.items()):
+        if key not in seen and prev != 0:
+            result.statement.append(StatementRow(*key, None, None, 0, 0, 0, prev, -prev))
+            movement[key[0]] = movement.get(key[0], 0) - prev
+
+    for pid in sorted(set(movement) | {p for p, v in carried_in.items() if v != 0}):
+        b = Balance(pid, carried_in.get(pid, 0), movement.get(pid, 0))
+        b.balance_fen = b.carried_in_fen + b.movement_fen
+        p = promoters.get(pid)
+        if b.balance_fen < 0:
+            reason = "negative"
+        elif p is None:
+            reason = "unknown_promoter"
+        elif p.suspended_at_us is not None and p.suspended_at_us < period_end_us:
+            reason = "suspended"
+        elif not p.payee_openid:
+            reason = "no_payee"
+        elif b.balance_fen < threshold_fen:
+            reason = "below_threshold"
+        else:
+            reason = None
+        if reason is None:
+            b.gross_fen = b.balance_fen
+            b.tax_fen = withhold(tax_rule, b.gross_fen, month, prior_payouts.get(pid, []))
+            b.net_fen = b.gross_fen - b.tax_fen
+        else:
+            b.carried_out_fen = b.balance_fen
+            b.carry_reason = reason if b.balance_fen != 0 else None
+        if b.balance_fen != 0 or b.movement_fen != 0:
+            result.balances.append(b)
+    return result

@@ -1,0 +1,75 @@
+"""Instants and calendar boundaries (rulebook §0: months and days in Asia/Shanghai)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+US_PER_SECOND = 1_000_000
+US_PER_DAY = 86_400 * US_PER_SECOND
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def parse_rfc3339(text: str) -> datetime:
+    """Parse an RFC 3339 timestamp that carries an offset; naive timestamps are refused."""
+    if not isinstance(text, str) or len(text) < 20 or text[10] not in "Tt ":
+        raise ValueError(f"{text!r} is not an RFC 3339 timestamp")
+    t = text[:-1] + "+00:00" if text[-1] in "Zz" else text
+    dt = datetime.fromisoformat(t)
+    if dt.tzinfo is None or dt.utcoffset() is None:
+        raise ValueError(f"{text!r} has no UTC offset")
+    return dt
+
+
+def to_us(dt: datetime) -> int:
+    """Microseconds since the epoch (UTC); exact integer arithmetic."""
+    delta = dt.astimezone(UTC) - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * US_PER_SECOND + delta.microseconds
+
+
+def from_us(us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=us)
+
+
+def shanghai_date(us: int) -> date:
+    return from_us(us).astimezone(SHANGHAI).date()
+
+
+def month_of(us: int) -> str:
+    return shanghai_date(us).strftime("%Y-%m")
+
+
+def parse_period(period: str) -> tuple[int, int]:
+    try:
+        year, month = period.split("-")
+        y, m = int(year), int(month)
+        if len(year) != 4 or len(month) != 2 or not 1 <= m <= 12:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"period {period!r} is not YYYY-MM") from None
+    return y, m
+
+
+def period_start_us(period: str) -> int:
+    y, m = parse_period(period)
+    return to_us(datetime(y, m, 1, tzinfo=SHANGHAI))
+
+
+def period_end_us(period: str) -> int:
+    """end(P): the first instant of the next month, Asia/Shanghai."""
+    return period_start_us(next_period(period))
+
+
+def next_period(period: str) -> str:
+    y, m = parse_period(period)
+    return f"{y + (m == 12):04d}-{m % 12 + 1:02d}"
+
+
+def previous_period(period: str) -> str:
+    y, m = parse_period(period)
+    return f"{y - (m == 1):04d}-{(m - 2) % 12 + 1:02d}"
+
+
+def day_start_us(d: date) -> int:
+    return to_us(datetime(d.year, d.month, d.day, tzinfo=SHANGHAI))

@@ -1,0 +1,120 @@
+"""The landing zone (written by the capture service, not by Dagster) and the reference data.
+
+Capture is a service (style.md §6); Dagster sees its tables as external assets partitioned by
+Asia/Shanghai event date, and a sensor turns new landed files into runs of the partitions they
+belong to (late events re-run old partitions).
+"""
+
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetSpec,
+    MaterializeResult,
+    MetadataValue,
+    RunRequest,
+    SensorEvaluationContext,
+    SkipReason,
+    multi_asset,
+    sensor,
+)
+
+from o2p.reference import load_reference
+from pipelines.lib.partitions import daily
+from pipelines.resources import O2PConfig
+from streaming.landing import TABLES, read_states
+
+landing_specs = [
+    AssetSpec(
+        key=AssetKey(["landing", table]),
+        description=f"{table} events captured from Kafka into Parquet (landing/{table}/event_date=…).",
+        partitions_def=daily,
+        group_name="landing",
+        kinds={"kafka", "parquet"},
+        metadata={"path": f"$O2P_HOME/landing/{table}"},
+    )
+    for table in TABLES
+]
+
+REFERENCE_KEYS = [AssetKey(["reference", n]) for n in ("promoters", "products", "commission_rules")]
+
+
+@multi_asset(
+    name="reference_data",
+    specs=[AssetSpec(k, group_name="landing", kinds={"python", "parquet"},
+                     description=f"{k.path[-1]}.csv, validated (file, row, field) and typed for dbt.")
+           for k in REFERENCE_KEYS],
+)
+def reference_data(context: AssetExecutionContext, o2p: O2PConfig):
+    cfg = o2p.get()
+    ref = load_reference(cfg.reference_path)   # raises InputError naming file, row and field
+    out = cfg.warehouse_path / "reference"
+    out.mkdir(parents=True, exist_ok=True)
+    promoters = pa.Table.from_pylist(
+        [vars(p) for p in ref.promoters.values()],
+        schema=pa.schema([
+            ("promoter_id", pa.string()), ("upline_id", pa.string()), ("tier", pa.string()),
+            ("buyer_id", pa.string()), ("payee_openid", pa.string()), ("payee_name", pa.string()),
+            ("joined_at_us", pa.int64()), ("suspended_at_us", pa.int64()),
+        ]),
+    )
+    products = pa.Table.from_pylist(
+        [vars(p) for p in ref.products.values()],
+        schema=pa.schema([(c, pa.string()) for c in ("sku_id", "product_id", "brand", "category")]),
+    )
+    rules = pa.Table.from_pylist(
+        [{"rule_id": r.rule_id, "scope": r.scope, "scope_value": r.scope_value,
+          "rate_e4": int(r.rate * 10000), "effective_from_us": r.effective_from_us,
+          "effective_to_us": r.effective_to_us} for r in ref.rules],
+        schema=pa.schema([
+            ("rule_id", pa.string()), ("scope", pa.string()), ("scope_value", pa.string()),
+            ("rate_e4", pa.int64()), ("effective_from_us", pa.int64()), ("effective_to_us", pa.int64()),
+        ]),
+    )
+    for name, tbl in (("promoters", promoters), ("products", products), ("commission_rules", rules)):
+        pq.write_table(tbl, out / f"{name}.parquet")
+        yield MaterializeResult(asset_key=AssetKey(["reference", name]), metadata={
+            "source": str(cfg.reference_path / f"{name}.csv"), "rows": tbl.num_rows,
+            "path": str(out / f"{name}.parquet")})
+
+
+@sensor(
+    name="landing_sensor",
+    minimum_interval_seconds=30,
+    description="Requests attribution runs for the event dates that newly landed files belong to.",
+    target=[AssetKey(["attribution", "clicks_validated"]), AssetKey(["attribution", "order_attribution"])],
+)
+def landing_sensor(context: SensorEvaluationContext, o2p: O2PConfig):
+    cfg = o2p.get()
+    cursor = int(context.cursor or 0)
+    newest = cursor
+    dates: set[str] = set()
+    for table in TABLES:
+        root = cfg.landing_path / table
+        if not root.is_dir():
+            continue
+        for part in root.glob("event_date=*"):
+            for f in part.glob("*.parquet"):
+                m = f.stat().st_mtime_ns
+                if m > cursor:
+                    dates.add(part.name.split("=", 1)[1])
+                    newest = max(newest, m)
+    if not dates:
+        yield SkipReason("no new landed files")
+        return
+    for d in sorted(dates):
+        yield RunRequest(run_key=f"{d}:{newest}", partition_key=d)
+    context.update_cursor(str(newest))
+
+
+def capture_health(cfg) -> dict:
+    states = read_states(cfg.landing_path)
+    return {
+        "partitions": MetadataValue.json({f"{s['topic']}[{s['partition']}]": {
+            k: s[k] for k in ("next_offset", "consumed", "landed", "dead_lettered")} for s in states}),
+        "consumed": sum(s["consumed"] for s in states),
+        "landed": sum(s["landed"] for s in states),
+        "dead_lettered": sum(s["dead_lettered"] for s in states),
+    }

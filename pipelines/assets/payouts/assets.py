@@ -1,0 +1,158 @@
+"""The payout release of a period (rulebook §8): write-audit-publish.
+
+Files are rendered in memory, the payout gate runs on them, every gate of this run must have
+passed (commission, settlement, payout), the period is claimed in the registry (a unique key:
+two releases cannot both win), the folder is written atomically, and the registry records the
+hashes, every booked amount and the balances. Releasing a released period returns it as it is.
+"""
+
+
+import hashlib
+from pathlib import Path
+
+from dagster import (
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    MetadataValue,
+    Output,
+    asset,
+)
+
+from expectations import suites
+from expectations.runner import run_suite
+from o2p import release
+from o2p.config import Config
+from o2p.errors import GateFailed
+from o2p.reference import load_reference
+from o2p.registry import Registry
+from o2p.settlement import Balance, Settlement, StatementRow
+from o2p.timeutil import period_end_us
+from pipelines.assets.settlement.assets import SETTLEMENT
+from pipelines.lib import quality
+from pipelines.lib.duck import POOL, connect
+from pipelines.lib.partitions import monthly
+from pipelines.resources import O2PConfig
+from streaming.landing import TABLES
+
+PAYOUT = AssetKey(["payouts", "payout_batch"])
+REQUIRED_GATES = ("commission", "settlement", "payout")
+
+
+def input_fingerprint(cfg: Config) -> str:
+    """SHA-256 over every landed file name (topic, partition, offsets) and the reference CSVs."""
+    h = hashlib.sha256()
+    for table in TABLES:
+        for f in sorted((cfg.landing_path / table).glob("event_date=*/*.parquet")):
+            h.update(f"{table}/{f.parent.name}/{f.name}\n".encode())
+    for name in ("promoters.csv", "products.csv", "commission_rules.csv"):
+        h.update(name.encode() + release.sha256_file(cfg.reference_path / name).encode())
+    return h.hexdigest()
+
+
+def load_settlement(cfg: Config, period: str) -> Settlement:
+    with connect(cfg, read_only=True) as con:
+        bal = con.execute("select * from settlement.promoter_balances where period = ? order by promoter_id", [period]).fetchall()
+        bcols = [d[0] for d in con.description]
+        stm = con.execute("select * from settlement.statement_lines where period = ?", [period]).fetchall()
+        scols = [d[0] for d in con.description]
+    s = Settlement(period)
+    for r in bal:
+        d = dict(zip(bcols, r, strict=True))
+        d.pop("period")
+        s.balances.append(Balance(**d))
+    for r in stm:
+        d = dict(zip(scols, r, strict=True))
+        d.pop("period")
+        s.statement.append(StatementRow(**d))
+    return s
+
+
+def payout_frame(s: Settlement, promoters, end_us: int):
+    import pandas as pd
+
+    rows = []
+    for b in s.paid:
+        p = promoters.get(b.promoter_id)
+        rows.append({
+            "promoter_id": b.promoter_id, "gross_fen": b.gross_fen, "tax_fen": b.tax_fen, "net_fen": b.net_fen,
+            "payee_openid": p.payee_openid if p else None,
+            "net_is_gross_minus_tax": b.net_fen == b.gross_fen - b.tax_fen,
+            "suspended_before_end": bool(p and p.suspended_at_us is not None and p.suspended_at_us < end_us),
+        })
+    cols = ["promoter_id", "gross_fen", "tax_fen", "net_fen", "payee_openid", "net_is_gross_minus_tax", "suspended_before_end"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+@asset(
+    key=PAYOUT,
+    deps=[SETTLEMENT],
+    partitions_def=monthly,
+    pool=POOL,
+    group_name="payouts",
+    kinds={"python", "csv"},
+    check_specs=[AssetCheckSpec("gx_payout", asset=PAYOUT, blocking=True,
+                                description="one row per promoter, gross ≥ threshold, payee present, net = gross − tax, nobody suspended")],
+    description="payouts/<period>/<batch_id>/: payout.csv, statement.csv, carried.csv, wechat_transfer.json, manifest.json.",
+)
+def payout_batch(context: AssetExecutionContext, o2p: O2PConfig):
+    cfg = o2p.get()
+    period = context.partition_key[:7]
+    registry = Registry(cfg.registry)
+    existing = registry.batch(period)
+    if existing and existing["status"] == "released":
+        context.log.info(f"period {period} already released as {existing['batch_id']}")
+        yield Output(None, metadata={"batch_folder": existing["folder"], "batch_id": existing["batch_id"], "already_released": True})
+        return
+    ref = load_reference(cfg.reference_path)
+    s = load_settlement(cfg, period)
+    fingerprint = input_fingerprint(cfg)
+    batch_id = f"{period}-{hashlib.sha256((cfg.config_hash + fingerprint).encode()).hexdigest()[:10]}"
+    files = release.render(cfg, batch_id, s, ref.promoters)
+
+    gate = run_suite("payout", payout_frame(s, ref.promoters, period_end_us(period)),
+                     lambda E: suites.payout(E, cfg.settlement.payout_threshold_fen))
+    quality.record(cfg, period, context.run_id, gate)
+    gates = quality.results(cfg, period, context.run_id)
+    failed = [n for n in REQUIRED_GATES if not gates.get(n, {}).get("success")]
+    if failed:
+        yield quality.to_check(gate, check_name="gx_payout")
+        details = "; ".join(
+            f"{n}: " + ("did not run in this run" if n not in gates else
+                        ", ".join(f"{f['expectation']}({f.get('column')}) observed {f.get('observed')}"
+                                  for f in gates[n]["failures"]) or gates[n].get("error") or "failed")
+            for n in failed)
+        raise GateFailed(f"period {period}: nothing released, quality gate(s) failed: {details}")
+
+    tot = release.totals(s)
+    gate_list = [{"suite": n, "success": g["success"], "expectations": g["expectations"], "rows": g["rows"]}
+                 for n, g in sorted(gates.items())]
+    files["manifest.json"] = release.manifest(cfg, batch_id, period, files, tot, fingerprint, gate_list)
+    folder = cfg.payouts_path / period / batch_id
+    registry.claim(period, batch_id)
+    try:
+        release.write_folder(folder, files)
+        registry.complete(
+            period, folder=str(folder), totals=tot,
+            files={n: release.sha256_bytes(d) for n, d in files.items() if n != "manifest.json"},
+            manifest_sha256=release.sha256_bytes(files["manifest.json"]),
+            config_hash=cfg.config_hash, input_fingerprint=fingerprint,
+            entries=[{k: getattr(r, k) for k in ("promoter_id", "order_id", "line_id", "role", "entitled_fen",
+                                                 "previously_booked_fen", "movement_fen")} for r in s.statement],
+            balance_rows=[{k: v for k, v in vars(b).items()} for b in s.balances],
+        )
+    except BaseException:
+        registry.abandon(period)
+        raise
+    yield Output(None, metadata={
+        "batch_folder": MetadataValue.path(str(folder)), "batch_id": batch_id, "period": period,
+        "rows": tot["row_count"], "gross_fen": tot["gross_fen"], "tax_fen": tot["tax_fen"], "net_fen": tot["net_fen"],
+        "files": MetadataValue.json({n: release.sha256_bytes(d) for n, d in files.items()}),
+        "config_hash": cfg.config_hash, "input_fingerprint": fingerprint,
+    })
+    yield quality.to_check(gate, check_name="gx_payout")
+
+
+def batch_folder(cfg: Config, period: str) -> Path | None:
+    b = Registry(cfg.registry).batch(period)
+    return Path(b["folder"]) if b and b["status"] == "released" else None

@@ -1,0 +1,152 @@
+"""Settlement of a period (rulebook §6-§7): movement against earlier releases, balances, tax.
+
+Periods are released in order; computing P needs P−1 released (the first period is the month
+of the earliest captured event). The result is kept in DuckDB (settlement.promoter_balances,
+settlement.statement_lines) for the release and for BI; the GX settlement gate checks it.
+"""
+
+
+from dagster import (
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    MaterializeResult,
+    Output,
+    asset,
+)
+
+from expectations import suites
+from expectations.runner import run_suite
+from o2p.config import Config
+from o2p.errors import InputError
+from o2p.reference import load_reference
+from o2p.registry import Registry
+from o2p.settlement import Settlement, settle
+from o2p.timeutil import period_end_us, previous_period
+from pipelines.assets.commission.assets import ENTITLEMENTS
+from pipelines.lib import quality
+from pipelines.lib.duck import POOL, connect, replace_period
+from pipelines.lib.partitions import monthly
+from pipelines.resources import O2PConfig
+from streaming.landing import TABLES, landed_dates
+
+SETTLEMENT = AssetKey(["settlement", "promoter_balances"])
+
+
+def first_period(cfg: Config, registry: Registry) -> str | None:
+    released = registry.released()
+    if released:
+        return released[0]["period"]
+    dates = [d for t in TABLES for d in landed_dates(cfg.landing_path, t)]
+    return min(dates)[:7] if dates else None
+
+
+def check_order(cfg: Config, registry: Registry, period: str) -> None:
+    """Refuse to settle P unless P−1 is released (or P is the first period)."""
+    first = first_period(cfg, registry)
+    if first is None:
+        raise InputError(f"period {period}: nothing has been captured yet")
+    if period < first:
+        raise InputError(f"period {period} is before the first period {first}")
+    later = [b["period"] for b in registry.released() if b["period"] > period]
+    if later:
+        raise InputError(f"period {period} cannot be released after the later period {later[-1]}")
+    if period > first:
+        prev = registry.batch(previous_period(period))
+        if prev is None or prev["status"] != "released":
+            raise InputError(
+                f"period {period} cannot be released before {previous_period(period)}: release "
+                f"{previous_period(period)} first (periods are released in order, starting at {first})"
+            )
+
+
+def compute(cfg: Config, registry: Registry, period: str) -> tuple[Settlement, list[dict]]:
+    ref = load_reference(cfg.reference_path)
+    with connect(cfg, read_only=True) as con:
+        rows = con.execute(
+            "select * from marts.fct_commission_entitlements where period = ?", [period]).df()
+    entitlements = rows.to_dict("records")
+    for e in entitlements:
+        for k in ("entitled_fen", "net_fen", "rate_e4"):
+            e[k] = int(e[k])
+        for k in ("click_event_id", "attribution_reason"):
+            if e.get(k) is not None and not isinstance(e[k], str):
+                e[k] = None
+    s = settle(
+        period, period_end_us(period), entitlements,
+        booked=registry.booked_before(period),
+        carried_in=registry.carried_into(previous_period(period)),
+        promoters=ref.promoters,
+        prior_payouts=registry.prior_payouts(period),
+        threshold_fen=cfg.settlement.payout_threshold_fen,
+        tax_rule=cfg.tax,
+    )
+    return s, entitlements
+
+
+def balances_frame(s: Settlement):
+    import pandas as pd
+
+    cols = ["promoter_id", "carried_in_fen", "movement_fen", "balance_fen", "gross_fen",
+            "tax_fen", "net_fen", "carried_out_fen", "carry_reason"]
+    df = pd.DataFrame([vars(b) for b in s.balances], columns=cols)
+    df.insert(0, "period", s.period)
+    for c in cols[1:-1]:
+        df[c] = df[c].astype("int64")
+    df["carry_reason"] = df["carry_reason"].astype("string")
+    return df
+
+
+def statement_frame(s: Settlement):
+    import pandas as pd
+
+    cols = ["promoter_id", "order_id", "line_id", "role", "click_event_id", "attribution_reason",
+            "rate_e4", "net_fen", "entitled_fen", "previously_booked_fen", "movement_fen"]
+    df = pd.DataFrame([vars(r) for r in s.statement], columns=cols)
+    df.insert(0, "period", s.period)
+    for c in cols[6:]:
+        df[c] = df[c].astype("int64")
+    for c in cols[:6]:
+        df[c] = df[c].astype("string")
+    return df
+
+
+@asset(
+    key=SETTLEMENT,
+    deps=[ENTITLEMENTS],
+    partitions_def=monthly,
+    pool=POOL,
+    group_name="settlement",
+    kinds={"python", "duckdb"},
+    check_specs=[AssetCheckSpec("gx_settlement", asset=SETTLEMENT, blocking=True,
+                                description="carried in + movement = paid + carried out; net = gross − tax")],
+    description="Per promoter: carried in, movement, balance, gross paid, tax, net, carried out (and why).",
+)
+def promoter_balances(context: AssetExecutionContext, o2p: O2PConfig):
+    cfg = o2p.get()
+    period = context.partition_key[:7]
+    registry = Registry(cfg.registry)
+    existing = registry.batch(period)
+    if existing and existing["status"] == "released":
+        raise InputError(f"period {period} is already released (batch {existing['batch_id']}); released periods are never recomputed")
+    check_order(cfg, registry, period)
+    s, _ = compute(cfg, registry, period)
+    bal = balances_frame(s)
+    stm = statement_frame(s)
+    with connect(cfg) as con:
+        replace_period(con, "settlement.promoter_balances", period, bal)
+        replace_period(con, "settlement.statement_lines", period, stm)
+    check_df = bal.assign(
+        reconciles=(bal.carried_in_fen + bal.movement_fen == bal.gross_fen + bal.carried_out_fen),
+        net_is_gross_minus_tax=(bal.net_fen == bal.gross_fen - bal.tax_fen),
+    )
+    result = run_suite("settlement", check_df, suites.settlement)
+    quality.record(cfg, period, context.run_id, result)
+    paid = bal[bal.gross_fen > 0]
+    yield Output(None, metadata={
+        "period": period, "promoters": len(bal), "paid": len(paid),
+        "gross_fen": int(paid.gross_fen.sum()), "tax_fen": int(paid.tax_fen.sum()),
+        "net_fen": int(paid.net_fen.sum()), "carried_out_fen": int(bal.carried_out_fen.sum()),
+        "statement_lines": len(stm),
+    })
+    yield quality.to_check(result, check_name="gx_settlement")

@@ -1,0 +1,1 @@
+"""Small shared helpers of the Dagster code location."""

@@ -1,0 +1,45 @@
+"""Gate results of a run, kept as JSON under $O2P_HOME/quality/<period>/<run_id>/ so the
+release can require that every gate passed *in its own run* and list them in the manifest."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue
+
+from expectations.runner import SuiteResult
+from o2p.config import Config
+
+
+def _dir(cfg: Config, period: str, run_id: str) -> Path:
+    return cfg.home_path / "quality" / period / run_id
+
+
+def record(cfg: Config, period: str, run_id: str, result: SuiteResult) -> None:
+    d = _dir(cfg, period, run_id)
+    d.mkdir(parents=True, exist_ok=True)
+    (d / f"{result.suite}.json").write_text(json.dumps(result.as_dict(), ensure_ascii=False, indent=2))
+
+
+def results(cfg: Config, period: str, run_id: str) -> dict[str, dict]:
+    d = _dir(cfg, period, run_id)
+    if not d.is_dir():
+        return {}
+    return {p.stem: json.loads(p.read_text()) for p in sorted(d.glob("*.json"))}
+
+
+def to_check(result: SuiteResult, **kw) -> AssetCheckResult:
+    return AssetCheckResult(
+        passed=result.success,
+        severity=AssetCheckSeverity.ERROR,
+        description=result.describe(),
+        metadata={
+            "suite": result.suite,
+            "rows": result.rows,
+            "expectations": result.evaluated,
+            "failures": MetadataValue.json(result.failures),
+            **({"error": result.error} if result.error else {}),
+        },
+        **kw,
+    )

@@ -1,0 +1,51 @@
+"""A lazy, process-wide Spark session (style.md §12: loading definitions never starts a JVM)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+
+from o2p.config import Config
+
+_lock = threading.Lock()
+_session = None
+_key = None
+
+
+def get_spark(cfg: Config):
+    """Return the shared SparkSession for `cfg.spark`, starting it on first use."""
+    global _session, _key
+    key = (cfg.spark.master, tuple(sorted(cfg.spark.conf.items())))
+    with _lock:
+        if _session is not None and _key == key:
+            return _session
+        if _session is not None:
+            _session.stop()
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+        from pyspark.sql import SparkSession
+
+        builder = (
+            SparkSession.builder.appName("o2p")
+            .master(cfg.spark.master)
+            .config("spark.sql.session.timeZone", "UTC")
+            .config("spark.sql.sources.partitionOverwriteMode", "dynamic")
+            .config("spark.driver.bindAddress", "127.0.0.1")
+            .config("spark.driver.host", "127.0.0.1")
+            .config("spark.sql.parquet.compression.codec", "zstd")
+        )
+        for k, v in cfg.spark.conf.items():
+            builder = builder.config(k, v)
+        _session = builder.getOrCreate()
+        _session.sparkContext.setLogLevel("ERROR")
+        _key = key
+        return _session
+
+
+def stop_spark() -> None:
+    global _session, _key
+    with _lock:
+        if _session is not None:
+            _session.stop()
+        _session, _key = None, None

@@ -1,0 +1,300 @@
+"""Capture: Kafka → Parquet landing zone, every offset landed exactly once.
+
+The sink discipline (OpenMeter, Kafka Connect S3 sink): validate, write, make
+durable, *then* commit. For each partition's micro-batch:
+
+1. every record is validated against the contract; a bad one becomes a dead
+   letter (raw bytes, topic, partition, offset, reason) — never dropped;
+2. good rows (grouped by Asia/Shanghai event date) and dead letters are
+   written to `_tmp/` and fsynced; dead letters are also sent to the
+   dead-letter topic (at least once, keyed by their source coordinates);
+3. the partition's state file is replaced atomically: the batch's
+   `next_offset` and the list of (tmp → final) renames. **This is the commit
+   point**;
+4. the renames happen (final names derive from topic, partition and offsets);
+5. the Kafka offset is committed (a hint: on (re)assignment the state file
+   wins, pending renames are rolled forward and uncommitted tmp files deleted).
+
+A crash between any two steps therefore leaves every offset landed once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import secrets
+import signal
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from o2p.config import Config
+from o2p.errors import InputError
+from o2p.timeutil import shanghai_date
+from streaming.contracts import ContractError, validate_event
+from streaming.landing import SCHEMAS, file_name, fsync_dir, write_json_atomic
+
+log = logging.getLogger("o2p.capture")
+
+
+def ip_hasher(cfg: Config):
+    """A salted SHA-256 of raw IPs. The salt comes from the environment, or (local/ci only) a
+    per-home random salt kept in $O2P_HOME/ip_salt — never in the repo."""
+    salt = os.environ.get(cfg.capture.ip_salt_env)
+    if not salt:
+        if cfg.environment == "prod":
+            raise InputError(f"capture.ip_salt_env: environment variable {cfg.capture.ip_salt_env} is not set")
+        path = cfg.home_path / "ip_salt"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32))
+        salt = path.read_text().strip()
+    salt_b = salt.encode()
+    return lambda ip: hashlib.sha256(salt_b + b"\x00" + ip.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class PartitionStats:
+    consumed: int = 0
+    landed: int = 0
+    dead_lettered: int = 0
+    next_offset: int | None = None
+
+
+@dataclass
+class _Buffer:
+    records: list = field(default_factory=list)
+    first_at: float = 0.0
+
+
+class Capture:
+    def __init__(self, cfg: Config, *, group_id: str | None = None, echo=print):
+        self.cfg = cfg
+        self.echo = echo
+        t = cfg.kafka.topics
+        self.kind_of_topic = {t.clicks: "clicks", t.orders: "orders", t.refunds: "refunds"}
+        self.landing = cfg.landing_path
+        self.tmp = self.landing / "_tmp"
+        self.state_dir = self.landing / "_state"
+        self.group_id = group_id or cfg.kafka.consumer_group
+        self.hasher = ip_hasher(cfg)
+        self.buffers: dict = defaultdict(_Buffer)
+        self.stats: dict = defaultdict(PartitionStats)
+        self._stop = False
+        self.consumer = None
+        self.dlq = None
+
+    # ---- state -------------------------------------------------------------
+    def _state_path(self, topic: str, partition: int) -> Path:
+        return self.state_dir / f"{topic}+{partition}.json"
+
+    def _read_state(self, topic: str, partition: int) -> dict | None:
+        import json
+
+        p = self._state_path(topic, partition)
+        return json.loads(p.read_text(encoding="utf-8")) if p.exists() else None
+
+    def recover(self, topic: str, partition: int) -> int | None:
+        """Roll a committed batch forward and drop uncommitted files; return the next offset."""
+        state = self._read_state(topic, partition)
+        committed_tmps = set()
+        if state:
+            for tmp, final in state.get("pending", []):
+                tmp_p, final_p = Path(tmp), Path(final)
+                committed_tmps.add(tmp_p.name)
+                if tmp_p.exists():
+                    final_p.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(tmp_p, final_p)
+                    fsync_dir(final_p.parent)
+            st = self.stats[(topic, partition)]
+            st.consumed, st.landed, st.dead_lettered = (
+                state["consumed"], state["landed"], state["dead_lettered"])
+            st.next_offset = state["next_offset"]
+        if self.tmp.is_dir():
+            for stray in self.tmp.glob(f"{topic}+{partition}+*"):
+                if stray.name not in committed_tmps:
+                    stray.unlink(missing_ok=True)
+        return state["next_offset"] if state else None
+
+    # ---- kafka -------------------------------------------------------------
+    def _connect(self) -> None:
+        from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
+
+        capture = self
+
+        class Listener(ConsumerRebalanceListener):
+            def on_partitions_revoked(self, revoked):
+                for tp in revoked:
+                    capture._flush(tp)
+
+            def on_partitions_assigned(self, assigned):
+                for tp in assigned:
+                    nxt = capture.recover(tp.topic, tp.partition)
+                    if nxt is not None:
+                        capture.consumer.seek(tp, nxt)
+
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=self.cfg.kafka.bootstrap_servers,
+            group_id=self.group_id,
+            client_id="o2p-capture",
+            enable_auto_commit=False,       # commit only after the files are durable
+            auto_offset_reset="earliest",   # a new group starts at the beginning: lose nothing
+            max_poll_records=5000,
+            fetch_max_bytes=64 * 1024 * 1024,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+        )
+        self.consumer.subscribe(list(self.kind_of_topic), listener=Listener())
+        self.dlq = KafkaProducer(
+            bootstrap_servers=self.cfg.kafka.bootstrap_servers, client_id="o2p-capture-dlq",
+            acks="all", retries=10, linger_ms=5,
+            max_request_size=max(self.cfg.capture.max_message_bytes * 4, 4194304),
+        )
+
+    # ---- the batch ---------------------------------------------------------
+    def _write_tmp(self, table: str, rows: list[dict], name: str) -> Path:
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        path = self.tmp / name
+        tbl = pa.Table.from_pylist(rows, schema=SCHEMAS[table])
+        with open(path, "wb") as fh:
+            pq.write_table(tbl, fh, compression="zstd")
+            fh.flush()
+            os.fsync(fh.fileno())
+        return path
+
+    def _flush(self, tp) -> None:
+        buf = self.buffers.pop(tp, None)
+        if not buf or not buf.records:
+            return
+        records = buf.records
+        topic, partition = tp.topic, tp.partition
+        kind = self.kind_of_topic[topic]
+        first, last = records[0].offset, records[-1].offset
+        now_us = time.time_ns() // 1000
+        by_date: dict[str, list[dict]] = defaultdict(list)
+        dead: list[dict] = []
+        max_bytes = self.cfg.capture.max_message_bytes
+        for rec in records:
+            meta = {"_topic": topic, "_partition": partition, "_offset": rec.offset, "_captured_at_us": now_us}
+            value = rec.value
+            try:
+                if value is None:
+                    raise ContractError("empty message (no value)")
+                if len(value) > max_bytes:
+                    raise ContractError(f"message of {len(value)} bytes exceeds capture.max_message_bytes ({max_bytes})")
+                row = validate_event(value, kind, self.hasher)
+            except ContractError as exc:
+                dead.append({**meta, "capture_date": shanghai_date(now_us).isoformat(),
+                             "key": rec.key, "raw": value, "reason": str(exc)})
+                continue
+            row.update(meta)
+            by_date[row["event_date"]].append(row)
+
+        name = file_name(topic, partition, first, last)
+        pending: list[tuple[str, str]] = []
+        for day, rows in sorted(by_date.items()):
+            tmp = self._write_tmp(kind, rows, f"{topic}+{partition}+{first}+{day}.parquet")
+            pending.append((str(tmp), str(self.landing / kind / f"event_date={day}" / name)))
+        if dead:
+            tmp = self._write_tmp("deadletters", dead, f"{topic}+{partition}+{first}+dead.parquet")
+            day = dead[0]["capture_date"]
+            pending.append((str(tmp), str(self.landing / "deadletters" / f"capture_date={day}" / name)))
+            for d in dead:  # at least once; consumers dedupe on the source coordinates
+                self.dlq.send(
+                    self.cfg.kafka.topics.deadletter,
+                    key=f"{topic}/{partition}/{d['_offset']}".encode(),
+                    value=d["raw"] if d["raw"] is not None else b"",
+                    headers=[("o2p.reason", d["reason"].encode("utf-8")),
+                             ("o2p.source", f"{topic}/{partition}/{d['_offset']}".encode())],
+                )
+            self.dlq.flush()
+        fsync_dir(self.tmp)
+        st = self.stats[(topic, partition)]
+        landed = sum(len(r) for r in by_date.values())
+        state = {
+            "topic": topic, "partition": partition, "next_offset": last + 1,
+            "pending": pending,
+            "consumed": st.consumed + len(records), "landed": st.landed + landed,
+            "dead_lettered": st.dead_lettered + len(dead), "updated_at_us": now_us,
+        }
+        write_json_atomic(self._state_path(topic, partition), state)   # the commit point
+        for tmp, final in pending:
+            Path(final).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, final)
+        for d in {str(Path(f).parent) for _, f in pending}:
+            fsync_dir(Path(d))
+        st.consumed, st.landed, st.dead_lettered, st.next_offset = (
+            state["consumed"], state["landed"], state["dead_lettered"], last + 1)
+        from kafka.structs import OffsetAndMetadata
+
+        try:
+            self.consumer.commit({tp: OffsetAndMetadata(last + 1, "", -1)})
+        except Exception as exc:  # the state file is the truth; a failed commit only costs a re-seek
+            log.warning("offset commit for %s-%s failed (state file is authoritative): %s", topic, partition, exc)
+        log.info("landed %s[%d] offsets %d-%d: %d rows, %d dead letters", topic, partition, first, last, landed, len(dead))
+
+    def _flush_due(self, force: bool = False) -> None:
+        now = time.monotonic()
+        for tp in list(self.buffers):
+            buf = self.buffers[tp]
+            if force or len(buf.records) >= self.cfg.capture.flush_records or now - buf.first_at >= self.cfg.capture.flush_seconds:
+                self._flush(tp)
+
+    # ---- loop --------------------------------------------------------------
+    def stop(self, *_args) -> None:
+        self._stop = True
+
+    def run(self, *, until_idle: bool = False, max_seconds: float | None = None,
+            assignment_timeout: float = 60) -> dict:
+        self._connect()
+        old = {s: signal.signal(s, self.stop) for s in (signal.SIGTERM, signal.SIGINT)}
+        started = time.monotonic()
+        last_report = started
+        try:
+            while not self._stop:
+                polled = self.consumer.poll(timeout_ms=200)
+                for tp, recs in polled.items():
+                    buf = self.buffers[tp]
+                    if not buf.records:
+                        buf.first_at = time.monotonic()
+                    buf.records.extend(recs)
+                self._flush_due()
+                now = time.monotonic()
+                if now - last_report >= 10:
+                    self.echo(self.progress_line())
+                    last_report = now
+                if max_seconds is not None and now - started > max_seconds:
+                    break
+                if until_idle and not polled:
+                    assigned = self.consumer.assignment()
+                    if not assigned:
+                        if now - started > assignment_timeout:
+                            raise TimeoutError(f"no partitions assigned within {assignment_timeout:.0f} s")
+                        continue
+                    ends = self.consumer.end_offsets(list(assigned))
+                    if all(self.consumer.position(tp) >= ends[tp] for tp in assigned):
+                        break
+            self._flush_due(force=True)
+            return self.summary()
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+            if self.consumer is not None:
+                self.consumer.close(autocommit=False)
+            if self.dlq is not None:
+                self.dlq.close()
+
+    def progress_line(self) -> str:
+        c = sum(s.consumed for s in self.stats.values())
+        landed = sum(s.landed for s in self.stats.values())
+        d = sum(s.dead_lettered for s in self.stats.values())
+        return f"capture: consumed {c}, landed {landed}, dead letters {d}"
+
+    def summary(self) -> dict:
+        return {f"{t}[{p}]": vars(s).copy() for (t, p), s in sorted(self.stats.items())}

@@ -24,9 +24,20 @@ attribution_job = define_asset_job(
     partitions_def=daily,
     description="Click validity and attribution for a range of days (one Spark job).",
 )
+reference_job = define_asset_job(
+    "reference_job",
+    selection=AssetSelection.assets(reference_data),
+    description="Validate the reference CSVs and type them for dbt.",
+)
+commission_job = define_asset_job(
+    "commission_job",
+    selection=AssetSelection.assets(commission_dbt),
+    partitions_def=monthly,
+    description="The dbt commission models of one period, with their dbt tests and the GX commission gate.",
+)
 release_job = define_asset_job(
     "release_job",
-    selection=AssetSelection.assets(reference_data, commission_dbt, promoter_balances, payout_batch),
+    selection=AssetSelection.assets(commission_dbt, promoter_balances, payout_batch),
     partitions_def=monthly,
     executor_def=in_process_executor,
     description="Commission, settlement and the payout release of one period, gated by every check.",
@@ -36,7 +47,7 @@ defs = Definitions(
     assets=[*landing_specs, reference_data, clicks_validated, order_attribution, commission_dbt,
             promoter_balances, payout_batch],
     asset_checks=[gx_commission],
-    jobs=[attribution_job, release_job],
+    jobs=[reference_job, attribution_job, commission_job, release_job],
     sensors=[landing_sensor],
     resources={
         "o2p": O2PConfig(config_path=os.environ.get("O2P_CONFIG"), home=os.environ.get("O2P_HOME")),

@@ -14,12 +14,27 @@ def connect(cfg: Config, read_only: bool = False):
     return duckdb.connect(str(cfg.duckdb_path), read_only=read_only)
 
 
+TABLES = {
+    "settlement.promoter_balances": """(
+        period varchar not null, promoter_id varchar not null, carried_in_fen bigint not null,
+        movement_fen bigint not null, balance_fen bigint not null, gross_fen bigint not null,
+        tax_fen bigint not null, net_fen bigint not null, carried_out_fen bigint not null,
+        carry_reason varchar, primary key (period, promoter_id))""",
+    "settlement.statement_lines": """(
+        period varchar not null, promoter_id varchar not null, order_id varchar not null,
+        line_id varchar not null, role varchar not null, click_event_id varchar,
+        attribution_reason varchar, rate_e4 bigint not null, net_fen bigint not null,
+        entitled_fen bigint not null, previously_booked_fen bigint not null,
+        movement_fen bigint not null, primary key (period, promoter_id, order_id, line_id, role))""",
+}
+
+
 def replace_period(con, table: str, period: str, df) -> None:
-    """Replace one period's rows of `table` (created from df's columns on first use)."""
+    """Replace one period's rows of `table` (declared in TABLES) in one transaction."""
     schema, _, _ = table.partition(".")
     con.execute(f"create schema if not exists {schema}")
+    con.execute(f"create table if not exists {table} {TABLES[table]}")
     con.register("_incoming", df)
-    con.execute(f"create table if not exists {table} as select * from _incoming where false")
     con.execute("begin")
     con.execute(f"delete from {table} where period = ?", [period])
     con.execute(f"insert into {table} by name select * from _incoming")

@@ -102,5 +102,5 @@ def gx_commission(context: AssetCheckExecutionContext, o2p: O2PConfig) -> AssetC
         result = SuiteResult("commission", False, error=f"cannot read the entitlements: {exc}")
     else:
         result = run_suite("commission", df, suites.commission)
-    quality.record(cfg, period, context.run_id, result)
+    quality.record(cfg, period, context.run.run_id, result)
     return quality.to_check(result)

@@ -1,0 +1,330 @@
+"""The `o2p` command (rulebook §9). Exit codes: 0 success, 2 bad input or config, 3 a quality
+gate failed, 1 anything else."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from o2p.config import Config, load_config
+from o2p.errors import GateFailed, InputError, O2PError
+
+
+def say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+# ---- Dagster execution -----------------------------------------------------------------
+def _instance(cfg: Config):
+    from dagster import DagsterInstance
+
+    if os.environ.get("DAGSTER_HOME"):
+        return DagsterInstance.get()
+    home = cfg.home_path / "dagster"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").touch()
+    os.environ["DAGSTER_HOME"] = str(home)
+    return DagsterInstance.get()
+
+
+def _execute(cfg: Config, job_name: str, *, partition: str | None = None,
+             partition_range: tuple[str, str] | None = None):
+    os.environ["O2P_HOME"] = str(cfg.home_path)
+    if cfg.source != "<defaults>":
+        os.environ["O2P_CONFIG"] = cfg.source
+    from pipelines.definitions import defs
+
+    job = defs.resolve_job_def(job_name)
+    tags = {}
+    if partition_range:
+        tags = {"dagster/asset_partition_range_start": partition_range[0],
+                "dagster/asset_partition_range_end": partition_range[1]}
+    result = job.execute_in_process(
+        instance=_instance(cfg), partition_key=partition, tags=tags, raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+    )
+    _raise_for(result, job_name)
+    return result
+
+
+def _raise_for(result, job_name: str) -> None:
+    failed_checks = [
+        e.asset_check_evaluation_data for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.asset_check_evaluation_data.passed
+    ]
+    errors = [e.step_failure_data.error for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    for err in errors:
+        chain = [err]
+        while chain[-1].cause is not None:
+            chain.append(chain[-1].cause)
+        for c in chain:
+            if c.cls_name == "InputError":
+                raise InputError(c.message.strip())
+            if c.cls_name == "GateFailed":
+                raise GateFailed(c.message.strip() + _describe_checks(failed_checks))
+    if failed_checks:
+        raise GateFailed(f"{job_name}: quality gate failed, nothing downstream ran:" + _describe_checks(failed_checks))
+    if errors:
+        raise O2PError(f"{job_name} failed: " + "\n".join(e.message.strip() for e in errors))
+    if not result.success:
+        raise O2PError(f"{job_name} did not succeed")
+
+
+def _describe_checks(checks) -> str:
+    out = []
+    for c in checks:
+        desc = c.description or ""
+        out.append(f"\n  check {c.asset_key.to_user_string()}:{c.check_name}: {desc}")
+    return "".join(out)
+
+
+# ---- commands ----------------------------------------------------------------------------
+def cmd_kafka(cfg: Config, args) -> int:
+    from streaming import broker
+
+    if args.action == "up":
+        say(broker.up(cfg, log=say))
+    elif args.action == "down":
+        broker.down(cfg, log=say)
+    else:
+        say(broker.status(cfg))
+    return 0
+
+
+def cmd_contracts(cfg: Config, args) -> int:
+    from streaming.contracts import event_json_schema
+
+    say(json.dumps(event_json_schema(), indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_simulate(cfg: Config, args) -> int:
+    from streaming.producer import EventPublisher, encode
+    from streaming.simulate import build_world, write_reference
+
+    world = build_world(args.month, orders=args.orders, promoters=args.promoters,
+                        malformed_share=args.malformed_share, seed=args.seed)
+    write_reference(world, cfg.reference_path)
+    say(f"reference data written to {cfg.reference_path}")
+    if args.out:
+        with open(args.out, "wb") as fh:
+            for e in world.events:
+                fh.write(encode(e) + b"\n")
+        say(f"{len(world.events)} events written to {args.out}")
+        return 0
+    with EventPublisher(cfg) as pub:
+        for e in world.events:
+            pub.publish(e)
+        for raw in world.malformed:
+            pub.publish_raw(cfg.kafka.topics.orders, raw)
+    say(f"published {len(world.events)} events and {len(world.malformed)} malformed messages for {args.month}")
+    return 0
+
+
+def cmd_publish(cfg: Config, args) -> int:
+    from streaming.producer import publish_file
+
+    publish_file(cfg, args.file, topic=args.topic, log=say)
+    return 0
+
+
+def cmd_capture(cfg: Config, args) -> int:
+    import logging
+
+    from streaming.consumer import Capture
+
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cap = Capture(cfg, echo=say)
+    started = time.monotonic()
+    summary = cap.run(until_idle=args.until_idle, max_seconds=args.max_seconds)
+    say(f"{cap.progress_line()} in {time.monotonic() - started:.1f} s")
+    for tp, s in summary.items():
+        say(f"  {tp}: next offset {s['next_offset']}, consumed {s['consumed']}, landed {s['landed']}, dead letters {s['dead_lettered']}")
+    return 0
+
+
+def _landed_days(cfg: Config) -> list[str]:
+    from streaming.landing import TABLES, landed_dates
+
+    return sorted({d for t in TABLES for d in landed_dates(cfg.landing_path, t)})
+
+
+def cmd_run(cfg: Config, args) -> int:
+    from o2p.reference import load_reference
+
+    load_reference(cfg.reference_path)  # refuse bad reference data before anything runs
+    days = _landed_days(cfg)
+    if not days:
+        say(f"nothing landed under {cfg.landing_path}; run `o2p capture --until-idle` first")
+        return 0
+    t0 = time.monotonic()
+    say("reference data …")
+    _execute(cfg, "reference_job")
+    say(f"attribution (Spark) for {days[0]} … {days[-1]} …")
+    _execute(cfg, "attribution_job", partition_range=(days[0], days[-1]))
+    months = sorted({d[:7] for d in days})
+    for m in months:
+        say(f"commission (dbt) for {m} …")
+        _execute(cfg, "commission_job", partition=f"{m}-01")
+    say(f"done in {time.monotonic() - t0:.0f} s; release a period with `o2p payouts release --period {months[0]}`")
+    return 0
+
+
+def release_period(cfg: Config, period: str) -> Path:
+    from o2p.timeutil import parse_period
+    from pipelines.assets.payouts.assets import batch_folder
+
+    try:
+        parse_period(period)
+    except ValueError as exc:
+        raise InputError(f"--period: {exc}") from None
+    existing = batch_folder(cfg, period)
+    if existing:
+        return existing
+    _execute(cfg, "reference_job")
+    _execute(cfg, "release_job", partition=f"{period}-01")
+    folder = batch_folder(cfg, period)
+    if folder is None:
+        raise O2PError(f"release of {period} finished without a batch")
+    return folder
+
+
+def cmd_payouts(cfg: Config, args) -> int:
+    from o2p.registry import Registry
+
+    if args.action == "release":
+        say(str(release_period(cfg, args.period)))
+        return 0
+    if args.action == "list":
+        rows = Registry(cfg.registry).released()
+        if not rows:
+            say("no period released yet")
+        from o2p.money import fen_to_cny
+
+        say(f"{'period':8} {'status':10} {'rows':>5} {'gross CNY':>12} {'tax CNY':>10} {'net CNY':>12}  batch")
+        for b in rows:
+            say(f"{b['period']:8} {b['status']:10} {b['row_count'] or 0:>5} {fen_to_cny(b['gross_fen'] or 0):>12} "
+                f"{fen_to_cny(b['tax_fen'] or 0):>10} {fen_to_cny(b['net_fen'] or 0):>12}  {b['folder'] or b['batch_id']}")
+        return 0
+    if args.action == "verify":
+        from o2p.release import verify
+
+        problems = verify(Path(args.folder), Registry(cfg.registry))
+        if problems:
+            for p in problems:
+                say(f"FAIL {p}")
+            return 1
+        say(f"OK {args.folder}: every hash and total matches the manifest and the registry")
+        return 0
+    raise InputError(f"unknown payouts action {args.action}")
+
+
+def cmd_demo(cfg: Config, args) -> int:
+    from o2p.timeutil import next_period
+    from streaming import broker
+
+    started = broker.is_local(cfg) and "running" not in broker.status(cfg)
+    say(f"1/5 broker: {broker.up(cfg, log=say)}")
+    try:
+        say(f"2/5 simulate {args.month}")
+        cmd_simulate(cfg, argparse.Namespace(month=args.month, orders=args.orders, promoters=40,
+                                             malformed_share=0.01, seed=args.seed, out=None))
+        say("3/5 capture until idle")
+        cmd_capture(cfg, argparse.Namespace(until_idle=True, max_seconds=None, verbose=False))
+        say("4/5 run every asset")
+        cmd_run(cfg, args)
+        days = _landed_days(cfg)
+        period, last = days[0][:7], next_period(args.month)
+        say("5/5 release every period in order")
+        folders = []
+        while period <= last:
+            folder = release_period(cfg, period)
+            folders.append(folder)
+            say(f"  {period}: {folder}")
+            period = next_period(period)
+        cmd_payouts(cfg, argparse.Namespace(action="list"))
+        say(f"\npayout files: {folders[-2] if len(folders) > 1 else folders[-1]}")
+    finally:
+        if started and not args.keep_broker:
+            broker.down(cfg, log=say)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="o2p",
+        description="Order-to-payout pipeline: Kafka capture, Spark attribution, dbt commission, "
+                    "gated monthly payout releases. State lives under $O2P_HOME (default ./.o2p).",
+        epilog="Exit codes: 0 success, 2 bad input or config, 3 a quality gate failed, 1 anything else.",
+    )
+    p.add_argument("--config", help="YAML config (default: $O2P_CONFIG, else the shipped defaults)")
+    p.add_argument("--home", help="state folder (default: $O2P_HOME, else ./.o2p)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    k = sub.add_parser("kafka", help="start, stop or inspect the local single-node KRaft broker")
+    k.add_argument("action", choices=["up", "down", "status"])
+    k.set_defaults(fn=cmd_kafka)
+
+    c = sub.add_parser("contracts", help="print the JSON Schema of every event")
+    c.set_defaults(fn=cmd_contracts)
+
+    s = sub.add_parser("simulate", help="write synthetic reference CSVs and publish a month of synthetic traffic")
+    s.add_argument("--month", default="2026-10", help="YYYY-MM of the orders (default 2026-10)")
+    s.add_argument("--orders", type=int, default=400)
+    s.add_argument("--promoters", type=int, default=40)
+    s.add_argument("--malformed-share", type=float, default=0.01, help="share of malformed messages (default 0.01)")
+    s.add_argument("--seed", type=int, default=7)
+    s.add_argument("--out", help="write the events to this JSON-lines file instead of publishing")
+    s.set_defaults(fn=cmd_simulate)
+
+    pb = sub.add_parser("publish", help="publish a JSON-lines file, one event per line, to its topic")
+    pb.add_argument("file")
+    pb.add_argument("--topic", help="send every line as raw bytes to this topic (no routing)")
+    pb.set_defaults(fn=cmd_publish)
+
+    cp = sub.add_parser("capture", help="consume the event topics into the Parquet landing zone")
+    cp.add_argument("--until-idle", action="store_true", help="exit 0 once every partition is caught up")
+    cp.add_argument("--max-seconds", type=float, help="stop after this many seconds")
+    cp.add_argument("-v", "--verbose", action="store_true", help="log every landed batch")
+    cp.set_defaults(fn=cmd_capture)
+
+    r = sub.add_parser("run", help="materialize every asset for every partition that has data (not the release)")
+    r.set_defaults(fn=cmd_run)
+
+    py = sub.add_parser("payouts", help="release, list and verify payout batches")
+    psub = py.add_subparsers(dest="action", required=True, metavar="ACTION")
+    rel = psub.add_parser("release", help="release a period (prints the batch folder)")
+    rel.add_argument("--period", required=True, help="YYYY-MM")
+    psub.add_parser("list", help="released periods with their totals")
+    ver = psub.add_parser("verify", help="recompute every hash and total of a batch folder")
+    ver.add_argument("folder")
+    py.set_defaults(fn=cmd_payouts)
+
+    d = sub.add_parser("demo", help="all of it on synthetic data: broker, simulate, capture, run, release")
+    d.add_argument("--month", default="2026-10")
+    d.add_argument("--orders", type=int, default=400)
+    d.add_argument("--seed", type=int, default=7)
+    d.add_argument("--keep-broker", action="store_true", help="leave the local broker running")
+    d.set_defaults(fn=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = load_config(args.config, home=args.home)
+        return args.fn(cfg, args) or 0
+    except O2PError as exc:
+        print(f"o2p: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -186,6 +186,10 @@ def release_period(cfg: Config, period: str) -> Path:
     existing = batch_folder(cfg, period)
     if existing:
         return existing
+    from o2p.registry import Registry
+    from pipelines.assets.settlement.assets import check_order
+
+    check_order(cfg, Registry(cfg.registry), period)   # refuse out-of-order periods before any run
     _execute(cfg, "reference_job")
     _execute(cfg, "release_job", partition=f"{period}-01")
     folder = batch_folder(cfg, period)

@@ -13,7 +13,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 def parse_rfc3339(text: str) -> datetime:
     """Parse an RFC 3339 timestamp that carries an offset; naive timestamps are refused."""
-    if not isinstance(text, str) or len(text) < 20 or text[10] not in "Tt ":
+    if not isinstance(text, str) or len(text) < 19 or text[10] not in "Tt ":
         raise ValueError(f"{text!r} is not an RFC 3339 timestamp")
     t = text[:-1] + "+00:00" if text[-1] in "Zz" else text
     dt = datetime.fromisoformat(t)

@@ -4,7 +4,7 @@ import pytest
 
 from o2p.reference import Promoter
 from o2p.settlement import settle
-from o2p.timeutil import period_end_us, to_us, parse_rfc3339
+from o2p.timeutil import parse_rfc3339, period_end_us, to_us
 from streaming.contracts import ContractError, validate_event
 
 END_OCT = period_end_us("2026-10")

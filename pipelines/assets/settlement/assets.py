@@ -10,7 +10,6 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
-    MaterializeResult,
     Output,
     asset,
 )

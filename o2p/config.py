@@ -202,10 +202,8 @@ class Config(_Strict):
 def _deep_merge(base: dict, override: dict) -> dict:
     out = dict(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "conf":
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = _deep_merge(out[key], value)
-        elif isinstance(value, dict) and key == "conf" and isinstance(out.get(key), dict):
-            out[key] = {**out[key], **value}
         else:
             out[key] = value
     return out

@@ -24,7 +24,6 @@ STATEMENT_COLUMNS = [
     "net_fen", "entitled_fen", "previously_booked_fen", "movement_fen",
 ]
 CARRIED_COLUMNS = ["promoter_id", "carried_in_fen", "movement_fen", "balance_fen", "reason"]
-FILES = ["payout.csv", "statement.csv", "carried.csv", "wechat_transfer.json"]
 
 
 def sha256_bytes(data: bytes) -> str:

@@ -36,10 +36,6 @@ def shanghai_date(us: int) -> date:
     return from_us(us).astimezone(SHANGHAI).date()
 
 
-def month_of(us: int) -> str:
-    return shanghai_date(us).strftime("%Y-%m")
-
-
 def parse_period(period: str) -> tuple[int, int]:
     try:
         year, month = period.split("-")
@@ -70,6 +66,3 @@ def previous_period(period: str) -> str:
     y, m = parse_period(period)
     return f"{y - (m == 1):04d}-{(m - 2) % 12 + 1:02d}"
 
-
-def day_start_us(d: date) -> int:
-    return to_us(datetime(d.year, d.month, d.day, tzinfo=SHANGHAI))

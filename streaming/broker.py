@@ -15,7 +15,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -232,6 +231,3 @@ def status(cfg: Config) -> str:
         return f"starting or unhealthy: pid {pid}, {host}:{port} not open yet"
     return "stopped"
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit("use `o2p kafka up|down|status`")

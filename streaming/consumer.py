@@ -21,6 +21,7 @@ A crash between any two steps therefore leaves every offset landed once.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import secrets
@@ -96,8 +97,6 @@ class Capture:
         return self.state_dir / f"{topic}+{partition}.json"
 
     def _read_state(self, topic: str, partition: int) -> dict | None:
-        import json
-
         p = self._state_path(topic, partition)
         return json.loads(p.read_text(encoding="utf-8")) if p.exists() else None
 

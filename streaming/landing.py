@@ -78,10 +78,6 @@ def file_name(topic: str, partition: int, first: int, last: int) -> str:
     return f"{topic}+{partition}+{first:020d}+{last:020d}.parquet"
 
 
-def table_glob(landing: Path, table: str) -> str:
-    return str(landing / table / "*" / "*.parquet")
-
-
 def landed_dates(landing: Path, table: str) -> list[str]:
     root = landing / table
     if not root.is_dir():

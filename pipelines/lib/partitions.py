@@ -17,14 +17,11 @@ daily = DailyPartitionsDefinition(start_date=START, timezone=TIMEZONE, end_offse
 monthly = MonthlyPartitionsDefinition(start_date=START, timezone=TIMEZONE, end_offset=1)
 
 
-def days(first: date, last: date) -> list[date]:
-    """Every date from first to last, inclusive."""
-    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
-
-
-def window_dates(start_key: str, end_key: str) -> list[str]:
-    """Daily partition keys from start_key to end_key inclusive."""
-    return [d.isoformat() for d in days(date.fromisoformat(start_key), date.fromisoformat(end_key))]
+def window_dates(start_key: str, end_key: str, before: int = 0, after: int = 0) -> list[str]:
+    """Daily partition keys from start_key − before days to end_key + after days, inclusive."""
+    first = date.fromisoformat(start_key) - timedelta(days=before)
+    last = date.fromisoformat(end_key) + timedelta(days=after)
+    return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
 
 
 def period_dbt_vars(period: str) -> dict:

@@ -42,10 +42,3 @@ def get_spark(cfg: Config):
         _key = key
         return _session
 
-
-def stop_spark() -> None:
-    global _session, _key
-    with _lock:
-        if _session is not None:
-            _session.stop()
-        _session, _key = None, None

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from datetime import date, timedelta
 from pathlib import Path
 
 from o2p.config import Config
 from o2p.timeutil import US_PER_DAY, US_PER_SECOND
+from pipelines.lib.partitions import window_dates
 
 CLICK_COLUMNS = [
     "event_id", "occurred_at_us", "event_date", "source", "promoter_id", "share_id", "buyer_id",
@@ -29,12 +29,6 @@ CLICK_COLUMNS = [
 
 def _existing(root: Path, dates: list[str]) -> list[str]:
     return [str(root / f"event_date={d}") for d in dates if (root / f"event_date={d}").is_dir()]
-
-
-def _span(first: str, last: str, before: int = 0, after: int = 0) -> list[str]:
-    a = date.fromisoformat(first) - timedelta(days=before)
-    b = date.fromisoformat(last) + timedelta(days=after)
-    return [(a + timedelta(days=i)).isoformat() for i in range((b - a).days + 1)]
 
 
 def dedupe(df, key: str = "event_id"):
@@ -169,9 +163,9 @@ def run_click_validity(spark, cfg: Config, first: str, last: str) -> dict:
     from pyspark.sql import functions as F
 
     landing = cfg.landing_path / "clicks"
-    paths = _existing(landing, _span(first, last, 1, 1))
+    paths = _existing(landing, window_dates(first, last, 1, 1))
     target = cfg.warehouse_path / "clicks_validated"
-    dates = _span(first, last)
+    dates = window_dates(first, last)
     if not paths:
         _swap_in(target / "_none", target, dates)
         return {"clicks": 0, "invalid": 0}
@@ -221,7 +215,7 @@ def run_attribution(spark, cfg: Config, first: str, last: str, promoters: dict) 
         raise InputError("attribution.model: wechat_lock is not implemented yet (issue #4); use last_click")
     target = cfg.warehouse_path / "attribution"
     _write_schema_file(target)
-    dates = _span(first, last)
+    dates = window_dates(first, last)
     order_paths = _existing(cfg.landing_path / "orders", dates)
     if not order_paths:
         _swap_in(target / "_none", target, dates)
@@ -231,7 +225,7 @@ def run_attribution(spark, cfg: Config, first: str, last: str, promoters: dict) 
         F.col("event_id").alias("order_event_id"), "order_id", "buyer_id", "share_id",
         F.col("occurred_at_us").alias("paid_at_us"), "event_date",
     )
-    click_paths = _existing(cfg.warehouse_path / "clicks_validated", _span(first, last, cfg.attribution.lookback_days, 0))
+    click_paths = _existing(cfg.warehouse_path / "clicks_validated", window_dates(first, last, cfg.attribution.lookback_days, 0))
     if click_paths:
         clicks = spark.read.parquet(*click_paths).where("is_valid").select(
             "event_id", "occurred_at_us", "buyer_id", "share_id", "promoter_id")

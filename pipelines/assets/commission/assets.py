@@ -19,7 +19,7 @@ from dagster import (
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from expectations import suites
-from expectations.runner import run_suite
+from expectations.runner import SuiteResult, run_suite
 from o2p.config import Config
 from pipelines.lib import quality
 from pipelines.lib.duck import POOL, connect
@@ -96,9 +96,6 @@ def gx_commission(context: AssetCheckExecutionContext, o2p: O2PConfig) -> AssetC
         with connect(cfg, read_only=True) as con:
             df = con.execute("select * from marts.fct_commission_entitlements where period = ?", [period]).df()
     except Exception as exc:  # noqa: BLE001 - a check that cannot read is a failed check
-        df = None
-        from expectations.runner import SuiteResult
-
         result = SuiteResult("commission", False, error=f"cannot read the entitlements: {exc}")
     else:
         result = run_suite("commission", df, suites.commission)

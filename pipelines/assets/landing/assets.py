@@ -13,7 +13,6 @@ from dagster import (
     AssetKey,
     AssetSpec,
     MaterializeResult,
-    MetadataValue,
     RunRequest,
     SensorEvaluationContext,
     SkipReason,
@@ -24,7 +23,7 @@ from dagster import (
 from o2p.reference import load_reference
 from pipelines.lib.partitions import daily
 from pipelines.resources import O2PConfig
-from streaming.landing import TABLES, read_states
+from streaming.landing import TABLES
 
 landing_specs = [
     AssetSpec(
@@ -108,13 +107,3 @@ def landing_sensor(context: SensorEvaluationContext, o2p: O2PConfig):
         yield RunRequest(run_key=f"{d}:{newest}", partition_key=d)
     context.update_cursor(str(newest))
 
-
-def capture_health(cfg) -> dict:
-    states = read_states(cfg.landing_path)
-    return {
-        "partitions": MetadataValue.json({f"{s['topic']}[{s['partition']}]": {
-            k: s[k] for k in ("next_offset", "consumed", "landed", "dead_lettered")} for s in states}),
-        "consumed": sum(s["consumed"] for s in states),
-        "landed": sum(s["landed"] for s in states),
-        "dead_lettered": sum(s["dead_lettered"] for s in states),
-    }

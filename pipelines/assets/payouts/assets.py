@@ -139,7 +139,7 @@ def payout_batch(context: AssetExecutionContext, o2p: O2PConfig):
             config_hash=cfg.config_hash, input_fingerprint=fingerprint,
             entries=[{k: getattr(r, k) for k in ("promoter_id", "order_id", "line_id", "role", "entitled_fen",
                                                  "previously_booked_fen", "movement_fen")} for r in s.statement],
-            balance_rows=[{k: v for k, v in vars(b).items()} for b in s.balances],
+            balance_rows=[dict(vars(b)) for b in s.balances],
         )
     except BaseException:
         registry.abandon(period)

@@ -59,7 +59,7 @@ def check_order(cfg: Config, registry: Registry, period: str) -> None:
             )
 
 
-def compute(cfg: Config, registry: Registry, period: str) -> tuple[Settlement, list[dict]]:
+def compute(cfg: Config, registry: Registry, period: str) -> Settlement:
     ref = load_reference(cfg.reference_path)
     with connect(cfg, read_only=True) as con:
         rows = con.execute(
@@ -71,7 +71,7 @@ def compute(cfg: Config, registry: Registry, period: str) -> tuple[Settlement, l
         for k in ("click_event_id", "attribution_reason"):
             if e.get(k) is not None and not isinstance(e[k], str):
                 e[k] = None
-    s = settle(
+    return settle(
         period, period_end_us(period), entitlements,
         booked=registry.booked_before(period),
         carried_in=registry.carried_into(previous_period(period)),
@@ -80,7 +80,6 @@ def compute(cfg: Config, registry: Registry, period: str) -> tuple[Settlement, l
         threshold_fen=cfg.settlement.payout_threshold_fen,
         tax_rule=cfg.tax,
     )
-    return s, entitlements
 
 
 def balances_frame(s: Settlement):
@@ -129,7 +128,7 @@ def promoter_balances(context: AssetExecutionContext, o2p: O2PConfig):
     if existing and existing["status"] == "released":
         raise InputError(f"period {period} is already released (batch {existing['batch_id']}); released periods are never recomputed")
     check_order(cfg, registry, period)
-    s, _ = compute(cfg, registry, period)
+    s = compute(cfg, registry, period)
     bal = balances_frame(s)
     stm = statement_frame(s)
     with connect(cfg) as con:

@@ -104,10 +104,11 @@ def cmd_contracts(cfg: Config, args) -> int:
 
 def cmd_simulate(cfg: Config, args) -> int:
     from streaming.producer import EventPublisher, encode
-    from streaming.simulate import build_world, write_reference
+    from streaming.simulate import build_world, messages, write_reference
 
-    world = build_world(args.month, orders=args.orders, promoters=args.promoters,
-                        malformed_share=args.malformed_share, seed=args.seed)
+    world = build_world(args.month, orders=args.orders, promoters=args.promoters, buyers=args.buyers,
+                        clicks_per_order=args.clicks_per_order, malformed_share=args.malformed_share,
+                        duplicate_share=args.duplicate_share, late_share=args.late_share, seed=args.seed)
     write_reference(world, cfg.reference_path)
     say(f"reference data written to {cfg.reference_path}")
     if args.out:
@@ -116,11 +117,17 @@ def cmd_simulate(cfg: Config, args) -> int:
                 fh.write(encode(e) + b"\n")
         say(f"{len(world.events)} events written to {args.out}")
         return 0
+    total = len(world.events) + len(world.malformed)
+    started = last = time.monotonic()
     with EventPublisher(cfg) as pub:
-        for e in world.events:
-            pub.publish(e)
-        for raw in world.malformed:
-            pub.publish_raw(cfg.kafka.topics.orders, raw)
+        for i, (kind, msg) in enumerate(messages(world), start=1):
+            if kind == "event":
+                pub.publish(msg)
+            else:
+                pub.publish_raw(getattr(cfg.kafka.topics, kind), msg)
+            if time.monotonic() - last >= 10:
+                last = time.monotonic()
+                say(f"  published {i} of {total} ({i / (last - started):.0f}/s)")
     say(f"published {len(world.events)} events and {len(world.malformed)} malformed messages for {args.month}")
     return 0
 
@@ -236,10 +243,10 @@ def cmd_demo(cfg: Config, args) -> int:
     say(f"1/5 broker: {broker.up(cfg, log=say)}")
     try:
         say(f"2/5 simulate {args.month}")
-        cmd_simulate(cfg, argparse.Namespace(month=args.month, orders=args.orders, promoters=40,
-                                             malformed_share=0.01, seed=args.seed, out=None))
+        cmd_simulate(cfg, build_parser().parse_args(
+            ["simulate", "--month", args.month, "--orders", str(args.orders), "--seed", str(args.seed)]))
         say("3/5 capture until idle")
-        cmd_capture(cfg, argparse.Namespace(until_idle=True, max_seconds=None, verbose=False))
+        cmd_capture(cfg, build_parser().parse_args(["capture", "--until-idle"]))
         say("4/5 run every asset")
         cmd_run(cfg, args)
         days = _landed_days(cfg)
@@ -279,9 +286,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("simulate", help="write synthetic reference CSVs and publish a month of synthetic traffic")
     s.add_argument("--month", default="2026-10", help="YYYY-MM of the orders (default 2026-10)")
-    s.add_argument("--orders", type=int, default=400)
-    s.add_argument("--promoters", type=int, default=40)
+    s.add_argument("--orders", type=int, default=400,
+                   help="orders in the month (default 400); about 4 events per order, so 250000 ≈ 1M events")
+    s.add_argument("--promoters", type=int, default=40, help="promoters (default 40)")
+    s.add_argument("--buyers", type=int, default=300, help="buyers (default 300)")
+    s.add_argument("--clicks-per-order", type=float, default=3.0, help="mean clicks before an order (default 3)")
     s.add_argument("--malformed-share", type=float, default=0.01, help="share of malformed messages (default 0.01)")
+    s.add_argument("--duplicate-share", type=float, default=0.03,
+                   help="share of events a producer publishes twice, same event_id (default 0.03)")
+    s.add_argument("--late-share", type=float, default=0.01,
+                   help="share of events published after everything newer (default 0.01)")
     s.add_argument("--seed", type=int, default=7)
     s.add_argument("--out", help="write the events to this JSON-lines file instead of publishing")
     s.set_defaults(fn=cmd_simulate)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -11,20 +12,27 @@ US_PER_DAY = 86_400 * US_PER_SECOND
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+# RFC 3339 date-time (section 5.6) with its offset; [0-9], not \\d, which also matches other
+# scripts' digits. Fractions beyond microseconds are truncated (the rulebook compares instants
+# at microsecond precision).
+RFC3339 = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+_RFC3339 = re.compile(RFC3339)
+_NAIVE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?$")
+
+
 def parse_rfc3339(text: str) -> datetime:
     """Parse an RFC 3339 timestamp that carries an offset; naive timestamps are refused."""
-    if not isinstance(text, str) or len(text) < 19 or text[10] not in "Tt ":
-        raise ValueError(f"{text!r} is not an RFC 3339 timestamp")
+    if not isinstance(text, str) or not _RFC3339.match(text):
+        if isinstance(text, str) and _NAIVE.match(text):
+            raise ValueError(f"{text!r} has no UTC offset")
+        raise ValueError(f"{text!r} is not an RFC 3339 timestamp with an offset")
     t = text[:-1] + "+00:00" if text[-1] in "Zz" else text
-    dt = datetime.fromisoformat(t)
-    if dt.tzinfo is None or dt.utcoffset() is None:
-        raise ValueError(f"{text!r} has no UTC offset")
-    return dt
+    return datetime.fromisoformat(t)   # ValueError for impossible dates (02-30, 25:00)
 
 
 def to_us(dt: datetime) -> int:
     """Microseconds since the epoch (UTC); exact integer arithmetic."""
-    delta = dt.astimezone(UTC) - _EPOCH
+    delta = dt - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * US_PER_SECOND + delta.microseconds
 
 

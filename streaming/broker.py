@@ -10,6 +10,7 @@ the next port. When the config points at another cluster, nothing is started.
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import shutil
 import signal
@@ -231,3 +232,38 @@ def status(cfg: Config) -> str:
         return f"starting or unhealthy: pid {pid}, {host}:{port} not open yet"
     return "stopped"
 
+
+
+def free_port_pair() -> int:
+    """A loopback port p with p+1 also free (the broker and controller listeners)."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port >= 65000:
+            continue
+        with socket.socket() as s2:
+            try:
+                s2.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise O2PError("no free pair of loopback ports")
+
+
+@contextlib.contextmanager
+def scratch_broker(home: Path, extra_yaml: str = "", log=print):
+    """A throw-away local broker on a free loopback port pair, for tests and benchmarks.
+    Yields its Config (home = `home`); the broker is stopped on exit."""
+    from o2p.config import load_config
+
+    home = Path(home)
+    home.mkdir(parents=True, exist_ok=True)
+    cfg_file = home / "broker.yaml"
+    cfg_file.write_text(f'kafka:\n  bootstrap_servers: "127.0.0.1:{free_port_pair()}"\n{extra_yaml}')
+    cfg = load_config(cfg_file, home=home)
+    up(cfg, log=log)
+    try:
+        yield cfg
+    finally:
+        down(cfg, log=lambda *_: None)

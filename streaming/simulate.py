@@ -1,7 +1,11 @@
 """Synthetic traffic (`o2p simulate`): a small, seeded world of promoters, products, rules and
 a month of clicks, orders, confirmations, cancellations and refunds from storefronts and bots,
-with the mess real producers make: bot user agents, flooding devices, retried duplicates and a
-share of malformed messages."""
+with the mess real producers make: bot user agents, flooding devices (some straddling
+midnight), producer retries that repeat an event (same event_id), late events published after
+newer ones, and a configurable share of malformed messages of every kind the contract refuses.
+
+Volume: `orders` drives everything (about `clicks_per_order` clicks, 0.7 status events and 0.1
+refunds per order); `o2p simulate --orders 250000` gives about a million events."""
 
 from __future__ import annotations
 
@@ -25,8 +29,8 @@ HUMAN_UAS = [
 
 @dataclass
 class World:
-    events: list[dict]          # in publish order (roughly by time, with duplicates)
-    malformed: list[bytes]      # raw messages for the dead-letter path
+    events: list[dict]                   # in publish order (by time, with retries and late ones)
+    malformed: list[tuple[str, bytes]]   # (topic kind, raw message) for the dead-letter path
     promoters: list[dict]
     products: list[dict]
     rules: list[dict]
@@ -38,6 +42,7 @@ def _ts(dt: datetime) -> str:
 
 def build_world(month: str = "2026-10", *, promoters: int = 40, buyers: int = 300,
                 orders: int = 400, clicks_per_order: float = 3.0, malformed_share: float = 0.01,
+                duplicate_share: float = 0.03, late_share: float = 0.01, flood_devices: int | None = None,
                 seed: int = 7) -> World:
     rng = random.Random(seed)
     y, m = map(int, month.split("-"))
@@ -115,8 +120,6 @@ def build_world(month: str = "2026-10", *, promoters: int = 40, buyers: int = 30
                  "source": source, "schema_version": 1, "order_id": order_id, "buyer_id": buyer,
                  "share_id": share_id, "currency": "CNY", "lines": lines}
         events.append(order)
-        if rng.random() < 0.03:
-            events.append(dict(order))  # a producer retry: same event_id
         r = rng.random()
         if r < 0.05:
             events.append({"event_id": eid("x"), "event_type": "order_cancelled",
@@ -134,31 +137,79 @@ def build_world(month: str = "2026-10", *, promoters: int = 40, buyers: int = 30
                                "source": source, "schema_version": 1, "refund_id": f"RF{n}",
                                "order_id": order_id, "line_id": line["line_id"],
                                "amount_fen": rng.randrange(1, line["paid_fen"] + 1)})
-    # a flooding device: 30 clicks within a minute
-    flood_at = start + timedelta(days=3, hours=20)
-    for k in range(30):
-        events.append({"event_id": eid("c"), "event_type": "click",
-                       "occurred_at": _ts(flood_at + timedelta(seconds=k)), "source": "bot",
-                       "schema_version": 1, "promoter_id": "P0001", "share_id": "SP0001-flood",
-                       "buyer_id": f"B{k % 3}", "device_id": "D-flood", "sku_id": "SKU001",
-                       "channel": "bot_push"})
+    # flooding devices: 30 clicks of one device within half a minute; every other one straddles
+    # midnight (Asia/Shanghai), so the ±60 s window crosses a day partition
+    for f in range(flood_devices if flood_devices is not None else max(1, orders // 2000)):
+        day = start + timedelta(days=1 + f % (days - 1))
+        flood_at = day - timedelta(seconds=15) if f % 2 else day + timedelta(hours=20)
+        promoter = rng.choice(prom_rows)["promoter_id"]
+        for k in range(30):
+            events.append({"event_id": eid("c"), "event_type": "click",
+                           "occurred_at": _ts(flood_at + timedelta(seconds=k)), "source": "bot",
+                           "schema_version": 1, "promoter_id": promoter, "share_id": f"S{promoter}-flood{f}",
+                           "buyer_id": f"B{k % 3}", "device_id": f"D-flood{f}", "sku_id": "SKU001",
+                           "channel": "bot_push"})
     events.sort(key=lambda e: e["occurred_at"])
-    malformed = []
-    n_bad = int(len(events) * malformed_share)
-    for k in range(n_bad):
-        kind = k % 4
-        if kind == 0:
-            malformed.append(b"{not json")
-        elif kind == 1:
-            malformed.append(json.dumps({"event_id": f"bad-{k}", "event_type": "teleport"}).encode())
-        elif kind == 2:
-            bad = dict(rng.choice([e for e in events if e["event_type"] == "order_paid"]))
-            bad = {**bad, "event_id": f"bad-{k}", "currency": "USD"}
-            malformed.append(json.dumps(bad).encode())
-        else:
-            malformed.append(json.dumps({"event_id": f"bad-{k}", "event_type": "click",
-                                         "occurred_at": "yesterday"}).encode())
+    # producer retries: the same event (same event_id) published again right after
+    retried: list[dict] = []
+    for e in events:
+        retried.append(e)
+        if rng.random() < duplicate_share:
+            retried.append(dict(e))
+    # late events: published after everything newer (a storefront that was offline)
+    late = [e for e in retried if rng.random() < late_share]
+    late_ids = {id(e) for e in late}
+    events = [e for e in retried if id(e) not in late_ids] + late
+    malformed = [_malformed(k, rng, events) for k in range(int(len(events) * malformed_share))]
     return World(events, malformed, prom_rows, products, rules)
+
+
+_VALID = {"event_id": "bad", "event_type": "order_paid", "occurred_at": "2026-10-05T12:00:00+08:00",
+          "source": "storefront", "schema_version": 1, "order_id": "O-bad", "buyer_id": "B1",
+          "share_id": None, "currency": "CNY",
+          "lines": [{"line_id": "L1", "sku_id": "SKU001", "quantity": 2, "unit_price_fen": 990,
+                     "discount_fen": 0, "paid_fen": 1980}]}
+
+
+def messages(world: World):
+    """The publish order: the events, with the malformed messages spread evenly among them.
+    Yields ("event", dict) or (topic kind, raw bytes)."""
+    n, bad = len(world.events), len(world.malformed)
+    step = n // (bad + 1) if bad else n + 1
+    j = 0
+    for i, e in enumerate(world.events):
+        if j < bad and i == (j + 1) * step:
+            yield world.malformed[j]
+            j += 1
+        yield "event", e
+    yield from world.malformed[j:]
+
+
+def _malformed(k: int, rng: random.Random, events: list[dict]) -> tuple[str, bytes]:
+    """The k-th malformed message, cycling through what storefronts and bots get wrong."""
+    bad = {**_VALID, "event_id": f"bad-{k}"}
+    kind = k % 10
+    if kind == 0:
+        return "orders", b"{not json"
+    if kind == 1:
+        return "orders", json.dumps({**bad, "event_type": "teleport"}).encode()
+    if kind == 2:
+        return "orders", json.dumps({**bad, "currency": "USD"}).encode()
+    if kind == 3:
+        return "clicks", json.dumps({**bad, "event_type": "click", "occurred_at": "yesterday"}).encode()
+    if kind == 4:   # paid_fen arithmetic broken
+        line = {**bad["lines"][0], "paid_fen": 1990}
+        return "orders", json.dumps({**bad, "lines": [line]}).encode()
+    if kind == 5:
+        return "refunds", json.dumps({**bad, "event_type": "refund", "refund_id": f"RF-bad-{k}",
+                                      "line_id": "L1", "amount_fen": -100}).encode()
+    if kind == 6:   # no offset on the timestamp
+        return "orders", json.dumps({**bad, "occurred_at": "2026-10-05T12:00:00"}).encode()
+    if kind == 7:   # a required field missing
+        return "orders", json.dumps({k2: v for k2, v in bad.items() if k2 != "buyer_id"}).encode()
+    if kind == 8:   # an order event on the clicks topic
+        return "clicks", json.dumps(bad).encode()
+    return "orders", rng.randbytes(rng.randrange(1, 64))
 
 
 def write_reference(world: World, directory: Path) -> None:

@@ -107,3 +107,14 @@ def test_paid_fen_arithmetic_and_currency():
         validate_event(json.dumps(order).encode(), "orders")
     with pytest.raises(ContractError, match="belongs on the orders topic"):
         validate_event(json.dumps({**order, "currency": "CNY"}).encode(), "clicks")
+
+
+def test_the_json_schema_in_the_repo_is_the_one_the_contracts_generate():
+    """Upstream teams read streaming/schemas/events.v1.schema.json; it must never drift from the
+    models (regenerate: ./dev contracts > streaming/schemas/events.v1.schema.json)."""
+    from pathlib import Path
+
+    from streaming.contracts import event_json_schema
+
+    path = Path(__file__).resolve().parents[2] / "streaming" / "schemas" / "events.v1.schema.json"
+    assert json.loads(path.read_text(encoding="utf-8")) == event_json_schema()

@@ -144,6 +144,14 @@ def cmd_capture(cfg: Config, args) -> int:
 
     from streaming.consumer import Capture
 
+    if args.status:
+        from streaming.health import capture_health, format_table, log_offsets
+
+        offsets = log_offsets(cfg)
+        if offsets is None:
+            say(f"(broker {cfg.kafka.bootstrap_servers} not reachable: lag unknown)")
+        say(format_table(capture_health(cfg, offsets)))
+        return 0
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cap = Capture(cfg, echo=say)
@@ -307,6 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     cp = sub.add_parser("capture", help="consume the event topics into the Parquet landing zone")
     cp.add_argument("--until-idle", action="store_true", help="exit 0 once every partition is caught up")
+    cp.add_argument("--status", action="store_true",
+                    help="print each partition's landed offset, lag, counts and owner, then exit")
     cp.add_argument("--max-seconds", type=float, help="stop after this many seconds")
     cp.add_argument("-v", "--verbose", action="store_true", help="log every landed batch")
     cp.set_defaults(fn=cmd_capture)

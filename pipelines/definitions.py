@@ -12,7 +12,12 @@ from dagster_dbt import DbtCliResource
 
 from pipelines.assets.attribution.assets import clicks_validated, order_attribution
 from pipelines.assets.commission.assets import commission_dbt, dbt_project, gx_commission
-from pipelines.assets.landing.assets import landing_sensor, landing_specs, reference_data
+from pipelines.assets.landing.assets import (
+    capture_health_sensor,
+    landing_sensor,
+    landing_specs,
+    reference_data,
+)
 from pipelines.assets.payouts.assets import payout_batch
 from pipelines.assets.settlement.assets import promoter_balances
 from pipelines.lib.partitions import daily, monthly
@@ -48,7 +53,7 @@ defs = Definitions(
             promoter_balances, payout_batch],
     asset_checks=[gx_commission],
     jobs=[reference_job, attribution_job, commission_job, release_job],
-    sensors=[landing_sensor],
+    sensors=[landing_sensor, capture_health_sensor],
     resources={
         "o2p": O2PConfig(config_path=os.environ.get("O2P_CONFIG"), home=os.environ.get("O2P_HOME")),
         "dbt": DbtCliResource(project_dir=dbt_project, profiles_dir=str(dbt_project.project_dir)),

@@ -54,7 +54,8 @@ class _Event(TypedDict):
     event_id: Id
     occurred_at: Timestamp
     source: Literal["storefront", "bot"]
-    schema_version: Literal[1]
+    # not Literal[1]: a Literal compares with ==, so JSON `true` (== 1 in Python) would pass
+    schema_version: Annotated[int, Field(ge=1, le=1, json_schema_extra={"const": 1})]
 
 
 class Click(_Event):

@@ -69,6 +69,7 @@ def _session(cfg, crash_after: int | None, counter: list, batch: int = BATCH) ->
     """One capture process: recover, then consume the rest in batches; `crash_after` steps in."""
     cap = Capture(cfg, echo=lambda *_: None)
     cap.consumer, cap.dlq = FakeConsumer(), FakeProducer()
+    cap.acquire(TP.topic, TP.partition)
     nxt = cap.recover(TP.topic, TP.partition) or 0
     real_replace, real_fsync = os.replace, os.fsync
 
@@ -88,6 +89,7 @@ def _session(cfg, crash_after: int | None, counter: list, batch: int = BATCH) ->
             nxt = min(nxt + batch, len(RECORDS))
     finally:
         os.replace, os.fsync = real_replace, real_fsync
+        cap.release(TP.topic, TP.partition)   # as the kernel does when the process dies
 
 
 def _landed(landing):
@@ -128,3 +130,46 @@ def test_crash_at_every_step_then_restart_lands_every_offset_once(tmp_path):
         assert not any((cfg.landing_path / "_tmp").glob("*")), f"crash after step {k}: temporary files left"
         state = json.loads((cfg.landing_path / "_state" / "o2p.orders.v1+0.json").read_text())
         assert (state["next_offset"], state["consumed"], state["dead_lettered"]) == (30, 30, 4), k
+
+
+def _capture(cfg):
+    cap = Capture(cfg, echo=lambda *_: None)
+    cap.consumer, cap.dlq = FakeConsumer(), FakeProducer()
+    return cap
+
+
+def test_a_second_owner_waits_for_the_lock_then_stops_with_a_clear_error(tmp_path):
+    from o2p.errors import O2PError
+
+    (tmp_path / "c.yaml").write_text("capture:\n  lock_timeout_seconds: 0.3\n")
+    cfg = load_config(tmp_path / "c.yaml", home=tmp_path)
+    first, second = _capture(cfg), _capture(cfg)
+    first.acquire(TP.topic, TP.partition)
+    with pytest.raises(O2PError, match=r"o2p.orders.v1\[0\] is still locked by another capture process \(pid "):
+        second.acquire(TP.topic, TP.partition)
+    first.release(TP.topic, TP.partition)
+    second.acquire(TP.topic, TP.partition)     # free once the owner lets go
+
+
+def test_a_process_without_the_lock_lands_nothing(tmp_path):
+    cfg = load_config(None, home=tmp_path)
+    cap = _capture(cfg)
+    cap.buffers[TP].records = RECORDS[:5]
+    cap._flush(TP)
+    assert not list(cfg.landing_path.rglob("*.parquet")) and not list(cfg.landing_path.rglob("*.json"))
+
+
+def test_redelivered_offsets_are_skipped_and_a_jump_is_recorded_as_a_gap(tmp_path):
+    cfg = load_config(None, home=tmp_path)
+    cap = _capture(cfg)
+    cap.acquire(TP.topic, TP.partition)
+    cap.recover(TP.topic, TP.partition)
+    cap.buffers[TP].records = RECORDS[0:10]
+    cap._flush(TP)
+    cap.buffers[TP].records = RECORDS[6:14]     # 6-9 again (a re-delivery), then 10-13
+    cap._flush(TP)
+    cap.buffers[TP].records = RECORDS[20:24]    # 14-19 are gone from the log
+    cap._flush(TP)
+    assert _landed(cfg.landing_path) == Counter({i: 1 for i in [*range(14), *range(20, 24)]})
+    state = json.loads((cfg.landing_path / "_state" / "o2p.orders.v1+0.json").read_text())
+    assert (state["next_offset"], state["consumed"], state["gaps"]) == (24, 18, [[14, 19]])

@@ -11,10 +11,14 @@ import pyarrow.parquet as pq
 from dagster import (
     AssetExecutionContext,
     AssetKey,
+    AssetObservation,
     AssetSpec,
+    DefaultSensorStatus,
     MaterializeResult,
+    MetadataValue,
     RunRequest,
     SensorEvaluationContext,
+    SensorResult,
     SkipReason,
     multi_asset,
     sensor,
@@ -23,6 +27,7 @@ from dagster import (
 from o2p.reference import load_reference
 from pipelines.lib.partitions import daily
 from pipelines.resources import O2PConfig
+from streaming.health import capture_health, log_offsets
 from streaming.landing import TABLES
 
 landing_specs = [
@@ -107,3 +112,48 @@ def landing_sensor(context: SensorEvaluationContext, o2p: O2PConfig):
         yield RunRequest(run_key=f"{d}:{newest}", partition_key=d)
     context.update_cursor(str(newest))
 
+
+
+@sensor(
+    name="capture_health_sensor",
+    minimum_interval_seconds=60,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Records capture health (lag, consumed, landed, dead letters, last flush, owner, per "
+                "partition) as observations of the landing assets, so operators see it in the UI.",
+)
+def capture_health_sensor(context: SensorEvaluationContext, o2p: O2PConfig):
+    cfg = o2p.get()
+    offsets = log_offsets(cfg)
+    rows = capture_health(cfg, offsets)
+    if not rows:
+        return SkipReason("nothing captured yet and no topic partitions found")
+    kind = {getattr(cfg.kafka.topics, t): t for t in TABLES}
+    return SensorResult(asset_events=[
+        observation(table, [r for r in rows if kind.get(r["topic"]) == table], broker_up=offsets is not None)
+        for table in TABLES
+    ])
+
+
+def observation(table: str, rows: list[dict], broker_up: bool) -> AssetObservation:
+    lag = sum(r["lag"] for r in rows if r["lag"] is not None) if broker_up else None
+    ages = [r["last_flush_age_s"] for r in rows if r["last_flush_age_s"] is not None]
+    lines = ["| partition | next offset | end offset | lag | consumed | landed | dead letters | last flush | owner |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['partition']} | {r['next_offset']} | {r['end_offset']} | {r['lag']} | {r['consumed']} | "
+                     f"{r['landed']} | {r['dead_lettered']} | {r['last_flush_age_s']} s ago | {r['owner'] or 'none'} |")
+    meta = {
+        "consumed": sum(r["consumed"] for r in rows),
+        "landed": sum(r["landed"] for r in rows),
+        "dead_lettered": sum(r["dead_lettered"] for r in rows),
+        "partitions": MetadataValue.md("\n".join(lines)),
+        "owned_partitions": sum(1 for r in rows if r["owner"]),
+        "gaps": MetadataValue.json([{"partition": r["partition"], "gaps": r["gaps"]} for r in rows if r["gaps"]]),
+    }
+    if lag is not None:
+        meta["lag"] = lag
+    else:
+        meta["broker"] = "not reachable: lag unknown"
+    if ages:
+        meta["oldest_last_flush_s"] = MetadataValue.float(float(max(ages)))
+    return AssetObservation(asset_key=AssetKey(["landing", table]), metadata=meta)

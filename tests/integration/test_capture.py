@@ -1,0 +1,230 @@
+"""Capture on the real broker: kill -9 at random moments, a hypothesis corpus of malformed
+messages, a third-party client (kcat), and two consumer processes sharing the partitions with a
+graceful SIGTERM. Every test has its own topics, consumer group and landing zone."""
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+
+import pyarrow.dataset as ds
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from o2p.config import load_config
+from streaming import broker as kb
+from streaming.health import capture_health, log_offsets
+from streaming.producer import EventPublisher
+from streaming.simulate import build_world, messages
+from tests.conftest import REPO, run_o2p
+from tests.corpus import encode, malformed, valid_events
+
+pytestmark = pytest.mark.integration
+SALT = {"O2P_IP_SALT": "test-salt"}
+
+
+def make_cfg(broker, tmp_path, capture_yaml="", partitions=3):
+    name = f"t{uuid.uuid4().hex[:8]}"
+    home = tmp_path / name
+    home.mkdir(parents=True)
+    cfg_file = home / "o2p.yaml"
+    cfg_file.write_text(
+        f'kafka:\n  bootstrap_servers: "{broker.kafka.bootstrap_servers}"\n  partitions: {partitions}\n'
+        f"  consumer_group: {name}-capture\n"
+        f"  topics: {{clicks: {name}.clicks, orders: {name}.orders, refunds: {name}.refunds, "
+        f"deadletter: {name}.deadletter}}\n"
+        f"capture:\n  session_timeout_ms: 2000\n{capture_yaml}"
+    )
+    cfg = load_config(cfg_file, home=home)
+    kb.ensure_topics(cfg)
+    return cfg, cfg_file
+
+
+def capture_proc(cfg_file, cfg, *extra):
+    log = open(cfg.home_path / f"capture-{time.monotonic_ns()}.log", "w")
+    return subprocess.Popen(
+        [sys.executable, "-m", "o2p.cli", "--config", str(cfg_file), "--home", str(cfg.home_path), "capture", *extra],
+        cwd=REPO, env={**os.environ, **SALT}, stdout=log, stderr=subprocess.STDOUT)
+
+
+def landed(cfg):
+    """Counter of (topic, partition, offset) over every landed table and the dead letters, the
+    valid rows' event ids, and the dead letters' reasons by raw message."""
+    offsets, event_ids, reasons = Counter(), Counter(), {}
+    for table in ("clicks", "orders", "refunds", "deadletters"):
+        root = cfg.landing_path / table
+        if not root.is_dir():
+            continue
+        cols = ["_topic", "_partition", "_offset"] + (["raw", "reason"] if table == "deadletters" else ["event_id"])
+        for r in ds.dataset(root, format="parquet").to_table(columns=cols).to_pylist():
+            offsets[(r["_topic"], r["_partition"], r["_offset"])] += 1
+            if table == "deadletters":
+                reasons[r["raw"]] = r["reason"]
+            else:
+                event_ids[r["event_id"]] += 1
+    return offsets, event_ids, reasons
+
+
+def every_offset_once(cfg) -> Counter:
+    """What the landing zone must hold: each offset of the log exactly once."""
+    offsets = log_offsets(cfg)
+    assert offsets is not None
+    return Counter({(t, p, o): 1 for (t, p), (begin, end) in offsets.items() for o in range(begin, end)})
+
+
+def consumed(cfg) -> int:
+    return sum(r["consumed"] for r in capture_health(cfg))
+
+
+def test_kill_9_five_times_then_every_published_offset_is_landed_exactly_once(broker, tmp_path):
+    cfg, cfg_file = make_cfg(broker, tmp_path, "  flush_records: 3000\n  flush_seconds: 0.5\n")
+    world = build_world(orders=42_000, seed=5)
+    with EventPublisher(cfg) as pub:
+        for kind, msg in messages(world):
+            pub.publish(msg) if kind == "event" else pub.publish_raw(getattr(cfg.kafka.topics, kind), msg)
+    total = len(world.events) + len(world.malformed)
+    assert total >= 200_000
+    expected = every_offset_once(cfg)
+    assert sum(expected.values()) == total
+
+    rng = random.Random(20261125)
+    kills = []
+    for _ in range(5):
+        proc = capture_proc(cfg_file, cfg)
+        before = consumed(cfg)
+        deadline = time.monotonic() + 60
+        while consumed(cfg) == before:              # wait until this process is landing batches
+            assert proc.poll() is None, "capture exited early"
+            assert time.monotonic() < deadline, "capture made no progress in 60 s"
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0, 0.4))              # then kill it at a random moment
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        kills.append(consumed(cfg))
+    assert kills[-1] < total, f"capture finished before the fifth kill: {kills}"
+
+    run_o2p("--config", str(cfg_file), "--home", str(cfg.home_path), "capture", "--until-idle", env=SALT)
+    offsets, event_ids, reasons = landed(cfg)
+    assert offsets == expected                      # every offset once, nothing else
+    assert event_ids == Counter(e["event_id"] for e in world.events)   # retries too: own offsets
+    assert len(reasons) == len({raw for _, raw in world.malformed})
+    assert not list((cfg.landing_path / "_tmp").glob("*"))
+    assert all(r["lag"] == 0 and not r["gaps"] for r in capture_health(cfg, log_offsets(cfg)))
+
+
+@settings(max_examples=8, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(corpus=st.lists(st.tuples(st.booleans(), valid_events(), malformed(max_message_bytes=8192)),
+                       min_size=12, max_size=30))
+def test_malformed_corpus_becomes_dead_letters_and_the_good_around_them_land(broker, tmp_path, corpus):
+    cfg, cfg_file = make_cfg(broker, tmp_path, "  max_message_bytes: 8192\n", partitions=2)
+    good, bad = [], []
+    with EventPublisher(cfg) as pub:
+        for i, (is_good, event, (kind, raw, how)) in enumerate(corpus):
+            if is_good:
+                event = {**event, "event_id": f"g{i}"}      # unique, to match them up afterwards
+                good.append(event)
+                pub.publish(event)
+            else:
+                bad.append((raw, how))
+                pub.publish_raw(getattr(cfg.kafka.topics, kind), raw)
+    run_o2p("--config", str(cfg_file), "--home", str(cfg.home_path), "capture", "--until-idle", env=SALT)
+    offsets, event_ids, reasons = landed(cfg)
+    assert offsets == every_offset_once(cfg)
+    assert event_ids == Counter(e["event_id"] for e in good)
+    for raw, how in bad:
+        assert reasons.get(raw), f"{how}: {raw[:200]!r} has no dead letter"
+        if how == "oversized":
+            assert "exceeds capture.max_message_bytes (8192)" in reasons[raw]
+    # the dead-letter topic has them too, with the reason in a header
+    from kafka import KafkaConsumer
+
+    dlq = KafkaConsumer(cfg.kafka.topics.deadletter, bootstrap_servers=cfg.kafka.bootstrap_servers,
+                        auto_offset_reset="earliest", enable_auto_commit=False)
+    headers, deadline = [], time.monotonic() + 30
+    while len(headers) < len(bad) and time.monotonic() < deadline:
+        headers += [dict(m.headers) for recs in dlq.poll(timeout_ms=500).values() for m in recs]
+    dlq.close()
+    assert len(headers) >= len(bad) and all(h.get("o2p.reason") and h.get("o2p.source") for h in headers)
+
+
+@pytest.mark.skipif(shutil.which("kcat") is None and not os.environ.get("O2P_REQUIRE_KCAT"),
+                    reason="kcat (Debian package kcat) is not installed; ./dev test installs it when it can")
+def test_events_published_with_kcat_are_captured_like_any_others(broker, tmp_path):
+    assert shutil.which("kcat"), "kcat is required here (O2P_REQUIRE_KCAT is set)"
+    cfg, cfg_file = make_cfg(broker, tmp_path, partitions=1)
+    clicks = [{"event_id": f"k{i}", "event_type": "click", "occurred_at": f"2026-10-0{i + 1}T23:59:59.5+08:00",
+               "source": "bot", "schema_version": 1, "promoter_id": "P1", "share_id": "S1", "buyer_id": "买家一",
+               "device_id": "D1", "sku_id": "SKU1", "channel": "bot_push", "user_agent": "GroupBot/2.0",
+               "ip": "198.51.100.9"} for i in range(3)]
+    lines = b"".join(b"buyer-1\t" + encode(c) + b"\n" for c in clicks) + b"buyer-1\t{\"event_type\": \"click\"\n"
+    proc = subprocess.run(["kcat", "-P", "-b", cfg.kafka.bootstrap_servers, "-t", cfg.kafka.topics.clicks,
+                           "-K", "\t", "-X", "acks=all"], input=lines, capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode()
+    run_o2p("--config", str(cfg_file), "--home", str(cfg.home_path), "capture", "--until-idle", env=SALT)
+    rows = ds.dataset(cfg.landing_path / "clicks", format="parquet", partitioning="hive").to_table().to_pylist()
+    assert sorted((r["event_id"], str(r["event_date"]), r["buyer_id"], r["_offset"]) for r in rows) == [
+        ("k0", "2026-10-01", "买家一", 0), ("k1", "2026-10-02", "买家一", 1), ("k2", "2026-10-03", "买家一", 2)]
+    assert all(r["ip_hash"] and "198.51.100.9" not in r["ip_hash"] for r in rows)
+    offsets, _, reasons = landed(cfg)
+    assert offsets == every_offset_once(cfg)
+    assert list(reasons.values()) == ["not valid UTF-8 JSON: EOF while parsing an object at line 1 column 22"]
+
+
+def test_two_consumers_share_the_partitions_and_sigterm_flushes_and_exits_0(broker, tmp_path):
+    cfg, cfg_file = make_cfg(broker, tmp_path, "  flush_records: 2000\n  flush_seconds: 30\n")
+    world = build_world(orders=8_000, seed=9)
+    events = [e for k, e in messages(world) if k == "event"]
+    a = capture_proc(cfg_file, cfg)
+    with EventPublisher(cfg) as pub:
+        for e in events[: len(events) // 2]:
+            pub.publish(e)
+    b = capture_proc(cfg_file, cfg)
+    deadline = time.monotonic() + 60
+    while len({r["owner"] for r in capture_health(cfg) if r["owner"]}) < 2:   # the group has rebalanced
+        assert time.monotonic() < deadline, capture_health(cfg)
+        time.sleep(0.2)
+    owners = {r["owner"].split()[1] for r in capture_health(cfg) if r["owner"]}
+    assert owners == {str(a.pid), str(b.pid)}
+    with EventPublisher(cfg) as pub:
+        for e in events[len(events) // 2:]:
+            pub.publish(e)
+    time.sleep(1)
+    a.send_signal(signal.SIGTERM)            # flush_seconds is 30: only the SIGTERM flush lands A's buffers
+    assert a.wait(timeout=30) == 0
+    deadline = time.monotonic() + 90
+    while any(r["lag"] for r in capture_health(cfg, log_offsets(cfg))):   # B takes A's partitions over
+        assert time.monotonic() < deadline, capture_health(cfg, log_offsets(cfg))
+        time.sleep(0.5)
+    b.send_signal(signal.SIGINT)
+    assert b.wait(timeout=30) == 0
+    offsets, event_ids, _ = landed(cfg)
+    assert offsets == every_offset_once(cfg)
+    assert event_ids == Counter(e["event_id"] for e in events)
+    assert not any(r["owner"] for r in capture_health(cfg))     # both let their locks go
+    status = run_o2p("--config", str(cfg_file), "--home", str(cfg.home_path), "capture", "--status").stdout
+    assert f"{cfg.kafka.topics.clicks}[0]" in status and "none" in status
+
+    # the Dagster UI sees the same through the capture_health_sensor's observations
+    from dagster import build_sensor_context
+
+    from pipelines.definitions import defs
+    from pipelines.resources import O2PConfig
+
+    sensor = defs.get_sensor_def("capture_health_sensor")
+    with build_sensor_context(resources={"o2p": O2PConfig(config_path=str(cfg_file), home=str(cfg.home_path))}) as ctx:
+        result = sensor(ctx)
+    obs = {e.asset_key.to_user_string(): e.metadata for e in result.asset_events}
+    assert set(obs) == {"landing/clicks", "landing/orders", "landing/refunds"}
+    by_kind = Counter({"click": "landing/clicks", "refund": "landing/refunds"}.get(e["event_type"], "landing/orders")
+                      for e in events)
+    for key, meta in obs.items():
+        assert meta["lag"].value == 0 and meta["owned_partitions"].value == 0
+        assert meta["consumed"].value == meta["landed"].value == by_kind[key]
+        assert "| 2 |" in meta["partitions"].value

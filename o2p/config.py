@@ -75,6 +75,7 @@ class CaptureConfig(_Strict):
     flush_seconds: float = Field(5, gt=0)
     session_timeout_ms: int = Field(10000, ge=1000, le=300000)
     lock_timeout_seconds: float = Field(60, gt=0)
+    sink_process: bool = True
     max_message_bytes: int = Field(1048576, ge=1024)
     ip_salt_env: str = "O2P_IP_SALT"
 

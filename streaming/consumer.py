@@ -40,6 +40,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -51,6 +52,7 @@ from streaming.contracts import ContractError, validate_event
 from streaming.landing import SCHEMAS, file_name, fsync_dir, write_json_atomic
 
 log = logging.getLogger("o2p.capture")
+STRUCTS = {table: pa.struct(list(schema)) for table, schema in SCHEMAS.items()}
 
 
 def ip_hasher(cfg: Config):
@@ -80,40 +82,59 @@ class PartitionStats:
     gaps: list = field(default_factory=list)
 
 
-@dataclass
-class _Buffer:
-    records: list = field(default_factory=list)
-    nbytes: int = 0
-    first_at: float = 0.0
+class Rec(NamedTuple):
+    """What the sink needs of a Kafka record (cheap to pickle to the sink process)."""
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: int
 
 
-class Capture:
-    def __init__(self, cfg: Config, *, group_id: str | None = None, echo=print):
+class Sink:
+    """The file side of capture: partition locks, recovery, and landing a batch (steps 1-4 of the
+    module docstring). It runs in the capture process or in its sink process; it never touches
+    the consumer group."""
+
+    def __init__(self, cfg: Config):
         self.cfg = cfg
-        self.echo = echo
         t = cfg.kafka.topics
         self.kind_of_topic = {t.clicks: "clicks", t.orders: "orders", t.refunds: "refunds"}
         self.landing = cfg.landing_path
         self.tmp = self.landing / "_tmp"
         self.state_dir = self.landing / "_state"
-        self.group_id = group_id or cfg.kafka.consumer_group
         self.hasher = ip_hasher(cfg)
-        self.buffers: dict = defaultdict(_Buffer)
         self.stats: dict = defaultdict(PartitionStats)
         self.locks: dict = {}       # (topic, partition) → fd holding the partition's flock
-        self.lag: dict = {}         # (topic, partition) → messages behind the log end
-        self._stop = False
-        self.freshness_ms: list[int] | None = None   # set to a list to record publish→landed latency
-        self.consumer = None
-        self.dlq = None
+        self.track_freshness = False
+        self.owner_pid = os.getpid()   # the capture (consumer) process, also when this runs in its sink
+        self._dlq = None
 
-    # ---- state -------------------------------------------------------------
+    @property
+    def dlq(self):
+        if self._dlq is None:
+            from kafka import KafkaProducer
+
+            self._dlq = KafkaProducer(
+                bootstrap_servers=self.cfg.kafka.bootstrap_servers, client_id="o2p-capture-dlq",
+                acks="all", retries=10, linger_ms=5,
+                max_request_size=max(self.cfg.capture.max_message_bytes * 4, 4194304),
+            )
+        return self._dlq
+
+    @dlq.setter
+    def dlq(self, producer) -> None:
+        self._dlq = producer
+
+    def close(self) -> None:
+        for topic, partition in list(self.locks):
+            self.release(topic, partition)
+        if self._dlq is not None:
+            self._dlq.close()
+            self._dlq = None
+
+    # ---- ownership ---------------------------------------------------------
     def _state_path(self, topic: str, partition: int) -> Path:
         return self.state_dir / f"{topic}+{partition}.json"
-
-    def _read_state(self, topic: str, partition: int) -> dict | None:
-        p = self._state_path(topic, partition)
-        return json.loads(p.read_text(encoding="utf-8")) if p.exists() else None
 
     def acquire(self, topic: str, partition: int) -> None:
         """Take the partition's lock, waiting for a previous owner to finish its last batch."""
@@ -137,7 +158,7 @@ class Capture:
                         "is a stuck consumer still running on this landing zone?") from None
                 time.sleep(0.1)
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {os.uname().nodename}\n".encode(), 0)
+        os.pwrite(fd, f"pid {self.owner_pid} on {os.uname().nodename}\n".encode(), 0)
         self.locks[(topic, partition)] = fd
 
     def release(self, topic: str, partition: int) -> None:
@@ -147,7 +168,8 @@ class Capture:
 
     def recover(self, topic: str, partition: int) -> int | None:
         """Roll a committed batch forward and drop uncommitted files; return the next offset."""
-        state = self._read_state(topic, partition)
+        p = self._state_path(topic, partition)
+        state = json.loads(p.read_text(encoding="utf-8")) if p.exists() else None
         committed_tmps = set()
         if state:
             for tmp, final in state.get("pending", []):
@@ -168,75 +190,36 @@ class Capture:
                     stray.unlink(missing_ok=True)
         return state["next_offset"] if state else None
 
-    # ---- kafka -------------------------------------------------------------
-    def _connect(self) -> None:
-        from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
-
-        capture = self
-
-        class Listener(ConsumerRebalanceListener):
-            def on_partitions_revoked(self, revoked):
-                for tp in revoked:   # land what we hold before another process takes over
-                    capture._flush(tp)
-                    capture.release(tp.topic, tp.partition)
-                    capture.lag.pop((tp.topic, tp.partition), None)
-
-            def on_partitions_assigned(self, assigned):
-                for tp in assigned:
-                    capture.acquire(tp.topic, tp.partition)
-                    nxt = capture.recover(tp.topic, tp.partition)
-                    if nxt is not None:
-                        capture.consumer.seek(tp, nxt)
-                capture.echo(f"capture: assigned {', '.join(f'{t.topic}[{t.partition}]' for t in sorted(assigned)) or 'nothing'}")
-
-        self.consumer = KafkaConsumer(
-            bootstrap_servers=self.cfg.kafka.bootstrap_servers,
-            group_id=self.group_id,
-            client_id="o2p-capture",
-            enable_auto_commit=False,       # commit only after the files are durable
-            auto_offset_reset="earliest",   # a new group starts at the beginning: lose nothing
-            max_poll_records=5000,
-            fetch_max_bytes=64 * 1024 * 1024,
-            max_partition_fetch_bytes=8 * 1024 * 1024,
-            session_timeout_ms=self.cfg.capture.session_timeout_ms,
-            heartbeat_interval_ms=max(300, self.cfg.capture.session_timeout_ms // 3),
-        )
-        self.consumer.subscribe(list(self.kind_of_topic), listener=Listener())
-        self.dlq = KafkaProducer(
-            bootstrap_servers=self.cfg.kafka.bootstrap_servers, client_id="o2p-capture-dlq",
-            acks="all", retries=10, linger_ms=5,
-            max_request_size=max(self.cfg.capture.max_message_bytes * 4, 4194304),
-        )
+    def assign(self, topic: str, partition: int) -> tuple[int | None, PartitionStats]:
+        self.acquire(topic, partition)
+        return self.recover(topic, partition), self.stats[(topic, partition)]
 
     # ---- the batch ---------------------------------------------------------
     def _write_tmp(self, table: str, rows: list[dict], name: str) -> Path:
         self.tmp.mkdir(parents=True, exist_ok=True)
         path = self.tmp / name
-        schema = SCHEMAS[table]   # column by column: ~1.7× faster than Table.from_pylist
-        tbl = pa.Table.from_arrays([pa.array([r.get(f.name) for r in rows], type=f.type) for f in schema],
-                                   schema=schema)
+        # dicts → one StructArray in C++: 3× faster than Table.from_pylist, 2.4× than column lists
+        tbl = pa.Table.from_struct_array(pa.array(rows, type=STRUCTS[table]))
         with open(path, "wb") as fh:
             pq.write_table(tbl, fh, compression="zstd")
             fh.flush()
             os.fsync(fh.fileno())
         return path
 
-    def _flush(self, tp) -> None:
-        buf = self.buffers.pop(tp, None)
-        if not buf or not buf.records:
-            return
-        topic, partition = tp.topic, tp.partition
+    def land(self, topic: str, partition: int, records: list) -> dict | None:
+        """Land one batch of one partition; returns what the consumer commits (None: nothing to)."""
+        if not records:
+            return None
         if (topic, partition) not in self.locks:
             log.warning("not landing %s[%d]: this process no longer owns it", topic, partition)
-            return
+            return None
         st = self.stats[(topic, partition)]
-        records = buf.records
         gaps = []
         if st.next_offset is not None:
             if records[0].offset < st.next_offset:      # already landed (a re-delivery): skip
                 records = [r for r in records if r.offset >= st.next_offset]
                 if not records:
-                    return
+                    return None
             if records[0].offset > st.next_offset:
                 gaps.append([st.next_offset, records[0].offset - 1])
                 log.error("%s[%d]: offsets %d-%d were never captured (deleted by retention?); recorded "
@@ -248,7 +231,6 @@ class Capture:
         dead: list[dict] = []
         max_bytes = self.cfg.capture.max_message_bytes
         for rec in records:
-            meta = {"_topic": topic, "_partition": partition, "_offset": rec.offset, "_captured_at_us": now_us}
             value = rec.value
             try:
                 if value is None:
@@ -257,11 +239,15 @@ class Capture:
                     raise ContractError(f"message of {len(value)} bytes exceeds capture.max_message_bytes ({max_bytes})")
                 row = validate_event(value, kind, self.hasher)
             except ContractError as exc:
-                dead.append({**meta, "capture_date": shanghai_date(now_us).isoformat(),
+                dead.append({"_topic": topic, "_partition": partition, "_offset": rec.offset,
+                             "_captured_at_us": now_us, "capture_date": shanghai_date(now_us).isoformat(),
                              "key": rec.key, "raw": value, "reason": str(exc)})
                 continue
-            row.update(meta)
+            row["_offset"] = rec.offset
             by_date[row["event_date"]].append(row)
+        for rows in by_date.values():
+            for row in rows:
+                row["_topic"], row["_partition"], row["_captured_at_us"] = topic, partition, now_us
 
         name = file_name(topic, partition, first, last)
         pending: list[tuple[str, str]] = []
@@ -295,26 +281,249 @@ class Capture:
             os.replace(tmp, final)
         for d in {str(Path(f).parent) for _, f in pending}:
             fsync_dir(Path(d))
-        if self.freshness_ms is not None:
+        fresh = None
+        if self.track_freshness:
             landed_ms = time.time_ns() // 1_000_000
-            self.freshness_ms.extend(landed_ms - rec.timestamp for rec in records)
+            fresh = [landed_ms - rec.timestamp for rec in records]
         st.consumed, st.landed, st.dead_lettered, st.next_offset, st.gaps = (
             state["consumed"], state["landed"], state["dead_lettered"], last + 1, state["gaps"])
-        from kafka.structs import OffsetAndMetadata
+        log.info("landed %s[%d] offsets %d-%d: %d rows, %d dead letters", topic, partition, first, last, landed, len(dead))
+        return {"next_offset": last + 1, "stats": st, "freshness": fresh}
+
+
+# ---- the sink process ------------------------------------------------------
+
+def _sink_main(cfg: Config, conn, parent_pid: int) -> None:
+    """The sink process: land what the capture process sends, answer in order.
+
+    It dies with its parent (PR_SET_PDEATHSIG = SIGKILL), so a killed capture process never
+    leaves a writer behind; and it holds the partition locks itself, so a new owner cannot
+    start recovering a partition until this process is gone."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+    if os.getppid() != parent_pid:
+        return
+    signal.signal(signal.SIGINT, signal.SIG_IGN)    # the parent decides when to stop
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    gc.freeze()
+    gc.set_threshold(200_000, 50, 100)
+    sink = Sink(cfg)
+    sink.owner_pid = parent_pid
+    try:
+        while True:
+            msg = conn.recv()
+            op = msg[0]
+            if op == "land":
+                _, topic, partition, columns, fresh = msg
+                records = [Rec(*r) for r in zip(*columns, strict=True)] if columns else []
+                sink.track_freshness = fresh
+                conn.send(("landed", topic, partition, sink.land(topic, partition, records)))
+            elif op == "assign":
+                conn.send(("assigned", msg[1], msg[2], sink.assign(msg[1], msg[2])))
+            elif op == "release":
+                sink.release(msg[1], msg[2])
+                conn.send(("released", msg[1], msg[2], None))
+            elif op == "stop":
+                break
+    except EOFError:
+        pass
+    except BaseException as exc:
+        import traceback
 
         try:
-            self.consumer.commit({tp: OffsetAndMetadata(last + 1, "", -1)})
+            conn.send(("error", None, None, f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
+        except OSError:
+            pass
+    finally:
+        sink.close()
+
+
+class SinkProcess:
+    """The capture process's handle on its sink process. Landing is asynchronous (the consumer
+    keeps polling while the previous batch is validated and written, on the other core);
+    assign and release wait for the answer."""
+
+    def __init__(self, cfg: Config, max_in_flight: int = 3):
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_sink_main, args=(cfg, child, os.getpid()), name="o2p-capture-sink",
+                                daemon=True)
+        self.proc.start()
+        child.close()
+        self.in_flight: list[tuple[str, int]] = []
+        self.max_in_flight = max_in_flight
+        self.on_landed = None    # callback(topic, partition, result)
+
+    def _receive(self) -> tuple:
+        try:
+            kind, topic, partition, payload = self.conn.recv()
+        except EOFError:
+            raise O2PError(f"the capture sink process exited (code {self.proc.exitcode})") from None
+        if kind == "error":
+            raise O2PError(f"the capture sink process failed: {payload}")
+        if kind == "landed":
+            self.in_flight.remove((topic, partition))
+            if payload is not None:
+                self.on_landed(topic, partition, payload)
+        return kind, topic, partition, payload
+
+    def pump(self) -> None:
+        """Handle every answer that has arrived, without waiting."""
+        while self.in_flight and self.conn.poll():
+            self._receive()
+
+    def land(self, topic: str, partition: int, records: list, fresh: bool) -> None:
+        while len(self.in_flight) >= self.max_in_flight:    # bound the memory held in the pipe
+            self._receive()
+        self.conn.send(("land", topic, partition, records, fresh))
+        self.in_flight.append((topic, partition))
+
+    def drain(self) -> None:
+        while self.in_flight:
+            self._receive()
+
+    def _call(self, op: str, topic: str, partition: int):
+        self.conn.send((op, topic, partition))
+        while True:
+            kind, t, p, payload = self._receive()
+            if kind != "landed" and (t, p) == (topic, partition):
+                return payload
+
+    def assign(self, topic: str, partition: int):
+        return self._call("assign", topic, partition)
+
+    def release(self, topic: str, partition: int) -> None:
+        self.drain()
+        self._call("release", topic, partition)
+
+    def close(self) -> None:
+        try:
+            self.drain()
+            self.conn.send(("stop",))
+        except (OSError, O2PError):
+            pass
+        self.proc.join(timeout=30)
+        if self.proc.is_alive():
+            self.proc.kill()
+
+
+# ---- the consumer ----------------------------------------------------------
+
+@dataclass
+class _Buffer:
+    records: list = field(default_factory=list)
+    nbytes: int = 0
+    first_at: float = 0.0
+
+
+class Capture:
+    """The Kafka side: the consumer group, buffers, the flush policy, offset commits, lag.
+
+    With `capture.sink_process: true` (the default) validation and writing run in a child
+    process (see SinkProcess), so the two halves of the work use both cores."""
+
+    def __init__(self, cfg: Config, *, group_id: str | None = None, echo=print):
+        self.cfg = cfg
+        self.echo = echo
+        t = cfg.kafka.topics
+        self.kind_of_topic = {t.clicks: "clicks", t.orders: "orders", t.refunds: "refunds"}
+        self.group_id = group_id or cfg.kafka.consumer_group
+        self.buffers: dict = defaultdict(_Buffer)
+        self.stats: dict = defaultdict(PartitionStats)
+        self.lag: dict = {}         # (topic, partition) → messages behind the log end
+        self.freshness_ms: list[int] | None = None   # set to a list to record publish→landed latency
+        self._stop = False
+        self.consumer = None
+        self.sink = None
+
+    # ---- kafka -------------------------------------------------------------
+    def _connect(self) -> None:
+        from kafka import ConsumerRebalanceListener, KafkaConsumer
+
+        capture = self
+
+        class Listener(ConsumerRebalanceListener):
+            def on_partitions_revoked(self, revoked):
+                for tp in revoked:   # land what we hold before another process takes over
+                    capture._flush(tp)
+                    capture.sink.release(tp.topic, tp.partition)
+                    capture.lag.pop((tp.topic, tp.partition), None)
+
+            def on_partitions_assigned(self, assigned):
+                for tp in assigned:
+                    nxt, stats = capture.sink.assign(tp.topic, tp.partition)
+                    capture.stats[(tp.topic, tp.partition)] = stats
+                    if nxt is not None:
+                        capture.consumer.seek(tp, nxt)
+                capture.echo(f"capture: assigned {', '.join(f'{t.topic}[{t.partition}]' for t in sorted(assigned)) or 'nothing'}")
+
+        if self.cfg.capture.sink_process:
+            self.sink = SinkProcess(self.cfg)
+            self.sink.on_landed = self._landed
+        else:
+            self.sink = Sink(self.cfg)
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=self.cfg.kafka.bootstrap_servers,
+            group_id=self.group_id,
+            client_id="o2p-capture",
+            enable_auto_commit=False,       # commit only after the files are durable
+            auto_offset_reset="earliest",   # a new group starts at the beginning: lose nothing
+            max_poll_records=5000,
+            fetch_max_bytes=64 * 1024 * 1024,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+            session_timeout_ms=self.cfg.capture.session_timeout_ms,
+            heartbeat_interval_ms=max(300, self.cfg.capture.session_timeout_ms // 3),
+        )
+        self.consumer.subscribe(list(self.kind_of_topic), listener=Listener())
+
+    def _landed(self, topic: str, partition: int, result: dict) -> None:
+        """A batch is durable in the landing zone: take its counts and commit its offset."""
+        from kafka.structs import OffsetAndMetadata, TopicPartition
+
+        self.stats[(topic, partition)] = result["stats"]
+        if self.freshness_ms is not None and result["freshness"]:
+            self.freshness_ms.extend(result["freshness"])
+        try:
+            self.consumer.commit({TopicPartition(topic, partition): OffsetAndMetadata(result["next_offset"], "", -1)})
         except Exception as exc:  # the state file is the truth; a failed commit only costs a re-seek
             log.warning("offset commit for %s-%s failed (state file is authoritative): %s", topic, partition, exc)
-        log.info("landed %s[%d] offsets %d-%d: %d rows, %d dead letters", topic, partition, first, last, landed, len(dead))
+
+    def _flush(self, tp) -> None:
+        buf = self.buffers.pop(tp, None)
+        if not buf or not buf.records:
+            return
+        fresh = self.freshness_ms is not None
+        if isinstance(self.sink, SinkProcess):   # four flat lists pickle faster than 50k tuples
+            recs = buf.records
+            columns = ([r.offset for r in recs], [r.key for r in recs], [r.value for r in recs],
+                       [r.timestamp for r in recs])
+            self.sink.land(tp.topic, tp.partition, columns, fresh)
+        else:
+            records = [Rec(r.offset, r.key, r.value, r.timestamp) for r in buf.records]
+            self.sink.track_freshness = fresh
+            result = self.sink.land(tp.topic, tp.partition, records)
+            if result is not None:
+                self._landed(tp.topic, tp.partition, result)
 
     def _flush_due(self, force: bool = False) -> None:
         now = time.monotonic()
+        c = self.cfg.capture
         for tp in list(self.buffers):
             buf = self.buffers[tp]
-            c = self.cfg.capture
             if (force or len(buf.records) >= c.flush_records or buf.nbytes >= c.flush_bytes
                     or now - buf.first_at >= c.flush_seconds):
+                self._flush(tp)
+        # Adaptive batching: an idle sink process gets the largest buffer at once (when it is
+        # worth a file), so a backlog is landed while the next batches are being polled.
+        if isinstance(self.sink, SinkProcess) and not self.sink.in_flight and self.buffers:
+            tp, buf = max(self.buffers.items(), key=lambda kv: len(kv[1].records))
+            if len(buf.records) >= min(c.flush_records, 5000):
                 self._flush(tp)
 
     # ---- loop --------------------------------------------------------------
@@ -323,7 +532,6 @@ class Capture:
 
     def run(self, *, until_idle: bool = False, max_seconds: float | None = None,
             assignment_timeout: float = 60) -> dict:
-        self._connect()
         old = {s: signal.signal(s, self.stop) for s in (signal.SIGTERM, signal.SIGINT)}
         # Millions of short-lived dicts per minute: the default thresholds run a full collection
         # every few batches for nothing (records hold no reference cycles). ~10 % of the loop.
@@ -333,6 +541,7 @@ class Capture:
         started = time.monotonic()
         last_report = started
         try:
+            self._connect()
             while not self._stop:
                 polled = self.consumer.poll(timeout_ms=200)
                 for tp, recs in polled.items():
@@ -342,6 +551,8 @@ class Capture:
                     buf.records.extend(recs)
                     buf.nbytes += sum(r.serialized_value_size for r in recs)
                 self._flush_due()
+                if isinstance(self.sink, SinkProcess):
+                    self.sink.pump()
                 now = time.monotonic()
                 if now - last_report >= 10:
                     self._measure_lag()
@@ -359,6 +570,8 @@ class Capture:
                     if all(self.consumer.position(tp) >= ends[tp] for tp in assigned):
                         break
             self._flush_due(force=True)
+            if isinstance(self.sink, SinkProcess):
+                self.sink.drain()
             return self.summary()
         finally:
             gc.set_threshold(*gc_thresholds)
@@ -367,10 +580,8 @@ class Capture:
                 signal.signal(s, h)
             if self.consumer is not None:
                 self.consumer.close(autocommit=False)
-            for topic, partition in list(self.locks):
-                self.release(topic, partition)
-            if self.dlq is not None:
-                self.dlq.close()
+            if self.sink is not None:
+                self.sink.close()
 
     def _measure_lag(self) -> None:
         try:

@@ -53,6 +53,24 @@ def capture_proc(cfg_file, cfg, *extra):
         cwd=REPO, env={**os.environ, **SALT}, stdout=log, stderr=subprocess.STDOUT)
 
 
+_STRAYS: list = []
+
+
+def request_kill_at_exit(proc) -> None:
+    _STRAYS.append(proc)
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_capture_processes():
+    """A failing test must not leave capture processes behind (they would poll a stopped broker)."""
+    yield
+    while _STRAYS:
+        p = _STRAYS.pop()
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 def landed(cfg):
     """Counter of (topic, partition, offset) over every landed table and the dead letters, the
     valid rows' event ids, and the dead letters' reasons by raw message."""
@@ -97,6 +115,7 @@ def test_kill_9_five_times_then_every_published_offset_is_landed_exactly_once(br
     kills = []
     for _ in range(5):
         proc = capture_proc(cfg_file, cfg)
+        request_kill_at_exit(proc)
         before = consumed(cfg)
         deadline = time.monotonic() + 60
         while consumed(cfg) == before:              # wait until this process is landing batches
@@ -182,10 +201,12 @@ def test_two_consumers_share_the_partitions_and_sigterm_flushes_and_exits_0(brok
     world = build_world(orders=8_000, seed=9)
     events = [e for k, e in messages(world) if k == "event"]
     a = capture_proc(cfg_file, cfg)
+    request_kill_at_exit(a)
     with EventPublisher(cfg) as pub:
         for e in events[: len(events) // 2]:
             pub.publish(e)
     b = capture_proc(cfg_file, cfg)
+    request_kill_at_exit(b)
     deadline = time.monotonic() + 60
     while len({r["owner"] for r in capture_health(cfg) if r["owner"]}) < 2:   # the group has rebalanced
         assert time.monotonic() < deadline, capture_health(cfg)

@@ -1,8 +1,8 @@
 """The capture sink's commit protocol, crashed at every file-system step.
 
 The real consumer runs against a broker in tests/integration/test_capture.py (kill -9 at random
-moments). Here the Kafka client is an in-memory stand-in so that the crash can be put exactly at
-each step of a flush (every fsync and every rename, the state file's own included): after each
+moments). Here the sink (the file side of capture) runs alone, with an in-memory stand-in for the
+dead-letter producer, so that the crash can be put exactly at each step of a flush (every fsync and every rename, the state file's own included): after each
 crash a fresh Capture recovers and consumes the rest, and the landing zone must hold every offset
 exactly once, with no temporary file left behind.
 """
@@ -10,30 +10,12 @@ exactly once, with no temporary file left behind.
 import json
 import os
 from collections import Counter
-from typing import NamedTuple
 
 import pyarrow.dataset as ds
 import pytest
-from kafka.structs import TopicPartition
 
 from o2p.config import load_config
-from streaming.consumer import Capture
-
-
-class Rec(NamedTuple):
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    timestamp: int
-
-
-class FakeConsumer:
-    def __init__(self):
-        self.committed = {}
-
-    def commit(self, offsets):
-        for tp, om in offsets.items():
-            self.committed[tp] = om.offset
+from streaming.consumer import Rec, Sink
 
 
 class FakeProducer:
@@ -51,7 +33,7 @@ class Crash(BaseException):
     """Stands for kill -9: raised by an instrumented fsync or rename, caught by the test."""
 
 
-TP = TopicPartition("o2p.orders.v1", 0)
+TOPIC, PART = "o2p.orders.v1", 0
 
 
 def _event(i: int) -> bytes:
@@ -67,10 +49,10 @@ BATCH = 8
 
 def _session(cfg, crash_after: int | None, counter: list, batch: int = BATCH) -> None:
     """One capture process: recover, then consume the rest in batches; `crash_after` steps in."""
-    cap = Capture(cfg, echo=lambda *_: None)
-    cap.consumer, cap.dlq = FakeConsumer(), FakeProducer()
-    cap.acquire(TP.topic, TP.partition)
-    nxt = cap.recover(TP.topic, TP.partition) or 0
+    sink = Sink(cfg)
+    sink.dlq = FakeProducer()
+    sink.acquire(TOPIC, PART)
+    nxt = sink.recover(TOPIC, PART) or 0
     real_replace, real_fsync = os.replace, os.fsync
 
     def step(fn):
@@ -84,12 +66,11 @@ def _session(cfg, crash_after: int | None, counter: list, batch: int = BATCH) ->
     os.replace, os.fsync = step(real_replace), step(real_fsync)
     try:
         while nxt < len(RECORDS):
-            cap.buffers[TP].records = RECORDS[nxt:nxt + batch]
-            cap._flush(TP)
+            sink.land(TOPIC, PART, RECORDS[nxt:nxt + batch])
             nxt = min(nxt + batch, len(RECORDS))
     finally:
         os.replace, os.fsync = real_replace, real_fsync
-        cap.release(TP.topic, TP.partition)   # as the kernel does when the process dies
+        sink.release(TOPIC, PART)   # as the kernel does when the process dies
 
 
 def _landed(landing):
@@ -132,10 +113,10 @@ def test_crash_at_every_step_then_restart_lands_every_offset_once(tmp_path):
         assert (state["next_offset"], state["consumed"], state["dead_lettered"]) == (30, 30, 4), k
 
 
-def _capture(cfg):
-    cap = Capture(cfg, echo=lambda *_: None)
-    cap.consumer, cap.dlq = FakeConsumer(), FakeProducer()
-    return cap
+def _sink(cfg):
+    sink = Sink(cfg)
+    sink.dlq = FakeProducer()
+    return sink
 
 
 def test_a_second_owner_waits_for_the_lock_then_stops_with_a_clear_error(tmp_path):
@@ -143,33 +124,29 @@ def test_a_second_owner_waits_for_the_lock_then_stops_with_a_clear_error(tmp_pat
 
     (tmp_path / "c.yaml").write_text("capture:\n  lock_timeout_seconds: 0.3\n")
     cfg = load_config(tmp_path / "c.yaml", home=tmp_path)
-    first, second = _capture(cfg), _capture(cfg)
-    first.acquire(TP.topic, TP.partition)
+    first, second = _sink(cfg), _sink(cfg)
+    first.acquire(TOPIC, PART)
     with pytest.raises(O2PError, match=r"o2p.orders.v1\[0\] is still locked by another capture process \(pid "):
-        second.acquire(TP.topic, TP.partition)
-    first.release(TP.topic, TP.partition)
-    second.acquire(TP.topic, TP.partition)     # free once the owner lets go
+        second.acquire(TOPIC, PART)
+    first.release(TOPIC, PART)
+    second.acquire(TOPIC, PART)     # free once the owner lets go
 
 
 def test_a_process_without_the_lock_lands_nothing(tmp_path):
     cfg = load_config(None, home=tmp_path)
-    cap = _capture(cfg)
-    cap.buffers[TP].records = RECORDS[:5]
-    cap._flush(TP)
+    assert _sink(cfg).land(TOPIC, PART, RECORDS[:5]) is None
     assert not list(cfg.landing_path.rglob("*.parquet")) and not list(cfg.landing_path.rglob("*.json"))
 
 
 def test_redelivered_offsets_are_skipped_and_a_jump_is_recorded_as_a_gap(tmp_path):
     cfg = load_config(None, home=tmp_path)
-    cap = _capture(cfg)
-    cap.acquire(TP.topic, TP.partition)
-    cap.recover(TP.topic, TP.partition)
-    cap.buffers[TP].records = RECORDS[0:10]
-    cap._flush(TP)
-    cap.buffers[TP].records = RECORDS[6:14]     # 6-9 again (a re-delivery), then 10-13
-    cap._flush(TP)
-    cap.buffers[TP].records = RECORDS[20:24]    # 14-19 are gone from the log
-    cap._flush(TP)
+    sink = _sink(cfg)
+    sink.acquire(TOPIC, PART)
+    sink.recover(TOPIC, PART)
+    sink.land(TOPIC, PART, RECORDS[0:10])
+    sink.land(TOPIC, PART, RECORDS[6:14])     # 6-9 again (a re-delivery), then 10-13
+    sink.land(TOPIC, PART, RECORDS[20:24])    # 14-19 are gone from the log
     assert _landed(cfg.landing_path) == Counter({i: 1 for i in [*range(14), *range(20, 24)]})
     state = json.loads((cfg.landing_path / "_state" / "o2p.orders.v1+0.json").read_text())
     assert (state["next_offset"], state["consumed"], state["gaps"]) == (24, 18, [[14, 19]])
+    assert len(sink.dlq.sent) == 2 and all(h["o2p.reason"] for *_, h in sink.dlq.sent)   # 3 and 10

@@ -4,10 +4,12 @@
     with EventPublisher(cfg) as pub:
         pub.publish({"event_id": "e1", "event_type": "click", ...})
 
-acks=all and retries: a retry re-sends the same bytes, so the same event_id;
-capture and staging keep one. Keys: clicks by buyer_id, orders and refunds by
-order_id, so one buyer's clicks and one order's events keep their order in a
-partition.
+acks=all and the idempotent producer: the client's own retries never write a
+message twice. What the broker never acknowledged is raised by flush()/close()
+(PublishError, with the event ids): publish those again with the same
+event_id — capture lands every copy and staging keeps one. Keys: clicks by
+buyer_id, orders and refunds by order_id, so one buyer's clicks and one
+order's events keep their order in a partition.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import json
 
 from o2p.config import Config
-from o2p.errors import InputError
+from o2p.errors import InputError, O2PError
 from streaming.contracts import EVENT_TYPES, TOPIC_OF_TYPE
 
 
@@ -32,6 +34,16 @@ def encode(event: dict) -> bytes:
     return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
+class PublishError(O2PError):
+    """Some events were not acknowledged by the broker; `failed` holds (event_id or None, error)."""
+
+    def __init__(self, failed: list):
+        self.failed = failed
+        eid, exc = failed[0]
+        super().__init__(f"{len(failed)} event(s) were not acknowledged by the broker (first: "
+                         f"{eid or 'raw message'}: {exc}); publish them again with the same event_id")
+
+
 class EventPublisher:
     def __init__(self, cfg: Config, **overrides):
         from kafka import KafkaProducer
@@ -41,7 +53,7 @@ class EventPublisher:
             bootstrap_servers=cfg.kafka.bootstrap_servers,
             client_id="o2p-publisher",
             acks="all",
-            retries=10,
+            enable_idempotence=True,   # retries inside the client never duplicate a message
             linger_ms=20,
             batch_size=256 * 1024,
             max_request_size=max(cfg.capture.max_message_bytes * 2, 2097152),
@@ -49,22 +61,38 @@ class EventPublisher:
         settings.update(overrides)
         self.producer = KafkaProducer(**settings)
         self.sent = 0
+        self.failed: list = []
 
     def publish(self, event: dict) -> None:
         topic, key = route(self.cfg, event)
-        self.producer.send(topic, key=key, value=encode(event))
+        fut = self.producer.send(topic, key=key, value=encode(event))
+        fut.add_errback(lambda exc, eid=event.get("event_id"): self.failed.append((eid, exc)))
         self.sent += 1
 
     def publish_raw(self, topic: str, value: bytes, key: bytes | None = None) -> None:
-        self.producer.send(topic, key=key, value=value)
+        fut = self.producer.send(topic, key=key, value=value)
+        fut.add_errback(lambda exc: self.failed.append((None, exc)))
         self.sent += 1
 
     def flush(self) -> None:
-        self.producer.flush()
+        """Wait for every acknowledgement; raise PublishError naming what was not acknowledged."""
+        from kafka.errors import KafkaError
+
+        try:
+            self.producer.flush()
+        except KafkaError:
+            # kafka-python gives up waiting on a batch it has split after MessageSizeTooLarge;
+            # the split parts are still in flight: wait for them, their futures say the rest
+            self.producer.flush()
+        if self.failed:
+            failed, self.failed = self.failed, []
+            raise PublishError(failed)
 
     def close(self) -> None:
-        self.producer.flush()
-        self.producer.close()
+        try:
+            self.flush()
+        finally:
+            self.producer.close()
 
     def __enter__(self) -> EventPublisher:
         return self

@@ -249,3 +249,22 @@ def test_two_consumers_share_the_partitions_and_sigterm_flushes_and_exits_0(brok
         assert meta["lag"].value == 0 and meta["owned_partitions"].value == 0
         assert meta["consumed"].value == meta["landed"].value == by_kind[key]
         assert "| 2 |" in meta["partitions"].value
+
+
+def test_publisher_raises_what_the_broker_did_not_acknowledge(broker, tmp_path):
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+
+    from streaming.producer import PublishError
+
+    cfg, _ = make_cfg(broker, tmp_path, partitions=1)
+    small = f"{cfg.kafka.topics.clicks}.small"
+    admin = KafkaAdminClient(bootstrap_servers=cfg.kafka.bootstrap_servers)
+    admin.create_topics([NewTopic(small, 1, 1, topic_configs={"max.message.bytes": "1000"})])
+    admin.close()
+    pub = EventPublisher(cfg)
+    pub.publish_raw(small, b"x" * 100)
+    pub.publish_raw(small, b"y" * 5000)          # over the topic's limit: refused by the broker
+    with pytest.raises(PublishError, match=r"^1 event\(s\) were not acknowledged by the broker") as err:
+        pub.close()
+    assert len(err.value.failed) == 1

@@ -25,3 +25,15 @@ def run_o2p(*args, env=None, check=True, timeout=600):
     if check and proc.returncode != 0:
         raise AssertionError(f"o2p {' '.join(args)} exited {proc.returncode}\nstdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-6000:]}")
     return proc
+
+
+@pytest.fixture(scope="session")
+def spark_cfg(tmp_path_factory):
+    """A config whose home is a scratch folder, and its (shared, local-mode) Spark session."""
+    from o2p.config import load_config
+    from pipelines.lib.spark import get_spark
+
+    home = tmp_path_factory.mktemp("spark_home")
+    (home / "o2p.yaml").write_text('spark:\n  conf:\n    spark.sql.shuffle.partitions: "2"\n')
+    cfg = load_config(home / "o2p.yaml", home=home)
+    return cfg, get_spark(cfg)

@@ -166,8 +166,11 @@ class Config(_Strict):
     # ---- derived -----------------------------------------------------------
     @property
     def config_hash(self) -> str:
-        """SHA-256 of the resolved config (canonical JSON), written into every manifest."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+        """SHA-256 of the resolved config (canonical JSON), written into every manifest. Where the
+        file and the state folder are (`source`, `home`) is not part of it: the same rules give the
+        same hash on every machine."""
+        canonical = json.dumps(self.model_dump(mode="json", exclude={"source", "home"}), sort_keys=True,
+                               ensure_ascii=False)
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
     @property

@@ -33,3 +33,29 @@ def period_dbt_vars(period: str) -> dict:
         "period_end_us": period_end_us(p),
         "next_period": next_period(p),
     }
+
+
+def affected_range(click_dates: set[str], order_dates: set[str], lookback_days: int,
+                   model: str = "last_click", last_key: str | None = None) -> tuple[str, str] | None:
+    """The daily partitions that new landed files make stale, as one range (one Spark run).
+
+    A click of day X changes the flood counts of days X−1..X+1 (the ±60 s window crosses
+    midnight), and so the attribution of orders up to lookback_days after the last of them:
+    X−1..X+1+lookback. An order of day Y changes day Y only. Under `wechat_lock` a day's locks
+    depend on every earlier day, so the range runs to the newest day (`last_key`).
+    """
+    starts, ends = [], []
+    for x in click_dates:
+        starts.append(window_dates(x, x, 1, 0)[0])
+        ends.append(window_dates(x, x, 0, 1 + lookback_days)[-1])
+    for y in order_dates:
+        starts.append(y)
+        ends.append(y)
+    if not starts:
+        return None
+    end = max(ends)
+    if model == "wechat_lock" and last_key:
+        end = max(end, last_key)
+    if last_key:
+        end = min(end, last_key)
+    return max(min(starts), START), max(end, min(starts))

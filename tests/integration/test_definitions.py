@@ -39,3 +39,35 @@ def test_partition_helpers():
     v = period_dbt_vars("2026-12-01")
     assert v["period"] == "2026-12" and v["next_period"] == "2027-01"
     assert v["period_end_us"] - v["period_start_us"] == 31 * 86_400_000_000
+
+
+def test_affected_range_of_late_clicks_and_orders():
+    from pipelines.lib.partitions import affected_range
+
+    # a late click of 10-05 can change floods of 10-04..10-06 and so orders up to 10-13
+    assert affected_range({"2026-10-05"}, set(), 7) == ("2026-10-04", "2026-10-13")
+    assert affected_range({"2026-10-05"}, {"2026-10-20"}, 7) == ("2026-10-04", "2026-10-20")
+    assert affected_range(set(), {"2026-10-20"}, 7) == ("2026-10-20", "2026-10-20")
+    assert affected_range({"2026-10-05"}, set(), 7, last_key="2026-10-08") == ("2026-10-04", "2026-10-08")
+    assert affected_range({"2026-10-05"}, set(), 7, "wechat_lock", "2026-11-30") == ("2026-10-04", "2026-11-30")
+    assert affected_range(set(), set(), 7) is None
+
+
+def test_landing_sensor_requests_one_range_run_for_late_clicks(tmp_path):
+    import pyarrow.parquet as pq
+    from dagster import build_sensor_context
+
+    from pipelines.definitions import defs
+    from pipelines.resources import O2PConfig
+    from streaming.landing import SCHEMAS
+
+    for table, day in (("clicks", "2026-10-05"), ("orders", "2026-10-20")):
+        d = tmp_path / "landing" / table / f"event_date={day}"
+        d.mkdir(parents=True)
+        pq.write_table(SCHEMAS[table].empty_table(), d / "x.parquet")
+    sensor = defs.get_sensor_def("landing_sensor")
+    with build_sensor_context(resources={"o2p": O2PConfig(home=str(tmp_path))}) as ctx:
+        (req,) = list(sensor(ctx))
+        assert (req.tags["dagster/asset_partition_range_start"], req.tags["dagster/asset_partition_range_end"]) == \
+            ("2026-10-04", "2026-10-20")
+        assert ctx.cursor

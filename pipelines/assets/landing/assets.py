@@ -25,7 +25,7 @@ from dagster import (
 )
 
 from o2p.reference import load_reference
-from pipelines.lib.partitions import daily
+from pipelines.lib.partitions import affected_range, daily
 from pipelines.resources import O2PConfig
 from streaming.health import capture_health, log_offsets
 from streaming.landing import TABLES
@@ -87,15 +87,16 @@ def reference_data(context: AssetExecutionContext, o2p: O2PConfig):
 @sensor(
     name="landing_sensor",
     minimum_interval_seconds=30,
-    description="Requests attribution runs for the event dates that newly landed files belong to.",
+    description="Requests one attribution run over every daily partition that newly landed click "
+                "and order files make stale (late clicks re-run the days whose orders they can win).",
     target=[AssetKey(["attribution", "clicks_validated"]), AssetKey(["attribution", "order_attribution"])],
 )
 def landing_sensor(context: SensorEvaluationContext, o2p: O2PConfig):
     cfg = o2p.get()
     cursor = int(context.cursor or 0)
     newest = cursor
-    dates: set[str] = set()
-    for table in TABLES:
+    new: dict[str, set[str]] = {"clicks": set(), "orders": set()}
+    for table in new:
         root = cfg.landing_path / table
         if not root.is_dir():
             continue
@@ -103,15 +104,18 @@ def landing_sensor(context: SensorEvaluationContext, o2p: O2PConfig):
             for f in part.glob("*.parquet"):
                 m = f.stat().st_mtime_ns
                 if m > cursor:
-                    dates.add(part.name.split("=", 1)[1])
+                    new[table].add(part.name.split("=", 1)[1])
                     newest = max(newest, m)
-    if not dates:
-        yield SkipReason("no new landed files")
+    last_key = daily.get_last_partition_key()
+    rng = affected_range(new["clicks"], new["orders"], cfg.attribution.lookback_days,
+                         cfg.attribution.model, last_key)
+    if rng is None:
+        yield SkipReason("no new landed click or order files")
         return
-    for d in sorted(dates):
-        yield RunRequest(run_key=f"{d}:{newest}", partition_key=d)
+    start, end = rng
+    yield RunRequest(run_key=f"{start}..{end}:{newest}",
+                     tags={"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end})
     context.update_cursor(str(newest))
-
 
 
 @sensor(

@@ -66,7 +66,8 @@ class EventPublisher:
     def publish(self, event: dict) -> None:
         topic, key = route(self.cfg, event)
         fut = self.producer.send(topic, key=key, value=encode(event))
-        fut.add_errback(lambda exc, eid=event.get("event_id"): self.failed.append((eid, exc)))
+        event_id = event.get("event_id")
+        fut.add_errback(lambda exc: self.failed.append((event_id, exc)))
         self.sent += 1
 
     def publish_raw(self, topic: str, value: bytes, key: bytes | None = None) -> None:

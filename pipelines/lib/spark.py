@@ -22,6 +22,7 @@ def get_spark(cfg: Config):
             return _session
         if _session is not None:
             _session.stop()
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")   # bind to loopback, whatever the hostname says
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
         from pyspark.sql import SparkSession
@@ -34,6 +35,7 @@ def get_spark(cfg: Config):
             .config("spark.driver.bindAddress", "127.0.0.1")
             .config("spark.driver.host", "127.0.0.1")
             .config("spark.sql.parquet.compression.codec", "zstd")
+            .config("spark.ui.showConsoleProgress", "false")
         )
         for k, v in cfg.spark.conf.items():
             builder = builder.config(k, v)

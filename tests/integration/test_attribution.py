@@ -184,8 +184,8 @@ def _land(cfg, events, first_offset=0):
     sink.close()
 
 
-def _table(spark, root):
-    rows = spark.read.parquet(str(root)).collect()
+def _table(spark, root, drop=()):
+    rows = spark.read.parquet(str(root)).drop(*drop).collect()
     return sorted(tuple(sorted(r.asDict().items())) for r in rows)
 
 
@@ -255,3 +255,40 @@ def _day_minus(event, n: int) -> str:
     from datetime import date
 
     return (date.fromisoformat(_shanghai_day(event)) - timedelta(days=n)).isoformat()
+
+
+def test_attribution_on_a_standalone_spark_cluster_equals_local_mode(spark_cfg, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from o2p.reference import load_reference
+    from pipelines.assets.attribution.spark_jobs import run_attribution, run_click_validity
+    from streaming.simulate import build_world, write_reference
+    from tests.conftest import REPO
+    from tests.spark_cluster import standalone_cluster
+
+    base, spark = spark_cfg
+    world = build_world("2026-10", orders=200, buyers=20, promoters=6, flood_devices=2, malformed_share=0, seed=8)
+    events = [e for e in world.events
+              if e["event_type"] in ("click", "order_paid") and _shanghai_day(e) <= "2026-10-10"]
+    local, remote = _home(base, tmp_path / "local"), _home(base, tmp_path / "cluster")
+    for cfg in (local, remote):
+        write_reference(world, cfg.reference_path)
+        _land(cfg, events)
+    run_click_validity(spark, local, "2026-10-01", "2026-10-10")
+    run_attribution(spark, local, "2026-10-01", "2026-10-10", load_reference(local.reference_path).promoters)
+
+    with standalone_cluster(tmp_path / "spark") as master:
+        cfg_file = remote.home_path / "o2p.yaml"
+        cfg_file.write_text(cfg_file.read_text().replace("spark:\n", f'spark:\n  master: "{master}"\n', 1))
+        proc = subprocess.run([sys.executable, "-m", "tests.spark_cluster", str(cfg_file), str(remote.home_path),
+                               "2026-10-01", "2026-10-10"], cwd=REPO, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    ran = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert ran["master"] == master and ran["executors"] >= 1
+    assert ran["attribution"]["orders"] > 40 and ran["attribution"]["attributed"] > 20
+    for table in ("clicks_validated", "attribution"):
+        # config_hash differs by spark.master only; every other column must be equal
+        assert (_table(spark, remote.warehouse_path / table, ["config_hash"])
+                == _table(spark, local.warehouse_path / table, ["config_hash"])), table

@@ -76,43 +76,49 @@ def last_click(spark, cfg: Config, orders, valid_clicks, self_buyers):
     orders: order_event_id, order_id, buyer_id, share_id, paid_at_us
     valid_clicks: event_id, occurred_at_us, buyer_id, share_id, promoter_id
     self_buyers: promoter_id, promoter_buyer_id (for self_purchase: deny)
+
+    Two sort-based scans, no range join:
+    - per buyer, clicks and orders in time order: the last click seen before an order is its
+      latest candidate, and a range frame counts the candidates in (t − lookback, t];
+    - per (buyer, share token), the same over the clicks whose token some order of that buyer
+      carries (a semi-join makes this input small): the latest click with the order's token.
+    Within an instant clicks sort before orders (a click at the order's instant counts) and by
+    event_id *descending*, so the last one seen is the smallest event_id (byte order).
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     lookback = cfg.attribution.lookback_days * US_PER_DAY
-    c = valid_clicks.select(
-        "buyer_id", "share_id",
-        F.col("occurred_at_us").alias("ts"),
-        F.lit(0).alias("kind"),
+    # Only the clicks of buyers who ordered can be candidates (most people who click do not buy):
+    # a broadcast semi-join drops the rest before the shuffle.
+    order_buyers = orders.select("buyer_id").distinct()
+    clicks = valid_clicks.join(F.broadcast(order_buyers), "buyer_id", "left_semi")
+    c = clicks.select(
+        "buyer_id", "share_id", F.col("occurred_at_us").alias("ts"), F.lit(0).alias("kind"),
         F.col("event_id").alias("click_id"),
-        F.lit(None).cast("string").alias("order_event_id"),
-        F.struct(
-            F.col("occurred_at_us").alias("ts"), F.col("event_id").alias("id"),
-            F.col("promoter_id").alias("promoter_id"),
-        ).alias("click"),
+        F.struct(F.col("occurred_at_us").alias("ts"), F.col("event_id").alias("id"),
+                 F.col("promoter_id").alias("promoter_id")).alias("click"),
+        *[F.lit(None).cast(t).alias(n) for n, t in (("order_event_id", "string"), ("order_id", "string"),
+                                                     ("event_date", "string"))],
     )
-    o = orders.select(
-        "buyer_id", "share_id",
-        F.col("paid_at_us").alias("ts"),
-        F.lit(1).alias("kind"),
+    o = orders.select(   # the order's own columns ride along: no join back afterwards
+        "buyer_id", "share_id", F.col("paid_at_us").alias("ts"), F.lit(1).alias("kind"),
         F.lit(None).cast("string").alias("click_id"),
-        F.col("order_event_id"),
-        F.lit(None).cast(c.schema["click"].dataType).alias("click"),
+        F.lit(None).cast("struct<ts:bigint,id:string,promoter_id:string>").alias("click"),
+        "order_event_id", "order_id", F.col("event_date").cast("string").alias("event_date"),
     )
-    both = c.unionByName(o)
-    # Order within a key: time, then clicks before orders at the same instant (a click at the
-    # same instant counts as before the order), then clicks by event_id *descending*, so the
-    # last click seen is the latest one and, among ties, the smallest event_id (byte order).
     order_cols = [F.col("ts"), F.col("kind"), F.col("click_id").desc_nulls_last()]
     upto = (Window.unboundedPreceding, Window.currentRow)
     by_buyer = Window.partitionBy("buyer_id").orderBy(*order_cols).rowsBetween(*upto)
     by_share = Window.partitionBy("buyer_id", "share_id").orderBy(*order_cols).rowsBetween(*upto)
     in_window = Window.partitionBy("buyer_id").orderBy("ts").rangeBetween(-(lookback - 1), 0)
+    # One shuffle by buyer. The two windows in time order share one sort (the range window's
+    # order is a prefix of the other's); the share-token window sorts the same partitions again.
     scanned = (
-        both.withColumn("latest", F.last("click", ignorenulls=True).over(by_buyer))
-        .withColumn("latest_share", F.last("click", ignorenulls=True).over(by_share))
+        c.unionByName(o).repartition("buyer_id")
+        .withColumn("latest", F.last("click", ignorenulls=True).over(by_buyer))
         .withColumn("candidates_considered", F.sum(1 - F.col("kind")).over(in_window))
+        .withColumn("latest_share", F.last("click", ignorenulls=True).over(by_share))
         .where(F.col("kind") == 1)
     )
     lower = F.col("ts") - F.lit(lookback)
@@ -120,16 +126,13 @@ def last_click(spark, cfg: Config, orders, valid_clicks, self_buyers):
     last_ok = F.col("latest").isNotNull() & (F.col("latest.ts") > lower)
     chosen = F.when(share_ok, F.col("latest_share")).when(last_ok, F.col("latest"))
     reason = F.when(share_ok, "share_token").when(last_ok, "last_click").otherwise("organic")
-    picked = scanned.select(
-        "order_event_id", chosen.alias("chosen"), reason.alias("attribution_reason"),
+    out = scanned.select(
+        "order_id", "order_event_id", "buyer_id", "share_id", F.col("ts").alias("paid_at_us"), "event_date",
+        chosen.promoter_id.alias("promoter_id"),
+        chosen.id.alias("click_event_id"),
+        chosen.ts.alias("click_occurred_at_us"),
+        reason.alias("attribution_reason"),
         F.col("candidates_considered").cast("int").alias("candidates_considered"),
-    )
-    out = orders.join(picked, "order_event_id").select(
-        "order_id", "order_event_id", "buyer_id", "share_id", "paid_at_us", "event_date",
-        F.col("chosen.promoter_id").alias("promoter_id"),
-        F.col("chosen.id").alias("click_event_id"),
-        F.col("chosen.ts").alias("click_occurred_at_us"),
-        "attribution_reason", "candidates_considered",
     )
     if cfg.attribution.self_purchase == "deny":
         out = out.join(F.broadcast(self_buyers), "promoter_id", "left")

@@ -1,0 +1,228 @@
+"""Attribution at volume: the Spark asset's code against one DuckDB SQL of the same rules.
+
+    .venv/bin/python bench/attribution.py                       # 5M clicks, 300k orders
+    .venv/bin/python bench/attribution.py --clicks 1000000 --orders 60000
+
+1. Simulated input, written as Parquet by DuckDB: clicks over 30 days from 600k buyers (a few
+   buyers click a lot: Zipf-like), 3 % bot user agents, 40 flooding devices, 1 % producer
+   retries (same event_id); orders placed minutes to days after one of the buyer's clicks,
+   half of them carrying that click's share token, some with an unknown token.
+2. Spark (session started first, its start-up reported on its own line; then the same code as
+   the assets: dedupe → click_validity → last_click), output written as Parquet.
+3. DuckDB: one SQL with the same sort-based windows, output written as Parquet.
+4. Both outputs are compared row for row (EXCEPT both ways must be empty).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from o2p.config import load_config  # noqa: E402
+from o2p.timeutil import US_PER_DAY, US_PER_SECOND  # noqa: E402
+
+START_US = 1_790_784_000_000_000   # 2026-10-01T00:00:00+08:00
+
+
+def simulate(con, clicks: int, orders: int, out: Path) -> None:
+    con.execute(f"""
+    create or replace table clicks as
+    with base as (
+      select i,
+        (hash(i, 'buyer') % 1000000) / 1e6 as u_buyer,
+        (hash(i, 'time') % 1000000000) / 1e9 as u_time,
+        hash(i, 'kind') % 1000 as k
+      from range({clicks}) t(i))
+    select
+      'c' || lpad((case when k < 10 and i > 0 then i - 1 else i end)::varchar, 10, '0') as event_id,
+      case when k >= 10 and k < 30 then 'D-flood' || (hash(i, 'fd') % 40)
+           else 'D' || (floor(pow(u_buyer, 2.5) * 600000))::bigint end as device_id,
+      'B' || (floor(pow(u_buyer, 2.5) * 600000))::bigint as buyer_id,
+      'P' || (hash(i, 'prom') % 50000) as promoter_id,
+      'S' || (hash(i, 'prom') % 50000) || '-' || (hash(i, 'share') % 20) as share_id,
+      case when k >= 10 and k < 30
+           then {START_US} + (hash(i, 'fd') % 40) * {US_PER_DAY // 2} + (hash(i, 'ft') % {90 * US_PER_SECOND})
+           else {START_US} + floor(u_time * {30 * US_PER_DAY})::bigint end as occurred_at_us,
+      case when k >= 970 then 'Mozilla/5.0 (compatible; Googlebot/2.1)'
+           else 'Mozilla/5.0 (iPhone) MicroMessenger/8.0.44' end as user_agent,
+      'o2p.clicks.v1' as _topic, (i % 3)::int as _partition, i as _offset
+    from base
+    """)
+    # a retry repeats the previous click exactly (same event_id, same content)
+    con.execute("""
+    create or replace table clicks as
+    select c.event_id, coalesce(p.device_id, c.device_id) as device_id, coalesce(p.buyer_id, c.buyer_id) as buyer_id,
+           coalesce(p.promoter_id, c.promoter_id) as promoter_id, coalesce(p.share_id, c.share_id) as share_id,
+           coalesce(p.occurred_at_us, c.occurred_at_us) as occurred_at_us,
+           coalesce(p.user_agent, c.user_agent) as user_agent, c._topic, c._partition, c._offset
+    from clicks c left join (select * from clicks qualify row_number() over (partition by event_id order by _offset) = 1) p
+      on p.event_id = c.event_id and p._offset < c._offset
+    """)
+    con.execute(f"""
+    create or replace table orders as
+    with pick as (
+      select i, (hash(i, 'click') % {clicks}) as ci, hash(i, 'o') % 100 as k,
+             (hash(i, 'delay') % 1000000) / 1e6 as u from range({orders}) t(i))
+    select 'o' || lpad(i::varchar, 9, '0') as order_event_id, 'O' || i as order_id, c.buyer_id,
+      case when k < 50 then c.share_id when k < 55 then 'S-unknown-' || i end as share_id,
+      c.occurred_at_us + floor(pow(u, 3) * {9 * US_PER_DAY})::bigint as paid_at_us
+    from pick join clicks c on c._offset = pick.ci
+    """)
+    con.execute(f"copy clicks to '{out / 'clicks.parquet'}' (format parquet, row_group_size 500000)")
+    con.execute(f"copy orders to '{out / 'orders.parquet'}' (format parquet)")
+
+
+VALIDITY_SQL = """
+with clicks as (
+  select * from read_parquet('{clicks}')
+  qualify row_number() over (partition by event_id order by _topic, _partition, _offset) = 1),
+flagged as (
+  select *,
+    count(*) over (partition by device_id order by occurred_at_us
+                   range between {window} preceding and {window} following) as flood_count,
+    coalesce(regexp_matches(user_agent, '{pattern}'), false) as is_ua_bot
+  from clicks)
+select event_id, occurred_at_us, buyer_id, share_id, promoter_id, device_id, flood_count,
+       not is_ua_bot and flood_count <= {flood_max} as is_valid,
+       concat_ws(',', case when is_ua_bot then 'ua_bot' end,
+                      case when flood_count > {flood_max} then 'flood' end) as invalid_reasons
+from flagged
+"""
+
+ATTRIBUTION_SQL = """
+with valid as (select * from read_parquet('{valid}') where is_valid),
+events as (
+  select buyer_id, share_id, occurred_at_us as ts, 0 as kind, event_id as click_id, null as order_event_id,
+         {{'ts': occurred_at_us, 'id': event_id, 'promoter_id': promoter_id}} as click
+  from valid
+  union all
+  select buyer_id, share_id, paid_at_us, 1, null, order_event_id, null
+  from read_parquet('{orders}')),
+scanned as (
+  select *,
+    last_value(click ignore nulls) over (partition by buyer_id order by ts, kind, click_id desc nulls last
+                                         rows between unbounded preceding and current row) as latest,
+    last_value(click ignore nulls) over (partition by buyer_id, share_id order by ts, kind, click_id desc nulls last
+                                         rows between unbounded preceding and current row) as latest_share,
+    sum(1 - kind) over (partition by buyer_id order by ts range between {lookback_minus_1} preceding and current row)
+      as candidates_considered
+  from events),
+picked as (
+  select order_event_id,
+    case when latest_share is not null and latest_share.ts > ts - {lookback} then latest_share
+         when latest is not null and latest.ts > ts - {lookback} then latest end as chosen,
+    case when latest_share is not null and latest_share.ts > ts - {lookback} then 'share_token'
+         when latest is not null and latest.ts > ts - {lookback} then 'last_click'
+         else 'organic' end as attribution_reason,
+    candidates_considered::int as candidates_considered
+  from scanned where kind = 1)
+select o.order_id, o.order_event_id, o.buyer_id, o.share_id, o.paid_at_us,
+       p.chosen.promoter_id as promoter_id, p.chosen.id as click_event_id,
+       p.chosen.ts as click_occurred_at_us, p.attribution_reason, p.candidates_considered
+from read_parquet('{orders}') o join picked p using (order_event_id)
+"""
+
+ATTR_COLS = ("order_id, order_event_id, buyer_id, share_id, paid_at_us, promoter_id, click_event_id, "
+             "click_occurred_at_us, attribution_reason, candidates_considered")
+VALIDITY_COLS = "event_id, is_valid, invalid_reasons, flood_count"
+
+
+def compare(con, a: str, b: str, cols: str) -> tuple[int, int]:
+    return con.sql(f"""select (select count(*) from (select {cols} from {a} except all select {cols} from {b})),
+                              (select count(*) from (select {cols} from {b} except all select {cols} from {a}))
+                    """).fetchall()[0]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clicks", type=int, default=5_000_000)
+    ap.add_argument("--orders", type=int, default=300_000)
+    ap.add_argument("--shuffle-partitions", default="8", help="spark.sql.shuffle.partitions (default 8)")
+    args = ap.parse_args()
+
+    import re
+
+    import duckdb
+
+    with tempfile.TemporaryDirectory(prefix="o2p-bench-attr-") as tmp:
+        tmp = Path(tmp)
+        (tmp / "o2p.yaml").write_text(
+            f'spark:\n  conf:\n    spark.sql.shuffle.partitions: "{args.shuffle_partitions}"\n'
+            '    spark.driver.memory: "6g"\n')
+        cfg = load_config(tmp / "o2p.yaml", home=tmp)
+        con = duckdb.connect()
+        t0 = time.perf_counter()
+        simulate(con, args.clicks, args.orders, tmp)
+        n_clicks = con.sql(f"select count(*) from '{tmp / 'clicks.parquet'}'").fetchall()[0][0]
+        n_orders = con.sql(f"select count(*) from '{tmp / 'orders.parquet'}'").fetchall()[0][0]
+        print(f"simulated {n_clicks} clicks and {n_orders} orders in {time.perf_counter() - t0:.1f} s")
+
+        from pipelines.assets.attribution.spark_jobs import click_validity, dedupe, last_click
+        from pipelines.lib.spark import get_spark
+
+        t0 = time.perf_counter()
+        spark = get_spark(cfg)
+        spark.range(1).count()
+        startup = time.perf_counter() - t0
+        from pyspark.sql import functions as F
+
+        cv = cfg.click_validity
+        fmt = dict(clicks=tmp / "clicks.parquet", orders=tmp / "orders.parquet", valid=tmp / "spark_valid/*.parquet",
+                   window=cv.flood_window_seconds * US_PER_SECOND, flood_max=cv.flood_max_clicks,
+                   pattern="(?i)(" + "|".join(re.escape(p) for p in cv.bot_user_agent_patterns) + ")",
+                   lookback=cfg.attribution.lookback_days * US_PER_DAY,
+                   lookback_minus_1=cfg.attribution.lookback_days * US_PER_DAY - 1)
+
+        def spark_validity():
+            clicks = spark.read.parquet(str(tmp / "clicks.parquet")).withColumn("event_date", F.lit(None).cast("string"))
+            click_validity(spark, cfg, dedupe(clicks)).select(
+                "event_id", "occurred_at_us", "buyer_id", "share_id", "promoter_id", "device_id", "flood_count",
+                "is_valid", "invalid_reasons").write.mode("overwrite").parquet(str(tmp / "spark_valid"))
+
+        def spark_attribution():
+            valid = spark.read.parquet(str(tmp / "spark_valid")).where("is_valid").select(
+                "event_id", "occurred_at_us", "buyer_id", "share_id", "promoter_id")
+            orders = spark.read.parquet(str(tmp / "orders.parquet")).withColumn("event_date", F.lit(None).cast("string"))
+            self_buyers = spark.createDataFrame([("", "")], "promoter_id string, promoter_buyer_id string")
+            out = last_click(spark, cfg, orders, valid, self_buyers).drop("event_date", "model", "config_hash")
+            out.write.mode("overwrite").parquet(str(tmp / "spark_out"))
+
+        def duck(sql: str, out: str):
+            return lambda: duckdb.connect().execute(f"copy ({sql.format(**fmt)}) to '{tmp / out}' (format parquet)")
+
+        timings = {}
+        for name, fn in (("validity/Spark", spark_validity), ("validity/DuckDB", duck(VALIDITY_SQL, "duck_valid.parquet")),
+                         ("attribution/Spark", spark_attribution), ("attribution/DuckDB", duck(ATTRIBUTION_SQL, "duck_out.parquet")),
+                         ("attribution/Spark again", spark_attribution)):
+            t0 = time.perf_counter()
+            fn()
+            timings[name] = time.perf_counter() - t0
+        v_diff = compare(con, f"'{tmp}/spark_valid/*.parquet'", f"'{tmp}/duck_valid.parquet'", VALIDITY_COLS)
+        a_diff = compare(con, f"'{tmp}/spark_out/*.parquet'", f"'{tmp}/duck_out.parquet'", ATTR_COLS)
+        n_attr = con.sql(f"select count(*), count(promoter_id) from '{tmp}/duck_out.parquet'").fetchall()[0]
+        n_valid = con.sql(f"select count(*) filter (where is_valid) from '{tmp}/duck_valid.parquet'").fetchall()[0][0]
+
+        print(f"\nSpark session start-up: {startup:.1f} s (not in the figures below)")
+        print(f"spark.master {cfg.spark.master}, spark.sql.shuffle.partitions {args.shuffle_partitions}\n")
+        print(f"{'stage / engine':<30}{'seconds':>9}{'clicks/s':>12}{'orders/s':>11}")
+        for name, sec in timings.items():
+            print(f"{name:<30}{sec:>9.2f}{n_clicks / sec:>12.0f}{n_orders / sec:>11.0f}")
+        r1 = timings["attribution/Spark"] / timings["attribution/DuckDB"]
+        r2 = timings["attribution/Spark again"] / timings["attribution/DuckDB"]
+        rv = timings["validity/Spark"] / timings["validity/DuckDB"]
+        print(f"\nratio Spark / DuckDB, attribution: {r1:.2f} first run in the session, {r2:.2f} second run "
+              f"(target ≤ 2);  click validity: {rv:.2f}")
+        same = v_diff == (0, 0) and a_diff == (0, 0)
+        print(f"click validity: {n_valid} valid of {n_clicks}; rows only in Spark {v_diff[0]}, only in DuckDB {v_diff[1]}")
+        print(f"attribution: {n_attr[0]} orders, {n_attr[1]} attributed; rows only in Spark {a_diff[0]}, "
+              f"only in DuckDB {a_diff[1]} -> {'identical' if same else 'DIFFERENT'}")
+        return 0 if same else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -84,3 +84,37 @@ def last_click(orders: list[Order], clicks: list[Click], valid: dict, own_buyer:
         out[o.event_id] = (chosen.promoter_id if chosen else None, chosen.event_id if chosen else None,
                            reason, len(cands))
     return out
+
+
+def wechat_lock(orders: list[Order], clicks: list[Click], valid: dict, own_buyer: dict[str, str],
+                lock_days: int = 5, extension_days: int = 20, lookback_days: int = 7,
+                self_purchase: str = "allow"):
+    """order event_id → (promoter_id, click_event_id, reason, candidates_considered).
+
+    Read straight from the rulebook, whole history at once, one buyer at a time: a lock is a
+    (promoter, click, until) triple, active while now < until."""
+    unique: dict[str, Click] = {}
+    for c in clicks:
+        unique.setdefault(c.event_id, c)
+    good = [c for c in unique.values() if valid[c.event_id][0]]
+    out = {}
+    for buyer in {o.buyer_id for o in orders}:
+        timeline = [(c.ts, 0, _utf8(c.event_id), c) for c in good if c.buyer_id == buyer]
+        timeline += [(o.ts, 1, _utf8(o.event_id), o) for o in orders if o.buyer_id == buyer]
+        lock = None   # (promoter_id, click_event_id, until)
+        for ts, _, _, ev in sorted(timeline, key=lambda x: x[:3]):
+            if lock and ts >= lock[2]:
+                lock = None
+            if isinstance(ev, Click):
+                if lock is None:
+                    lock = (ev.promoter_id, ev.event_id, ts + lock_days * US_PER_DAY)
+                elif lock[0] == ev.promoter_id:
+                    lock = (lock[0], ev.event_id, max(lock[2], ts + lock_days * US_PER_DAY))
+                continue
+            cands = sum(1 for c in good if c.buyer_id == buyer and ts - lookback_days * US_PER_DAY < c.ts <= ts)
+            if lock and not (self_purchase == "deny" and own_buyer.get(lock[0]) == buyer):
+                out[ev.event_id] = (lock[0], lock[1], "lock", cands)
+                lock = (lock[0], lock[1], max(lock[2], ts + extension_days * US_PER_DAY))
+            else:
+                out[ev.event_id] = (None, None, "organic", cands)
+    return out

@@ -63,7 +63,8 @@ def worlds(draw):
                        "buyer_id": draw(st.sampled_from(["B0", "B1", "B2"])),
                        "share_id": draw(st.sampled_from([None, "S0", "S1", "S2", "S-unknown"]))})
     for o in orders:   # clicks exactly 7 days before an order (not a candidate) and at its instant (one)
-        for delta in draw(st.sets(st.sampled_from([timedelta(days=7), timedelta(0), timedelta(days=7, microseconds=-1)]))):
+        for delta in draw(st.sets(st.sampled_from([timedelta(days=7), timedelta(0), timedelta(days=7, microseconds=-1),
+                                                   timedelta(days=5)]))):   # 5 days: a lock expiring at the order
             n += 1
             clicks.append({"event_id": f"e{n:03d}", "at": o["at"] - delta, "utc": draw(st.booleans()),
                            "promoter_id": draw(st.sampled_from(list(PROMOTER_BUYER))),
@@ -150,20 +151,66 @@ def test_spark_last_click_equals_the_reference_on_random_worlds(spark_cfg, world
     assert got_deny == reference(deny, click_rows, order_rows, self_purchase="deny")[1]
 
 
-def _deny_config(cfg):
+def _deny_config(cfg, model="last_click"):
     from o2p.config import load_config
 
-    path = cfg.home_path / "deny.yaml"
+    path = cfg.home_path / f"deny-{model}.yaml"
     if not path.exists():
-        path.write_text(open(cfg.source).read() + "attribution:\n  self_purchase: deny\n")
+        path.write_text(open(cfg.source).read() + f"attribution:\n  self_purchase: deny\n  model: {model}\n")
     return load_config(path, home=cfg.home_path)
 
 
-def _home(base_cfg, path):
+def _lock_config(cfg):
+    from o2p.config import load_config
+
+    path = cfg.home_path / "lock.yaml"
+    if not path.exists():
+        path.write_text(open(cfg.source).read() + "attribution:\n  model: wechat_lock\n")
+    return load_config(path, home=cfg.home_path)
+
+
+def spark_lock(spark, cfg, click_rows, order_rows):
+    from pipelines.assets.attribution.spark_jobs import CLICK_COLUMNS, click_validity, dedupe, wechat_lock
+    from pipelines.lib.partitions import window_dates
+
+    clicks = spark.createDataFrame([tuple(r.get(c) for c in CLICK_COLUMNS) for r in click_rows], CLICK_SCHEMA)
+    valid = click_validity(spark, cfg, dedupe(clicks)).where("is_valid").select(
+        "event_id", "occurred_at_us", "buyer_id", "share_id", "promoter_id")
+    orders = spark.createDataFrame(
+        [(o["event_id"], o["order_id"], o["buyer_id"], o["share_id"], o["occurred_at_us"], o["event_date"])
+         for o in order_rows],
+        "order_event_id string, order_id string, buyer_id string, share_id string, paid_at_us long, event_date string")
+    empty_state = spark.createDataFrame([], "buyer_id string, promoter_id string, click_event_id string, "
+                                            "click_occurred_at_us long, bound_at_us long, expires_at_us long")
+    days = sorted({r["event_date"] for r in click_rows + order_rows})
+    out, _ = wechat_lock(spark, cfg, orders, valid, valid.limit(0), empty_state, PROMOTER_BUYER,
+                         window_dates(days[0], days[-1]))
+    return {r["order_event_id"]: (r["promoter_id"], r["click_event_id"], r["attribution_reason"],
+                                  r["candidates_considered"]) for r in out.collect()}
+
+
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(world=worlds())
+def test_spark_wechat_lock_equals_the_reference_on_random_worlds(spark_cfg, world):
+    base, spark = spark_cfg
+    click_rows, order_rows = _landed_clicks(world[0]), _landed_orders(world[1])
+    for cfg, mode in ((_lock_config(base), "allow"), (_deny_config(base, "wechat_lock"), "deny")):
+        clicks = [ref.Click(r["event_id"], r["occurred_at_us"], r["promoter_id"], r["share_id"], r["buyer_id"],
+                            r["device_id"], r.get("user_agent")) for r in click_rows]
+        orders = [ref.Order(o["event_id"], o["order_id"], o["occurred_at_us"], o["buyer_id"], o["share_id"])
+                  for o in order_rows]
+        cv = cfg.click_validity
+        valid = ref.validity(clicks, cv.bot_user_agent_patterns, cv.flood_max_clicks, cv.flood_window_seconds)
+        want = ref.wechat_lock(orders, clicks, valid, PROMOTER_BUYER, self_purchase=mode)
+        assert spark_lock(spark, cfg, click_rows, order_rows) == want, mode
+
+
+def _home(base_cfg, path, model="last_click"):
     from o2p.config import load_config
 
     path.mkdir(parents=True)
-    (path / "o2p.yaml").write_text(open(base_cfg.source).read())
+    (path / "o2p.yaml").write_text(open(base_cfg.source).read() + f"attribution:\n  model: {model}\n")
     return load_config(path / "o2p.yaml", home=path)
 
 
@@ -189,7 +236,8 @@ def _table(spark, root, drop=()):
     return sorted(tuple(sorted(r.asDict().items())) for r in rows)
 
 
-def test_day_by_day_with_late_clicks_and_reruns_equals_all_at_once(spark_cfg, tmp_path):
+@pytest.mark.parametrize("model", ["last_click", "wechat_lock"])
+def test_day_by_day_with_late_clicks_and_reruns_equals_all_at_once(spark_cfg, tmp_path, model):
     import random
 
     from o2p.reference import load_reference
@@ -216,8 +264,8 @@ def test_day_by_day_with_late_clicks_and_reruns_equals_all_at_once(spark_cfg, tm
     late_ids = {id(e) for e in late}
     on_time = [e for e in events if id(e) not in late_ids]
 
-    everything = _home(base, tmp_path / "all")
-    daily = _home(base, tmp_path / "daily")
+    everything = _home(base, tmp_path / "all", model)
+    daily = _home(base, tmp_path / "daily", model)
     for cfg in (everything, daily):
         write_reference(world, cfg.reference_path)
     promoters = load_reference(everything.reference_path).promoters
@@ -233,14 +281,18 @@ def test_day_by_day_with_late_clicks_and_reruns_equals_all_at_once(spark_cfg, tm
         run_attribution(spark, daily, d, d, promoters)
     _land(daily, late)                                  # late clicks arrive for old days
     start, end = affected_range({_shanghai_day(e) for e in late}, set(),
-                                daily.attribution.lookback_days, last_key=days[-1])
+                                daily.attribution.lookback_days, model, last_key=days[-1])
     run_click_validity(spark, daily, start, end)        # the range the landing sensor requests
     run_attribution(spark, daily, start, end, promoters)
     run_attribution(spark, daily, days[3], days[3], promoters)   # a re-run changes nothing
 
-    for table in ("clicks_validated", "attribution"):
+    tables = ("clicks_validated", "attribution") + (("lock_state",) if model == "wechat_lock" else ())
+    for table in tables:
         want = _table(spark, everything.warehouse_path / table)
         assert want and _table(spark, daily.warehouse_path / table) == want, table
+    reasons = {r[0] for r in spark.read.parquet(str(everything.warehouse_path / "attribution"))
+               .select("attribution_reason").distinct().collect()}
+    assert reasons == ({"lock", "organic"} if model == "wechat_lock" else {"share_token", "last_click", "organic"})
     flooded = spark.read.parquet(str(everything.warehouse_path / "clicks_validated")).where("not is_valid").count()
     assert flooded >= 6 * 21   # the floods (some across midnight) were found in both
 

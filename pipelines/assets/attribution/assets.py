@@ -66,7 +66,8 @@ def clicks_validated(context: AssetExecutionContext, o2p: O2PConfig) -> Material
     ],
     group_name="attribution",
     kinds={"spark", "parquet"},
-    description="One row per order_paid event: promoter, click, reason (share_token | last_click | organic).",
+    description="One row per order_paid event: promoter, click, reason (share_token | last_click | organic, "
+                "or lock | organic under attribution.model: wechat_lock), candidates, model, config hash.",
 )
 def order_attribution(context: AssetExecutionContext, o2p: O2PConfig) -> MaterializeResult:
     from pipelines.assets.attribution.spark_jobs import run_attribution

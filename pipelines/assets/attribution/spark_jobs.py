@@ -149,6 +149,91 @@ def last_click(spark, cfg: Config, orders, valid_clicks, self_buyers):
     )
 
 
+LOCK_EVENT_SCHEMA = ("buyer_id string, kind int, ts long, id string, promoter_id string, order_id string, "
+                     "share_id string, event_date string, click_ts long, bound_at long, expires_at long")
+LOCK_OUT_SCHEMA = ("rtype string, buyer_id string, id string, order_id string, share_id string, ts long, "
+                   "event_date string, promoter_id string, click_event_id string, click_occurred_at_us long, "
+                   "attribution_reason string, candidates_considered int, bound_at long, expires_at long")
+LOCK_STATE_COLUMNS = ["buyer_id", "promoter_id", "click_event_id", "click_occurred_at_us", "bound_at_us", "expires_at_us"]
+
+
+def wechat_lock(spark, cfg: Config, orders, clicks, past_clicks, state, own_buyer: dict, dates: list[str]):
+    """The lock model over days `dates` (see lock.py): returns (attribution, end-of-day lock states).
+
+    orders: order_event_id, order_id, buyer_id, share_id, paid_at_us, event_date (days of the run)
+    clicks: valid clicks of the run's days; past_clicks: valid clicks of the lookback before it;
+    state: the lock snapshot at the end of the day before the run (LOCK_STATE_COLUMNS).
+    One shuffle by buyer, then a fold per buyer in Python (the lock is a sequential state machine).
+    """
+    from pyspark.sql import functions as F
+
+    from o2p.timeutil import US_PER_DAY as DAY
+    from pipelines.assets.attribution import lock
+
+    a = cfg.attribution
+    lock_us, ext_us, lookback_us = a.lock_days * DAY, a.lock_order_extension_days * DAY, a.lookback_days * DAY
+    deny = a.self_purchase == "deny"
+    day_ends = [(d, _shanghai_day_end_us(d)) for d in dates]
+    null = F.lit(None)
+
+    def ev(df, kind, ts, id_, promoter, order_id=null, share=null, day=null, click_ts=null, bound=null, exp=null):
+        return df.select(F.col("buyer_id"), F.lit(kind).alias("kind"), F.col(ts).alias("ts"), F.col(id_).alias("id"),
+                         promoter.alias("promoter_id"), order_id.cast("string").alias("order_id"),
+                         share.cast("string").alias("share_id"), day.cast("string").alias("event_date"),
+                         click_ts.cast("long").alias("click_ts"), bound.cast("long").alias("bound_at"),
+                         exp.cast("long").alias("expires_at"))
+
+    events = (
+        ev(state, lock.STATE, "bound_at_us", "click_event_id", F.col("promoter_id"),
+           click_ts=F.col("click_occurred_at_us"), bound=F.col("bound_at_us"), exp=F.col("expires_at_us"))
+        .unionByName(ev(clicks, lock.CLICK, "occurred_at_us", "event_id", F.col("promoter_id")))
+        .unionByName(ev(past_clicks, lock.PAST_CLICK, "occurred_at_us", "event_id", null.cast("string")))
+        .unionByName(ev(orders, lock.ORDER, "paid_at_us", "order_event_id", null.cast("string"),
+                        order_id=F.col("order_id"), share=F.col("share_id"), day=F.col("event_date")))
+    )
+
+    def fold(pdf):
+        import pandas as pd
+
+        rows = pdf.to_dict("records")
+        for r in rows:
+            if r["kind"] == lock.STATE:
+                r["ts"] = -(2**62)
+        by_id = {r["id"]: r for r in rows if r["kind"] == lock.ORDER}
+        buyer = rows[0]["buyer_id"]
+        got, states = lock.scan(rows, day_ends, lock_us, ext_us, lookback_us, own_buyer, deny)
+        out = []
+        for oid, promoter, click_id, click_ts, reason, cands in got:
+            o = by_id[oid]
+            out.append(("order", buyer, oid, o["order_id"], o["share_id"], o["ts"], o["event_date"], promoter,
+                        click_id, click_ts, reason, cands, None, None))
+        for day, promoter, click_id, click_ts, bound_at, expires in states:
+            out.append(("state", buyer, None, None, None, None, day, promoter, click_id, click_ts, None, None,
+                        bound_at, expires))
+        cols = [c.split()[0] for c in LOCK_OUT_SCHEMA.split(", ")]
+        return pd.DataFrame(out, columns=cols)
+
+    folded = events.groupBy("buyer_id").applyInPandas(fold, schema=LOCK_OUT_SCHEMA).cache()
+    attribution = folded.where("rtype = 'order'").select(
+        F.col("order_id"), F.col("id").alias("order_event_id"), "buyer_id", "share_id",
+        F.col("ts").alias("paid_at_us"), "event_date", "promoter_id", "click_event_id", "click_occurred_at_us",
+        "attribution_reason", "candidates_considered",
+    ).withColumn("model", F.lit(a.model)).withColumn("config_hash", F.lit(cfg.config_hash))
+    states = folded.where("rtype = 'state'").select(
+        "buyer_id", "promoter_id", "click_event_id", "click_occurred_at_us",
+        F.col("bound_at").alias("bound_at_us"), F.col("expires_at").alias("expires_at_us"), "event_date")
+    return attribution, states
+
+
+def _shanghai_day_end_us(day: str) -> int:
+    from datetime import date, datetime, timedelta
+
+    from o2p.timeutil import SHANGHAI, to_us
+
+    d = date.fromisoformat(day) + timedelta(days=1)
+    return to_us(datetime(d.year, d.month, d.day, tzinfo=SHANGHAI))
+
+
 def _swap_in(staging: Path, target: Path, dates: list[str]) -> None:
     """Replace target/event_date=D with the staged output for every D in the window."""
     target.mkdir(parents=True, exist_ok=True)
@@ -209,39 +294,71 @@ def _write_schema_file(target: Path) -> None:
         pq.write_table(schema.empty_table(), path)
 
 
+def _earliest_landed(cfg: Config) -> str | None:
+    from streaming.landing import landed_dates
+
+    days = landed_dates(cfg.landing_path, "clicks") + landed_dates(cfg.landing_path, "orders")
+    return min(days) if days else None
+
+
 def run_attribution(spark, cfg: Config, first: str, last: str, promoters: dict) -> dict:
     from pyspark.sql import functions as F
 
-    if cfg.attribution.model != "last_click":
-        from o2p.errors import InputError
-
-        raise InputError("attribution.model: wechat_lock is not implemented yet (issue #4); use last_click")
+    lock_model = cfg.attribution.model == "wechat_lock"
     target = cfg.warehouse_path / "attribution"
+    state_root = cfg.warehouse_path / "lock_state"
     _write_schema_file(target)
+    if lock_model:
+        # the fold needs the locks at the end of the day before: without that snapshot, start
+        # from the first landed day (slower, and as correct)
+        prev = window_dates(first, first, 1, 0)[0]
+        earliest = _earliest_landed(cfg)
+        if earliest and earliest < first and not (state_root / f"event_date={prev}").is_dir():
+            first = earliest
     dates = window_dates(first, last)
     order_paths = _existing(cfg.landing_path / "orders", dates)
-    if not order_paths:
-        _swap_in(target / "_none", target, dates)
-        return {"orders": 0, "attributed": 0}
-    orders = dedupe(spark.read.parquet(*order_paths)).where(F.col("event_type") == "order_paid")
+    if order_paths:
+        orders = dedupe(spark.read.parquet(*order_paths)).where(F.col("event_type") == "order_paid")
+    else:
+        orders = spark.createDataFrame([], "event_id string, order_id string, buyer_id string, share_id string, "
+                                           "occurred_at_us long, event_date string")
     orders = orders.select(
         F.col("event_id").alias("order_event_id"), "order_id", "buyer_id", "share_id",
-        F.col("occurred_at_us").alias("paid_at_us"), "event_date",
+        F.col("occurred_at_us").alias("paid_at_us"), F.col("event_date").cast("string").alias("event_date"),
     )
-    click_paths = _existing(cfg.warehouse_path / "clicks_validated", window_dates(first, last, cfg.attribution.lookback_days, 0))
-    if click_paths:
-        clicks = spark.read.parquet(*click_paths).where("is_valid").select(
+    valid_schema = "event_id string, occurred_at_us long, buyer_id string, share_id string, promoter_id string"
+
+    def valid_clicks(days):
+        paths = _existing(cfg.warehouse_path / "clicks_validated", days)
+        if not paths:
+            return spark.createDataFrame([], valid_schema)
+        return spark.read.parquet(*paths).where("is_valid").select(
             "event_id", "occurred_at_us", "buyer_id", "share_id", "promoter_id")
-    else:
-        clicks = spark.createDataFrame([], "event_id string, occurred_at_us long, buyer_id string, share_id string, promoter_id string")
-    self_buyers = spark.createDataFrame(
-        [(p.promoter_id, p.buyer_id) for p in promoters.values()] or [("", "")],
-        "promoter_id string, promoter_buyer_id string",
-    )
-    out = last_click(spark, cfg, orders, clicks, self_buyers)
+
     staging = target / f"_staging_{uuid.uuid4().hex}"
+    if lock_model:
+        lookback = cfg.attribution.lookback_days
+        past_days = window_dates(first, first, lookback, 0)[:-1]
+        prev_state = _existing(state_root, past_days[-1:])
+        state = (spark.read.parquet(*prev_state).select(*LOCK_STATE_COLUMNS) if prev_state else
+                 spark.createDataFrame([], "buyer_id string, promoter_id string, click_event_id string, "
+                                           "click_occurred_at_us long, bound_at_us long, expires_at_us long"))
+        own = {p.promoter_id: p.buyer_id for p in promoters.values()}
+        out, states = wechat_lock(spark, cfg, orders, valid_clicks(dates), valid_clicks(past_days), state, own, dates)
+        state_staging = state_root / f"_staging_{uuid.uuid4().hex}"
+        states.repartition("event_date").write.mode("overwrite").partitionBy("event_date").parquet(str(state_staging))
+        _swap_in(state_staging, state_root, dates)
+    else:
+        self_buyers = spark.createDataFrame(
+            [(p.promoter_id, p.buyer_id) for p in promoters.values()] or [("", "")],
+            "promoter_id string, promoter_buyer_id string",
+        )
+        out = last_click(spark, cfg, orders, valid_clicks(window_dates(first, last, cfg.attribution.lookback_days, 0)),
+                         self_buyers)
     out.repartition("event_date").write.mode("overwrite").partitionBy("event_date").parquet(str(staging))
     _swap_in(staging, target, dates)
-    written = spark.read.parquet(*_existing(target, dates))
-    row = written.agg(F.count("*").alias("n"), F.count("promoter_id").alias("a")).first()
+    written = _existing(target, dates)
+    if not written:
+        return {"orders": 0, "attributed": 0}
+    row = spark.read.parquet(*written).agg(F.count("*").alias("n"), F.count("promoter_id").alias("a")).first()
     return {"orders": int(row["n"]), "attributed": int(row["a"])}

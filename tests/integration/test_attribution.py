@@ -170,7 +170,12 @@ def _lock_config(cfg):
 
 
 def spark_lock(spark, cfg, click_rows, order_rows):
-    from pipelines.assets.attribution.spark_jobs import CLICK_COLUMNS, click_validity, dedupe, wechat_lock
+    from pipelines.assets.attribution.spark_jobs import (
+        CLICK_COLUMNS,
+        click_validity,
+        dedupe,
+        wechat_lock,
+    )
     from pipelines.lib.partitions import window_dates
 
     clicks = spark.createDataFrame([tuple(r.get(c) for c in CLICK_COLUMNS) for r in click_rows], CLICK_SCHEMA)

@@ -1,0 +1,12 @@
+"""Run by test_definitions in a fresh process: load the definitions, say whether Spark started."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from pipelines.definitions import defs  # noqa: E402
+from pipelines.lib import spark  # noqa: E402
+
+defs.resolve_asset_graph()
+print(f"spark session: {spark._session}")

@@ -103,23 +103,26 @@ CLICK_SCHEMA = ("event_id string, occurred_at_us long, event_date string, source
                 "user_agent string, _topic string, _partition int, _offset long")
 
 
-def spark_attribution(spark, cfg, click_rows, order_rows):
-    from pipelines.assets.attribution.spark_jobs import (
-        CLICK_COLUMNS,
-        click_validity,
-        dedupe,
-        last_click,
-    )
+def _frames(spark, cfg, click_rows, order_rows):
+    """The flagged clicks, the valid ones (as the assets pass them on) and the orders."""
+    from pipelines.assets.attribution.spark_jobs import CLICK_COLUMNS, click_validity, dedupe
 
     clicks = spark.createDataFrame([tuple(r.get(c) for c in CLICK_COLUMNS) for r in click_rows], CLICK_SCHEMA)
-    flagged = click_validity(spark, cfg, dedupe(clicks)).collect()
-    validity = {r["event_id"]: (r["is_valid"], [x for x in r["invalid_reasons"].split(",") if x]) for r in flagged}
-    valid = click_validity(spark, cfg, dedupe(clicks)).where("is_valid").select(
-        "event_id", "occurred_at_us", "buyer_id", "share_id", "promoter_id")
+    flagged = click_validity(spark, cfg, dedupe(clicks))
+    valid = flagged.where("is_valid").select("event_id", "occurred_at_us", "buyer_id", "share_id", "promoter_id")
     orders = spark.createDataFrame(
         [(o["event_id"], o["order_id"], o["buyer_id"], o["share_id"], o["occurred_at_us"], o["event_date"])
          for o in order_rows],
         "order_event_id string, order_id string, buyer_id string, share_id string, paid_at_us long, event_date string")
+    return flagged, valid, orders
+
+
+def spark_attribution(spark, cfg, click_rows, order_rows):
+    from pipelines.assets.attribution.spark_jobs import last_click
+
+    flagged, valid, orders = _frames(spark, cfg, click_rows, order_rows)
+    validity = {r["event_id"]: (r["is_valid"], [x for x in r["invalid_reasons"].split(",") if x])
+                for r in flagged.collect()}
     self_buyers = spark.createDataFrame(list(PROMOTER_BUYER.items()), "promoter_id string, promoter_buyer_id string")
     out = last_click(spark, cfg, orders, valid, self_buyers).collect()
     return validity, {r["order_event_id"]: (r["promoter_id"], r["click_event_id"], r["attribution_reason"],
@@ -170,21 +173,10 @@ def _lock_config(cfg):
 
 
 def spark_lock(spark, cfg, click_rows, order_rows):
-    from pipelines.assets.attribution.spark_jobs import (
-        CLICK_COLUMNS,
-        click_validity,
-        dedupe,
-        wechat_lock,
-    )
+    from pipelines.assets.attribution.spark_jobs import wechat_lock
     from pipelines.lib.partitions import window_dates
 
-    clicks = spark.createDataFrame([tuple(r.get(c) for c in CLICK_COLUMNS) for r in click_rows], CLICK_SCHEMA)
-    valid = click_validity(spark, cfg, dedupe(clicks)).where("is_valid").select(
-        "event_id", "occurred_at_us", "buyer_id", "share_id", "promoter_id")
-    orders = spark.createDataFrame(
-        [(o["event_id"], o["order_id"], o["buyer_id"], o["share_id"], o["occurred_at_us"], o["event_date"])
-         for o in order_rows],
-        "order_event_id string, order_id string, buyer_id string, share_id string, paid_at_us long, event_date string")
+    _, valid, orders = _frames(spark, cfg, click_rows, order_rows)
     empty_state = spark.createDataFrame([], "buyer_id string, promoter_id string, click_event_id string, "
                                             "click_occurred_at_us long, bound_at_us long, expires_at_us long")
     days = sorted({r["event_date"] for r in click_rows + order_rows})

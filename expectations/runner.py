@@ -45,8 +45,11 @@ def _gx_context():
     global _context
     if _context is None:
         import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
 
         _context = gx.get_context(mode="ephemeral")
+        # tqdm bars per suite on stdout are noise in logs and in the CLI; results carry the counts
+        _context.variables.progress_bars = ProgressBarsConfig(globally=False)
     return _context
 
 

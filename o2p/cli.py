@@ -4,6 +4,7 @@ gate failed, 1 anything else."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -26,7 +27,9 @@ def _instance(cfg: Config):
         return DagsterInstance.get()
     home = cfg.home_path / "dagster"
     home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").touch()
+    yaml = home / "dagster.yaml"
+    if not yaml.exists():   # a private instance for CLI runs: no telemetry banner, no pings
+        yaml.write_text("telemetry:\n  enabled: false\n")
     os.environ["DAGSTER_HOME"] = str(home)
     return DagsterInstance.get()
 
@@ -43,11 +46,21 @@ def _execute(cfg: Config, job_name: str, *, partition: str | None = None,
     if partition_range:
         tags = {"dagster/asset_partition_range_start": partition_range[0],
                 "dagster/asset_partition_range_end": partition_range[1]}
-    result = job.execute_in_process(
-        instance=_instance(cfg), partition_key=partition, tags=tags, raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-    )
-    _raise_for(result, job_name)
+    # dbt's event stream and GX write to stdout; keep the terminal for our own progress lines and
+    # the chatter in a log file per job run (its path is in any error message)
+    log_dir = cfg.home_path / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{job_name}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
+    with open(log_path, "a", encoding="utf-8") as fh, contextlib.redirect_stdout(fh):
+        result = job.execute_in_process(
+            instance=_instance(cfg), partition_key=partition, tags=tags, raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        )
+    try:
+        _raise_for(result, job_name)
+    except O2PError as exc:
+        exc.args = (f"{exc.args[0] if exc.args else exc}\n  (full output of the run: {log_path})",)
+        raise
     return result
 
 
@@ -152,8 +165,11 @@ def cmd_capture(cfg: Config, args) -> int:
             say(f"(broker {cfg.kafka.bootstrap_servers} not reachable: lag unknown)")
         say(format_table(capture_health(cfg, offsets)))
         return 0
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    o2p_log = logging.getLogger("o2p")     # ours only: the root logger would echo every library's
+    o2p_log.addHandler(handler)
+    o2p_log.setLevel(logging.INFO if args.verbose else logging.WARNING)
     cap = Capture(cfg, echo=say)
     started = time.monotonic()
     summary = cap.run(until_idle=args.until_idle, max_seconds=args.max_seconds)
@@ -343,6 +359,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    # Dagster's beta/preview notices about our own (pinned) definitions are for developers, not
+    # for operators running a command; `dagster dev` and the tests still show them.
+    warnings.filterwarnings("ignore", module=r"dagster(\.|$)")
+    warnings.filterwarnings("ignore", module=r"pipelines\.assets")
     args = build_parser().parse_args(argv)
     try:
         cfg = load_config(args.config, home=args.home)

@@ -578,8 +578,8 @@ class Capture:
             gc.unfreeze()
             for s, h in old.items():
                 signal.signal(s, h)
-            if self.consumer is not None:
-                self.consumer.close(autocommit=False)
+            if self.consumer is not None:   # first: closing revokes, and revocation lands and releases
+                self.consumer.close(autocommit=False)   # through the sink, so the sink must be open
             if self.sink is not None:
                 self.sink.close()
 

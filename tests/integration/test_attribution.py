@@ -129,13 +129,18 @@ def spark_attribution(spark, cfg, click_rows, order_rows):
                                             r["candidates_considered"]) for r in out}
 
 
-def reference(cfg, click_rows, order_rows, self_purchase="allow"):
+def _reference_inputs(cfg, click_rows, order_rows):
+    """The reference's clicks, orders and click validity for landed rows."""
     clicks = [ref.Click(r["event_id"], r["occurred_at_us"], r["promoter_id"], r["share_id"], r["buyer_id"],
                         r["device_id"], r.get("user_agent")) for r in click_rows]
     orders = [ref.Order(o["event_id"], o["order_id"], o["occurred_at_us"], o["buyer_id"], o["share_id"])
               for o in order_rows]
     cv = cfg.click_validity
-    valid = ref.validity(clicks, cv.bot_user_agent_patterns, cv.flood_max_clicks, cv.flood_window_seconds)
+    return clicks, orders, ref.validity(clicks, cv.bot_user_agent_patterns, cv.flood_max_clicks, cv.flood_window_seconds)
+
+
+def reference(cfg, click_rows, order_rows, self_purchase="allow"):
+    clicks, orders, valid = _reference_inputs(cfg, click_rows, order_rows)
     return valid, ref.last_click(orders, clicks, valid, PROMOTER_BUYER, cfg.attribution.lookback_days, self_purchase)
 
 
@@ -193,12 +198,7 @@ def test_spark_wechat_lock_equals_the_reference_on_random_worlds(spark_cfg, worl
     base, spark = spark_cfg
     click_rows, order_rows = _landed_clicks(world[0]), _landed_orders(world[1])
     for cfg, mode in ((_lock_config(base), "allow"), (_deny_config(base, "wechat_lock"), "deny")):
-        clicks = [ref.Click(r["event_id"], r["occurred_at_us"], r["promoter_id"], r["share_id"], r["buyer_id"],
-                            r["device_id"], r.get("user_agent")) for r in click_rows]
-        orders = [ref.Order(o["event_id"], o["order_id"], o["occurred_at_us"], o["buyer_id"], o["share_id"])
-                  for o in order_rows]
-        cv = cfg.click_validity
-        valid = ref.validity(clicks, cv.bot_user_agent_patterns, cv.flood_max_clicks, cv.flood_window_seconds)
+        clicks, orders, valid = _reference_inputs(cfg, click_rows, order_rows)
         want = ref.wechat_lock(orders, clicks, valid, PROMOTER_BUYER, self_purchase=mode)
         assert spark_lock(spark, cfg, click_rows, order_rows) == want, mode
 

@@ -44,6 +44,12 @@ def shanghai_date(us: int) -> date:
     return from_us(us).astimezone(SHANGHAI).date()
 
 
+def day_end_us(day: str) -> int:
+    """The first instant after the Asia/Shanghai day YYYY-MM-DD (its midnight, exclusive end)."""
+    d = date.fromisoformat(day) + timedelta(days=1)
+    return to_us(datetime(d.year, d.month, d.day, tzinfo=SHANGHAI))
+
+
 def parse_period(period: str) -> tuple[int, int]:
     try:
         year, month = period.split("-")

@@ -168,12 +168,13 @@ def wechat_lock(spark, cfg: Config, orders, clicks, past_clicks, state, own_buye
     from pyspark.sql import functions as F
 
     from o2p.timeutil import US_PER_DAY as DAY
+    from o2p.timeutil import day_end_us
     from pipelines.assets.attribution import lock
 
     a = cfg.attribution
     lock_us, ext_us, lookback_us = a.lock_days * DAY, a.lock_order_extension_days * DAY, a.lookback_days * DAY
     deny = a.self_purchase == "deny"
-    day_ends = [(d, _shanghai_day_end_us(d)) for d in dates]
+    day_ends = [(d, day_end_us(d)) for d in dates]
     null = F.lit(None)
 
     def ev(df, kind, ts, id_, promoter, order_id=null, share=null, day=null, click_ts=null, bound=null, exp=null):
@@ -223,15 +224,6 @@ def wechat_lock(spark, cfg: Config, orders, clicks, past_clicks, state, own_buye
         "buyer_id", "promoter_id", "click_event_id", "click_occurred_at_us",
         F.col("bound_at").alias("bound_at_us"), F.col("expires_at").alias("expires_at_us"), "event_date")
     return attribution, states
-
-
-def _shanghai_day_end_us(day: str) -> int:
-    from datetime import date, datetime, timedelta
-
-    from o2p.timeutil import SHANGHAI, to_us
-
-    d = date.fromisoformat(day) + timedelta(days=1)
-    return to_us(datetime(d.year, d.month, d.day, tzinfo=SHANGHAI))
 
 
 def _swap_in(staging: Path, target: Path, dates: list[str]) -> None:

@@ -48,9 +48,15 @@ def click_validity(spark, cfg: Config, clicks):
     cv = cfg.click_validity
     pattern = "(?i)(" + "|".join(_regex_escape(p) for p in cv.bot_user_agent_patterns) + ")"
     window_us = cv.flood_window_seconds * US_PER_SECOND
-    w = Window.partitionBy("device_id").orderBy("occurred_at_us").rangeBetween(-window_us, window_us)
+    # Clicks in [t − w, t + w] = clicks up to t + w − clicks up to t − w − 1 (times are integer
+    # microseconds). Frames from the partition's first row are aggregated incrementally; Spark
+    # re-aggregates a sliding frame for every row, quadratic in a flooding device's clicks.
+    def clicks_up_to(offset):
+        return F.count(F.lit(1)).over(
+            Window.partitionBy("device_id").orderBy("occurred_at_us").rangeBetween(Window.unboundedPreceding, offset))
+
     flagged = (
-        clicks.withColumn("flood_count", F.count(F.lit(1)).over(w))
+        clicks.withColumn("flood_count", clicks_up_to(window_us) - F.coalesce(clicks_up_to(-window_us - 1), F.lit(0)))
         .withColumn("is_ua_bot", F.coalesce(F.col("user_agent").rlike(pattern), F.lit(False)))
         .withColumn("is_flood", F.col("flood_count") > cv.flood_max_clicks)
     )
@@ -79,7 +85,7 @@ def last_click(spark, cfg: Config, orders, valid_clicks, self_buyers):
 
     Two sort-based scans, no range join:
     - per buyer, clicks and orders in time order: the last click seen before an order is its
-      latest candidate, and a range frame counts the candidates in (t − lookback, t];
+      latest candidate, and running counts give the candidates in (t − lookback, t];
     - per (buyer, share token), the same over the clicks whose token some order of that buyer
       carries (a semi-join makes this input small): the latest click with the order's token.
     Within an instant clicks sort before orders (a click at the order's instant counts) and by
@@ -111,13 +117,19 @@ def last_click(spark, cfg: Config, orders, valid_clicks, self_buyers):
     upto = (Window.unboundedPreceding, Window.currentRow)
     by_buyer = Window.partitionBy("buyer_id").orderBy(*order_cols).rowsBetween(*upto)
     by_share = Window.partitionBy("buyer_id", "share_id").orderBy(*order_cols).rowsBetween(*upto)
-    in_window = Window.partitionBy("buyer_id").orderBy("ts").rangeBetween(-(lookback - 1), 0)
-    # One shuffle by buyer. The two windows in time order share one sort (the range window's
-    # order is a prefix of the other's); the share-token window sorts the same partitions again.
+    # Candidates in (t − lookback, t] = clicks up to t − clicks up to t − lookback. Both frames
+    # start at the partition's first row, which Spark aggregates incrementally; a sliding range
+    # frame (t − lookback, t] would be re-aggregated for every row: quadratic in a heavy buyer.
+    def clicks_up_to(offset):
+        return F.sum(1 - F.col("kind")).over(
+            Window.partitionBy("buyer_id").orderBy("ts").rangeBetween(Window.unboundedPreceding, offset))
+
+    # One shuffle by buyer. The windows in time order share one sort (the range windows' order
+    # is a prefix of the other's); the share-token window sorts the same partitions again.
     scanned = (
         c.unionByName(o).repartition("buyer_id")
         .withColumn("latest", F.last("click", ignorenulls=True).over(by_buyer))
-        .withColumn("candidates_considered", F.sum(1 - F.col("kind")).over(in_window))
+        .withColumn("candidates_considered", clicks_up_to(0) - F.coalesce(clicks_up_to(-lookback), F.lit(0)))
         .withColumn("latest_share", F.last("click", ignorenulls=True).over(by_share))
         .where(F.col("kind") == 1)
     )

@@ -40,6 +40,7 @@ def _execute(cfg: Config, job_name: str, *, partition: str | None = None,
     if cfg.source != "<defaults>":
         os.environ["O2P_CONFIG"] = cfg.source
     from pipelines.definitions import defs
+    from pipelines.resources import O2PConfig
 
     job = defs.resolve_job_def(job_name)
     tags = {}
@@ -55,6 +56,9 @@ def _execute(cfg: Config, job_name: str, *, partition: str | None = None,
         result = job.execute_in_process(
             instance=_instance(cfg), partition_key=partition, tags=tags, raise_on_error=False,
             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            # this config, not the one the environment named when the definitions were imported
+            resources={"o2p": O2PConfig(config_path=None if cfg.source == "<defaults>" else cfg.source,
+                                        home=str(cfg.home_path))},
         )
     try:
         _raise_for(result, job_name)
@@ -260,7 +264,7 @@ def cmd_payouts(cfg: Config, args) -> int:
 
 
 def cmd_demo(cfg: Config, args) -> int:
-    from o2p.timeutil import next_period
+    from o2p.timeutil import next_period, period_end_us
     from streaming import broker
 
     started = broker.is_local(cfg) and "running" not in broker.status(cfg)
@@ -277,13 +281,17 @@ def cmd_demo(cfg: Config, args) -> int:
         period, last = days[0][:7], next_period(args.month)
         say("5/5 release every period in order")
         folders = []
-        while period <= last:
+        now_us = time.time_ns() // 1000
+        while period <= last and period_end_us(period) <= now_us:   # a month is released once over
             folder = release_period(cfg, period)
             folders.append(folder)
             say(f"  {period}: {folder}")
             period = next_period(period)
         cmd_payouts(cfg, argparse.Namespace(action="list"))
-        say(f"\npayout files: {folders[-2] if len(folders) > 1 else folders[-1]}")
+        if folders:
+            say(f"\npayout files: {folders[-2] if len(folders) > 1 else folders[-1]}")
+        else:
+            say(f"\nnothing released: {args.month} has not ended yet (run the demo with an earlier --month)")
     finally:
         if started and not args.keep_broker:
             broker.down(cfg, log=say)
@@ -350,7 +358,9 @@ def build_parser() -> argparse.ArgumentParser:
     py.set_defaults(fn=cmd_payouts)
 
     d = sub.add_parser("demo", help="all of it on synthetic data: broker, simulate, capture, run, release")
-    d.add_argument("--month", default="2026-10")
+    d.add_argument("--month", default="2026-09",
+                   help="YYYY-MM of the simulated orders (default 2026-09); it and the month after are "
+                        "released, as far as they have ended")
     d.add_argument("--orders", type=int, default=400)
     d.add_argument("--seed", type=int, default=7)
     d.add_argument("--keep-broker", action="store_true", help="leave the local broker running")

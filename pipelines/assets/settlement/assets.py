@@ -21,7 +21,7 @@ from o2p.errors import InputError
 from o2p.reference import load_reference
 from o2p.registry import Registry
 from o2p.settlement import Settlement, settle
-from o2p.timeutil import period_end_us, previous_period
+from o2p.timeutil import next_period, period_end_us, previous_period
 from pipelines.assets.commission.assets import ENTITLEMENTS
 from pipelines.lib import quality
 from pipelines.lib.duck import POOL, connect, replace_period
@@ -41,7 +41,12 @@ def first_period(cfg: Config, registry: Registry) -> str | None:
 
 
 def check_order(cfg: Config, registry: Registry, period: str) -> None:
-    """Refuse to settle P unless P−1 is released (or P is the first period)."""
+    """Refuse to settle P before it has ended, or unless P−1 is released (or P is the first)."""
+    import time
+
+    if period_end_us(period) > time.time_ns() // 1000:
+        raise InputError(f"period {period} has not ended yet (it ends {next_period(period)}-01T00:00:00+08:00); "
+                         "a month is released once it is over")
     first = first_period(cfg, registry)
     if first is None:
         raise InputError(f"period {period}: nothing has been captured yet")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from o2p.config import Config, load_config
 from o2p.errors import GateFailed, InputError, O2PError
+from o2p.locks import exclusive
 
 
 def say(msg: str) -> None:
@@ -197,6 +198,12 @@ def cmd_run(cfg: Config, args) -> int:
     if not days:
         say(f"nothing landed under {cfg.landing_path}; run `o2p capture --until-idle` first")
         return 0
+    with exclusive(cfg.home_path / "locks" / "pipeline.lock", "o2p run"):
+        _run(cfg, days)
+    return 0
+
+
+def _run(cfg: Config, days: list[str]) -> None:
     t0 = time.monotonic()
     say("reference data …")
     _execute(cfg, "reference_job")
@@ -207,7 +214,6 @@ def cmd_run(cfg: Config, args) -> int:
         say(f"commission (dbt) for {m} …")
         _execute(cfg, "commission_job", partition=f"{m}-01")
     say(f"done in {time.monotonic() - t0:.0f} s; release a period with `o2p payouts release --period {months[0]}`")
-    return 0
 
 
 def release_period(cfg: Config, period: str) -> Path:
@@ -224,9 +230,13 @@ def release_period(cfg: Config, period: str) -> Path:
     from o2p.registry import Registry
     from pipelines.assets.settlement.assets import check_order
 
-    check_order(cfg, Registry(cfg.registry), period)   # refuse out-of-order periods before any run
-    _execute(cfg, "reference_job")
-    _execute(cfg, "release_job", partition=f"{period}-01")
+    with exclusive(cfg.home_path / "locks" / "pipeline.lock", f"o2p payouts release --period {period}"):
+        existing = batch_folder(cfg, period)   # released while we waited for nothing: same batch
+        if existing:
+            return existing
+        check_order(cfg, Registry(cfg.registry), period)   # refuse out-of-order periods before any run
+        _execute(cfg, "reference_job")
+        _execute(cfg, "release_job", partition=f"{period}-01")
     folder = batch_folder(cfg, period)
     if folder is None:
         raise O2PError(f"release of {period} finished without a batch")
@@ -249,6 +259,16 @@ def cmd_payouts(cfg: Config, args) -> int:
         for b in rows:
             say(f"{b['period']:8} {b['status']:10} {b['row_count'] or 0:>5} {fen_to_cny(b['gross_fen'] or 0):>12} "
                 f"{fen_to_cny(b['tax_fen'] or 0):>10} {fen_to_cny(b['net_fen'] or 0):>12}  {b['folder'] or b['batch_id']}")
+        return 0
+    if args.action == "abandon":
+        reg = Registry(cfg.registry)
+        b = reg.batch(args.period)
+        if not b or b["status"] != "releasing":
+            raise InputError(f"period {args.period} has no release in progress to abandon"
+                             + (f" (it is {b['status']})" if b else ""))
+        reg.abandon(args.period, claimed_by=b["claimed_by"])
+        say(f"abandoned the claim on {args.period} by {b['claimed_by']} (since {b['claimed_at']}); "
+            "nothing had been released")
         return 0
     if args.action == "verify":
         from o2p.release import verify
@@ -353,6 +373,9 @@ def build_parser() -> argparse.ArgumentParser:
     rel = psub.add_parser("release", help="release a period (prints the batch folder)")
     rel.add_argument("--period", required=True, help="YYYY-MM")
     psub.add_parser("list", help="released periods with their totals")
+    ab = psub.add_parser("abandon", help="clear the claim of a release that died on another host "
+                                         "(never touches a released period)")
+    ab.add_argument("--period", required=True, help="YYYY-MM")
     ver = psub.add_parser("verify", help="recompute every hash and total of a batch folder")
     ver.add_argument("folder")
     py.set_defaults(fn=cmd_payouts)

@@ -8,6 +8,10 @@ unique constraint on the period, so two concurrent releases of one period cannot
 
 from __future__ import annotations
 
+import logging
+import os
+import socket
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -26,11 +30,12 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from o2p.errors import O2PError
 from o2p.tax import PriorPayout
 
+log = logging.getLogger("o2p.registry")
 metadata = MetaData()
 
 batches = Table(
@@ -47,6 +52,7 @@ batches = Table(
     Column("input_fingerprint", String(64)),
     Column("manifest_sha256", String(64)),
     Column("claimed_at", String(40)),
+    Column("claimed_by", String(200)),                    # "pid N on HOST" of the releasing process
     Column("released_at", String(40)),
 )
 batch_files = Table(
@@ -88,11 +94,39 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def _me() -> str:
+    return f"pid {os.getpid()} on {socket.gethostname()}"
+
+
+def _dead_here(claimed_by: str | None) -> bool:
+    """True if the claim was made on this host by a process that no longer exists."""
+    try:
+        _, pid, _, host = (claimed_by or "").split(" ", 3)
+        if host != socket.gethostname():
+            return False
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (ValueError, PermissionError):
+        return False
+    return False
+
+
 class Registry:
     def __init__(self, url: str):
         self.url = url
         self.engine = create_engine(url, future=True)
-        metadata.create_all(self.engine)
+        # Two processes opening a new registry at once both try to create the tables; the loser's
+        # CREATE fails ("already exists", or a unique violation in PostgreSQL's catalogue) and
+        # its second look finds them.
+        for attempt in (1, 2, 3):
+            try:
+                metadata.create_all(self.engine)
+                break
+            except (OperationalError, ProgrammingError, IntegrityError):
+                if attempt == 3:
+                    raise
+                time.sleep(0.2 * attempt)
 
     # ---- reads -------------------------------------------------------------
     def batch(self, period: str) -> dict | None:
@@ -145,20 +179,42 @@ class Registry:
 
     # ---- writes ------------------------------------------------------------
     def claim(self, period: str, batch_id: str) -> None:
-        try:
-            with self.engine.begin() as c:
-                c.execute(insert(batches).values(period=period, batch_id=batch_id, status="releasing", claimed_at=_now()))
-        except IntegrityError:
-            existing = self.batch(period)
-            state = existing["status"] if existing else "unknown"
-            raise O2PError(
-                f"period {period} is already {state} (batch {existing and existing['batch_id']}); "
-                "another release holds it"
-            ) from None
+        """Insert the period as `releasing`; refuse if any release (running, or done) holds it.
 
-    def abandon(self, period: str) -> None:
+        A claim left by a release that died on this host (its pid is gone) is stale: it is removed
+        and the claim retried once. A claim from another host is never guessed at; an operator
+        clears it with `o2p payouts abandon --period P` after checking that release is dead.
+        """
+        for attempt in (1, 2):
+            try:
+                with self.engine.begin() as c:
+                    c.execute(insert(batches).values(period=period, batch_id=batch_id, status="releasing",
+                                                     claimed_at=_now(), claimed_by=_me()))
+                return
+            except IntegrityError:
+                existing = self.batch(period)
+                if attempt == 1 and existing and existing["status"] == "releasing" and _dead_here(existing["claimed_by"]):
+                    log.warning("period %s: removing the stale claim of a release that died (%s, %s)",
+                                period, existing["claimed_by"], existing["claimed_at"])
+                    self.abandon(period, claimed_by=existing["claimed_by"])
+                    continue
+                if existing and existing["status"] == "releasing":
+                    raise O2PError(
+                        f"period {period} is being released by another process ({existing['claimed_by']}, "
+                        f"since {existing['claimed_at']}, batch {existing['batch_id']}); nothing was written. "
+                        "Wait for it; if it is dead on another host, `o2p payouts abandon --period "
+                        f"{period}` clears its claim") from None
+                raise O2PError(
+                    f"period {period} is already {existing['status'] if existing else 'claimed'} "
+                    f"(batch {existing and existing['batch_id']})") from None
+
+    def abandon(self, period: str, claimed_by: str | None = None) -> int:
+        """Remove a `releasing` claim (never a released period); returns the rows removed."""
+        q = delete(batches).where(batches.c.period == period, batches.c.status == "releasing")
+        if claimed_by is not None:
+            q = q.where(batches.c.claimed_by == claimed_by)
         with self.engine.begin() as c:
-            c.execute(delete(batches).where(batches.c.period == period, batches.c.status == "releasing"))
+            return c.execute(q).rowcount
 
     def complete(self, period: str, *, folder: str, totals: dict, files: dict[str, str],
                  manifest_sha256: str, config_hash: str, input_fingerprint: str,

@@ -8,7 +8,9 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import subprocess
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -126,9 +128,16 @@ def manifest(cfg: Config, batch_id: str, period: str, files: dict[str, bytes], t
 
 
 def write_folder(folder: Path, files: dict[str, bytes]) -> None:
-    """Write into folder.partial, fsync, then rename: a reader never sees half a batch."""
+    """Write into folder.partial, fsync, then rename: a reader never sees half a batch.
+
+    Called only by the holder of the period's claim. A folder already there was left by a
+    release that died before the registry recorded it (so it was never released): it is kept
+    beside, renamed `.abandoned-<time>`, for whoever investigates."""
     staging = folder.with_name(folder.name + ".partial")
-    staging.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(staging, ignore_errors=True)
+    if folder.exists():
+        os.replace(folder, folder.with_name(f"{folder.name}.abandoned-{time.strftime('%Y%m%dT%H%M%S')}"))
+    staging.mkdir(parents=True)
     for name, data in files.items():
         with open(staging / name, "wb") as fh:
             fh.write(data)

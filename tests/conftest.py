@@ -37,3 +37,17 @@ def spark_cfg(tmp_path_factory):
     (home / "o2p.yaml").write_text('spark:\n  conf:\n    spark.sql.shuffle.partitions: "2"\n')
     cfg = load_config(home / "o2p.yaml", home=home)
     return cfg, get_spark(cfg)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server on loopback for the session (Debian's package); skipped when it
+    is not installed, unless O2P_REQUIRE_POSTGRES=1 (CI), where it must run."""
+    from tests.postgres import pg_bin, postgres_server
+
+    if pg_bin() is None:
+        if os.environ.get("O2P_REQUIRE_POSTGRES") == "1":
+            pytest.fail("PostgreSQL is required (O2P_REQUIRE_POSTGRES=1) but initdb is not installed")
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    with postgres_server() as server:
+        yield server

@@ -230,16 +230,20 @@ def fen(cny: str) -> int:
     return int(Decimal(cny) * 100)
 
 
-@pytest.mark.parametrize("model,tax", [
-    ("last_click", "cn_platform_cumulative"),
-    ("wechat_lock", "cn_labor_per_payment"),
-    ("last_click", "none"),
+@pytest.mark.parametrize("model,tax,registry", [
+    ("last_click", "cn_platform_cumulative", "sqlite"),
+    ("last_click", "cn_platform_cumulative", "postgresql"),
+    ("wechat_lock", "cn_labor_per_payment", "sqlite"),
+    ("last_click", "none", "sqlite"),
 ])
-def test_three_months_exact_to_the_fen(tmp_path, spark_cfg, model, tax):
+def test_three_months_exact_to_the_fen(request, tmp_path, spark_cfg, model, tax, registry):
     ref = tmp_path / "reference"
     cfg_file = tmp_path / "o2p.yaml"
+    registry_url = ""
+    if registry == "postgresql":
+        registry_url = f'registry_url: "{request.getfixturevalue("postgres").database("golden")}"\n'
     cfg_file.write_text(
-        f'reference_dir: "{ref}"\nattribution:\n  model: {model}\ntax: {tax}\n'
+        f'reference_dir: "{ref}"\nattribution:\n  model: {model}\ntax: {tax}\n{registry_url}'
         'spark:\n  conf:\n    spark.sql.shuffle.partitions: "2"\n')
     cfg = load_config(cfg_file, home=tmp_path / "home")
     all_but_pn = [p for p in PROMOTERS if p != "PN"]
@@ -299,3 +303,41 @@ def test_three_months_exact_to_the_fen(tmp_path, spark_cfg, model, tax):
     before = {f.name: f.read_bytes() for f in folders["2026-08"].iterdir()}
     assert release_period(cfg, "2026-08") == folders["2026-08"]
     assert {f.name: f.read_bytes() for f in folders["2026-08"].iterdir()} == before
+
+
+def test_two_releases_started_at_once_give_one_batch_and_one_refusal(tmp_path, spark_cfg):
+    import os
+    import subprocess
+    import sys
+
+    from o2p.cli import _execute, _landed_days
+    from tests.conftest import REPO, run_o2p
+
+    ref = tmp_path / "reference"
+    cfg_file = tmp_path / "o2p.yaml"
+    cfg_file.write_text(f'reference_dir: "{ref}"\nspark:\n  conf:\n    spark.sql.shuffle.partitions: "2"\n')
+    cfg = load_config(cfg_file, home=tmp_path / "home")
+    write_reference(ref, [p for p in PROMOTERS if p != "PN"])
+    land(cfg, AUGUST)
+    days = _landed_days(cfg)
+    _execute(cfg, "reference_job")
+    _execute(cfg, "attribution_job", partition_range=(days[0], days[-1]))
+
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    env.update(O2P_CONFIG=str(cfg_file), O2P_HOME=str(cfg.home_path))
+    cmd = [sys.executable, "-m", "o2p.cli", "payouts", "release", "--period", "2026-08"]
+    procs = [subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    results = [(p.wait(timeout=600), p.stdout.read(), p.stderr.read()) for p in procs]
+    codes = sorted(rc for rc, _, _ in results)
+    assert codes == [0, 1], results
+    (_, out, _), = [r for r in results if r[0] == 0]
+    (_, _, err), = [r for r in results if r[0] == 1]
+    assert "refused: o2p payouts release --period 2026-08 (pid" in err and "nothing was done" in err, err
+    folder = Path(out.strip().splitlines()[-1])
+    assert [p.name for p in folder.parent.iterdir()] == [folder.name]        # one batch, nothing else
+    assert [(r["promoter_id"], fen(r["gross_cny"])) for r in read_csv(folder / "payout.csv")] == sorted(
+        GROSS["2026-08"].items())
+    again = run_o2p("payouts", "release", "--period", "2026-08", env=env).stdout.strip().splitlines()[-1]
+    assert Path(again) == folder
+    assert "OK" in run_o2p("payouts", "verify", str(folder), env=env).stdout

@@ -247,7 +247,19 @@ def cmd_payouts(cfg: Config, args) -> int:
     from o2p.registry import Registry
 
     if args.action == "release":
-        say(str(release_period(cfg, args.period)))
+        folder = release_period(cfg, args.period)
+        from o2p.reports import anomalies
+
+        found = anomalies(cfg, args.period)
+        if found:
+            print(f"{len(found)} anomalies reported for {args.period} (not paid, not lost): "
+                  f"o2p anomalies --period {args.period}", file=sys.stderr)
+        say(str(folder))
+        return 0
+    if args.action == "statement":
+        from o2p.reports import promoter_statement
+
+        say(promoter_statement(cfg, args.promoter, args.period))
         return 0
     if args.action == "list":
         rows = Registry(cfg.registry).released()
@@ -281,6 +293,30 @@ def cmd_payouts(cfg: Config, args) -> int:
         say(f"OK {args.folder}: every hash and total matches the manifest and the registry")
         return 0
     raise InputError(f"unknown payouts action {args.action}")
+
+
+def cmd_anomalies(cfg: Config, args) -> int:
+    from o2p.reports import anomalies, anomalies_csv
+    from o2p.timeutil import parse_period
+
+    try:
+        parse_period(args.period)
+    except ValueError as exc:
+        raise InputError(f"--period: {exc}") from None
+    rows = anomalies(cfg, args.period)
+    if args.csv:
+        Path(args.csv).write_text(anomalies_csv(rows), encoding="utf-8")
+        say(f"{len(rows)} anomalies of {args.period} written to {args.csv}")
+        return 0
+    if not rows:
+        say(f"no anomalies recorded for {args.period} (they are computed by its commission run)")
+        return 0
+    say(f"{'kind':22} {'order':12} {'line':6} {'promoter':10} {'fen':>8}  detail")
+    for r in rows:
+        say(f"{r['kind']:22} {r['order_id'] or '':12} {r['line_id'] or '':6} {r['promoter_id'] or '':10} "
+            f"{'' if r['amount_fen'] is None else r['amount_fen']:>8}  {r['detail']}"
+            + (f" (event {r['event_id']})" if r["event_id"] else "") + (f" (refund {r['refund_id']})" if r["refund_id"] else ""))
+    return 0
 
 
 def cmd_demo(cfg: Config, args) -> int:
@@ -373,12 +409,21 @@ def build_parser() -> argparse.ArgumentParser:
     rel = psub.add_parser("release", help="release a period (prints the batch folder)")
     rel.add_argument("--period", required=True, help="YYYY-MM")
     psub.add_parser("list", help="released periods with their totals")
+    st = psub.add_parser("statement", help="one promoter's released money, each fen from click to payout")
+    st.add_argument("--promoter", required=True, help="promoter_id")
+    st.add_argument("--period", help="YYYY-MM (default: every released period)")
     ab = psub.add_parser("abandon", help="clear the claim of a release that died on another host "
                                          "(never touches a released period)")
     ab.add_argument("--period", required=True, help="YYYY-MM")
     ver = psub.add_parser("verify", help="recompute every hash and total of a batch folder")
     ver.add_argument("folder")
     py.set_defaults(fn=cmd_payouts)
+
+    an = sub.add_parser("anomalies", help="what a period reports instead of paying: duplicate orders, "
+                                          "over-refunds, held refunds, unknown promoters")
+    an.add_argument("--period", required=True, help="YYYY-MM")
+    an.add_argument("--csv", metavar="FILE", help="write them as CSV to FILE instead of printing")
+    an.set_defaults(fn=cmd_anomalies)
 
     d = sub.add_parser("demo", help="all of it on synthetic data: broker, simulate, capture, run, release")
     d.add_argument("--month", default="2026-09",

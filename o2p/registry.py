@@ -144,6 +144,12 @@ class Registry:
             rows = c.execute(select(batch_files.c.name, batch_files.c.sha256).where(batch_files.c.period == period))
             return {r.name: r.sha256 for r in rows}
 
+    def balance(self, period: str, promoter_id: str) -> dict | None:
+        with self.engine.connect() as c:
+            row = c.execute(select(balances).where(balances.c.period == period,
+                                                   balances.c.promoter_id == promoter_id)).mappings().first()
+            return dict(row) if row else None
+
     def booked_before(self, period: str) -> dict[tuple, int]:
         """booked(p, l): the entitled value of the latest earlier released period that counted it."""
         q = (

@@ -10,7 +10,7 @@ EXPECTED_ASSETS = {
     "intermediate/int_order_lines_joined_to_attribution", "intermediate/int_order_lines_joined_to_rates",
     "intermediate/int_order_lines_netted_as_of_period",
     "landing/clicks", "landing/orders", "landing/refunds",
-    "marts/fct_commission_entitlements", "payouts/payout_batch",
+    "marts/fct_anomalies", "marts/fct_commission_entitlements", "payouts/payout_batch",
     "reference/commission_rules", "reference/products", "reference/promoters",
     "settlement/promoter_balances",
     "staging/stg_attribution", "staging/stg_commission_rules", "staging/stg_order_lines",

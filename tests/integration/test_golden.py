@@ -154,6 +154,19 @@ AUGUST = [
     click("c-OD2", "2026-08-31T23:00:00+08:00", "PD", "UD2"),
     order("o-OD2", "2026-08-31T15:30:00Z", "OD2", "UD2", 10000, sku="SKU2"),
     *bought("OS1", "2026-08-20", "PS", "US1", 20000),
+    # Reported, not paid: a second order_paid of OB1 under a new event id (the earliest counts),
+    # an organic order refunded 3000 + 3000 on 5000 paid, and a refund of an order never captured.
+    order("o-OB1-dup", "2026-08-02T10:05:00+08:00", "OB1", "UB1", 99999),
+    order("o-OZ1", "2026-08-02T10:00:00+08:00", "OZ1", "UZ", 5000),
+    refund("r-OZ1-a", "2026-08-03T10:00:00+08:00", "RF-OZ1-a", "OZ1", 3000),
+    refund("r-OZ1-b", "2026-08-04T10:00:00+08:00", "RF-OZ1-b", "OZ1", 3000),
+    refund("r-GHOST", "2026-08-10T10:00:00+08:00", "RF-GHOST", "OGHOST", 100),
+]
+ANOMALIES_AUGUST = [
+    ("duplicate_order_paid", "OB1", None, None, None, "counted once: event o-OB1 paid it first"),
+    ("held_refund", "OGHOST", "L1", None, 100, "order not captured yet"),
+    ("over_refund", "OZ1", "L1", None, 1000, "refunded 6000 fen of 5000 paid"),
+    ("unknown_promoter", "ON1", "L1", "PN", 1500, "direct commission withheld until promoters.csv names PN"),
 ]
 SEPTEMBER = [
     refund("r-OB3", "2026-09-05T10:00:00+08:00", "RF-OB3", "OB3", 30000),
@@ -277,6 +290,11 @@ def test_three_months_exact_to_the_fen(request, tmp_path, spark_cfg, model, tax,
         assert man["totals_fen"] == {"gross": sum(gross.values()), "tax": sum(t for *_, t in want),
                                      "net": sum(gross.values()) - sum(t for *_, t in want)}
         assert man["attribution_model"] == model and man["tax_rule"] == tax
+        if period == "2026-08":
+            from o2p.reports import anomalies
+            got_anomalies = [(a["kind"], a["order_id"], a["line_id"], a["promoter_id"], a["amount_fen"], a["detail"])
+                             for a in anomalies(cfg, period)]
+            assert got_anomalies == ANOMALIES_AUGUST
 
     statement = {period: {(r["promoter_id"], r["order_id"], r["role"]): r for r in read_csv(f / "statement.csv")}
                  for period, f in folders.items()}
@@ -293,6 +311,16 @@ def test_three_months_exact_to_the_fen(request, tmp_path, spark_cfg, model, tax,
     assert statement["2026-10"][("PC", "OC2", "direct")]["movement_fen"] == "1000"    # late August order
     ox1 = statement["2026-08"][("PA" if model == "wechat_lock" else "PB", "OX1", "direct")]
     assert ox1["attribution_reason"] == ("lock" if model == "wechat_lock" else "last_click")
+
+    from o2p.reports import promoter_statement
+    text = promoter_statement(cfg, "PB")
+    reason = "lock" if model == "wechat_lock" else "last_click"
+    assert (f"  order OB3 line L1 direct: {reason} via click c-OB3 at 2026-08-03T09:00:00+08:00 by buyer UB3 "
+            "in group, share S-PB-UB3 of PB\n"
+            "      rate 0.1000 × net 0 = entitled 0; booked before 3000 → movement -3000\n"
+            "  balance: carried in 0 + movement -3000 = -3000\n"
+            "  not paid: -3000 carried to the next period (negative)") in text
+    assert "  balance: carried in -3000 + movement 5000 = 2000\n  paid: gross 20.00 CNY − tax 0.00 = net 20.00 CNY" in text
 
     transfers = json.loads((folders["2026-08"] / "wechat_transfer.json").read_text())
     big = next(t for t in transfers if t["openid"] == "oBIG")

@@ -33,8 +33,20 @@ _BIN = str(Path(sys.executable).parent)
 if _BIN not in os.environ.get("PATH", "").split(os.pathsep):
     os.environ["PATH"] = _BIN + os.pathsep + os.environ.get("PATH", "")
 dbt_project = DbtProject(project_dir=DBT_DIR, profiles_dir=DBT_DIR)
-if not dbt_project.manifest_path.exists():
-    # `dbt parse` once, so loading the definitions works on a fresh clone (no warehouse needed).
+
+
+def _manifest_is_stale() -> bool:
+    """No manifest yet (a fresh clone), or a model, macro, test or the project file is newer."""
+    if not dbt_project.manifest_path.exists():
+        return True
+    built = dbt_project.manifest_path.stat().st_mtime
+    sources = [DBT_DIR / "dbt_project.yml", *(f for d in ("models", "macros", "tests")
+                                              for f in (DBT_DIR / d).rglob("*") if f.is_file())]
+    return any(f.stat().st_mtime > built for f in sources)
+
+
+if _manifest_is_stale():
+    # `dbt parse`, so the definitions load what the models say (no warehouse needed)
     dbt_project.preparer.prepare(dbt_project)
 
 ENTITLEMENTS = AssetKey(["marts", "fct_commission_entitlements"])
@@ -84,7 +96,10 @@ def commission_dbt(context: AssetExecutionContext, dbt: DbtCliResource, o2p: O2P
     for key in context.partition_keys:
         vars_ = dbt_vars(cfg, key)
         context.log.info(f"dbt build for period {vars_['period']}")
-        yield from dbt.cli(["build", "--vars", json.dumps(vars_)], context=context).stream()
+        # dbt's artifacts of this period's run under $O2P_HOME, replaced by the next run of the same
+        # period (dagster-dbt's default is a new folder in the project for every run, forever)
+        target = cfg.home_path / "dbt" / vars_["period"]
+        yield from dbt.cli(["build", "--vars", json.dumps(vars_)], context=context, target_path=target).stream()
 
 
 @asset_check(asset=ENTITLEMENTS, name="gx_commission", blocking=True,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass
@@ -32,60 +33,95 @@ class SuiteResult:
         parts = [f"{self.suite}: FAILED"]
         for f in self.failures:
             parts.append(
-                f"  {f['expectation']}({f.get('column') or ''}) observed {f.get('observed')!r}, "
+                f"  {f.get('part', self.suite)}: {f['expectation']}({f.get('column') or ''}) observed {f.get('observed')!r}, "
                 f"{f.get('unexpected_count', '?')} failing rows, e.g. {f.get('sample')}"
             )
         return "\n".join(parts)
 
 
-_context = None
+_contexts: dict = {}
 
 
-def _gx_context():
-    global _context
-    if _context is None:
+def _gx_context(home: Path | None):
+    """A file-backed GX context under $O2P_HOME/gx (suites, validation definitions, checkpoints,
+    results and Data Docs), or an ephemeral one when no home is given (unit tests)."""
+    key = str(home) if home else None
+    if key not in _contexts:
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
-        _context = gx.get_context(mode="ephemeral")
+        ctx = gx.get_context(mode="file", project_root_dir=str(home)) if home else gx.get_context(mode="ephemeral")
         # tqdm bars per suite on stdout are noise in logs and in the CLI; results carry the counts
-        _context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    return _context
+        ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+        _contexts[key] = ctx
+    return _contexts[key]
 
 
-def run_suite(name: str, df, build: Callable[[object], list]) -> SuiteResult:
-    """`build(gx.expectations)` returns the expectations of the suite."""
+def docs_index(home: Path) -> Path:
+    """Where the Data Docs of $O2P_HOME are built (after every validation)."""
+    return Path(home) / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+
+
+def run_suite(name: str, df, build: Callable[[object], list], *, home: Path | None = None,
+              id_columns: list[str] | None = None) -> SuiteResult:
+    """Validate `df` with the suite `build(gx.expectations)` through a GX checkpoint.
+
+    With a home, the suite, its validation definition and checkpoint are kept in the file context
+    and the checkpoint's UpdateDataDocsAction rebuilds the Data Docs. Failing rows are named by
+    `id_columns` (e.g. event_id), so a failure says which rows, not only how many.
+    """
     try:
         import great_expectations as gx
+        from great_expectations.checkpoint import UpdateDataDocsAction
 
-        ctx = _gx_context()
-        source = ctx.data_sources.add_or_update_pandas(f"o2p_{name}")
-        asset = source.add_dataframe_asset(name=f"{name}_asset")
-        batch_def = asset.add_batch_definition_whole_dataframe(f"{name}_batch")
-        suite = gx.ExpectationSuite(name=name)
-        for exp in build(gx.expectations):
-            suite.add_expectation(exp)
-        batch = batch_def.get_batch(batch_parameters={"dataframe": df})
-        res = batch.validate(suite, result_format={"result_format": "SUMMARY", "partial_unexpected_count": 5})
+        ctx = _gx_context(home)
+        source = ctx.data_sources.add_or_update_pandas("o2p")
+        try:
+            asset = source.get_asset(name)
+        except LookupError:
+            asset = source.add_dataframe_asset(name=name)
+        try:
+            batch_def = asset.get_batch_definition(name)
+        except (KeyError, LookupError, ValueError):
+            batch_def = asset.add_batch_definition_whole_dataframe(name)
+        suite = ctx.suites.add_or_update(gx.ExpectationSuite(name=name, expectations=list(build(gx.expectations))))
+        vd = ctx.validation_definitions.add_or_update(gx.ValidationDefinition(name=name, data=batch_def, suite=suite))
+        result_format = {"result_format": "SUMMARY", "partial_unexpected_count": 5}
+        if id_columns:
+            result_format["unexpected_index_column_names"] = id_columns
+        checkpoint = ctx.checkpoints.add_or_update(gx.Checkpoint(
+            name=name, validation_definitions=[vd], result_format=result_format,
+            actions=[UpdateDataDocsAction(name="data_docs")] if home else []))
+        run = checkpoint.run(batch_parameters={"dataframe": df})
+        res = next(iter(run.run_results.values()))
         failures = []
         for r in res.results:
             if r.success:
                 continue
             cfg = r.expectation_config
             info = r.result or {}
+            sample = info.get("partial_unexpected_index_list") if id_columns else None
             failures.append({
                 "expectation": cfg.type,
                 "column": cfg.kwargs.get("column") or cfg.kwargs.get("column_list") or
                           (f"{cfg.kwargs.get('column_A')},{cfg.kwargs.get('column_B')}" if cfg.kwargs.get("column_A") else None),
                 "observed": _jsonable(info.get("observed_value")),
                 "unexpected_count": info.get("unexpected_count"),
-                "sample": _jsonable(info.get("partial_unexpected_list") or info.get("partial_unexpected_index_list")),
+                "sample": _jsonable(sample or info.get("partial_unexpected_list") or info.get("partial_unexpected_index_list")),
             })
         return SuiteResult(name, bool(res.success) and not failures, len(res.results), failures, rows=len(df))
     except Exception as exc:  # a check that cannot run is a failed check, never a missing one
         return SuiteResult(name, False, error=f"{type(exc).__name__}: {exc}",
                            failures=[{"expectation": "suite_ran", "observed": traceback.format_exc(limit=3)[-500:]}],
                            rows=len(df) if df is not None else 0)
+
+
+def merge(name: str, parts: list[SuiteResult]) -> SuiteResult:
+    """One stage's result from several frames (e.g. landing: events, order lines, dead letters)."""
+    failures = [dict(f, part=p.suite) for p in parts for f in p.failures]
+    errors = [f"{p.suite}: {p.error}" for p in parts if p.error]
+    return SuiteResult(name, all(p.success for p in parts), sum(p.evaluated for p in parts), failures,
+                       error="; ".join(errors) or None, rows=sum(p.rows for p in parts))
 
 
 def _jsonable(v):

@@ -113,6 +113,7 @@ def gx_commission(context: AssetCheckExecutionContext, o2p: O2PConfig) -> AssetC
     except Exception as exc:  # noqa: BLE001 - a check that cannot read is a failed check
         result = SuiteResult("commission", False, error=f"cannot read the entitlements: {exc}")
     else:
-        result = run_suite("commission", df, suites.commission)
+        result = run_suite("commission", df, suites.commission, home=cfg.home_path,
+                           id_columns=["promoter_id", "order_id", "line_id", "role"])
     quality.record(cfg, period, context.run.run_id, result)
     return quality.to_check(result)

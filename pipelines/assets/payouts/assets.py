@@ -111,7 +111,8 @@ def payout_batch(context: AssetExecutionContext, o2p: O2PConfig):
     files = release.render(cfg, batch_id, s, ref.promoters)
 
     gate = run_suite("payout", payout_frame(s, ref.promoters, period_end_us(period)),
-                     lambda E: suites.payout(E, cfg.settlement.payout_threshold_fen))
+                     lambda E: suites.payout(E, cfg.settlement.payout_threshold_fen),
+                     home=cfg.home_path, id_columns=["promoter_id"])
     quality.record(cfg, period, context.run_id, gate)
     gates = quality.results(cfg, period, context.run_id)
     failed = [n for n in REQUIRED_GATES if not gates.get(n, {}).get("success")]

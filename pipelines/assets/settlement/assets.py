@@ -143,7 +143,7 @@ def promoter_balances(context: AssetExecutionContext, o2p: O2PConfig):
         reconciles=(bal.carried_in_fen + bal.movement_fen == bal.gross_fen + bal.carried_out_fen),
         net_is_gross_minus_tax=(bal.net_fen == bal.gross_fen - bal.tax_fen),
     )
-    result = run_suite("settlement", check_df, suites.settlement)
+    result = run_suite("settlement", check_df, suites.settlement, home=cfg.home_path, id_columns=["promoter_id"])
     quality.record(cfg, period, context.run_id, result)
     paid = bal[bal.gross_fen > 0]
     yield Output(None, metadata={

@@ -3,6 +3,66 @@ returns the expectation list, so the same code runs in Dagster checks and in tes
 
 from __future__ import annotations
 
+EVENT_TYPES = ["click", "order_paid", "order_confirmed", "order_cancelled", "refund"]
+CHANNELS = ["moments", "group", "private_chat", "mini_program", "live", "bot_push"]
+
+
+def landing_events(E) -> list:
+    """Every landed event (rulebook §1): required fields, enums, a sane occurred_at (not after its
+    capture by more than the tolerated clock skew, not older than the tolerated age), and each
+    Kafka record landed exactly once."""
+    return [
+        *(E.ExpectColumnValuesToNotBeNull(column=c) for c in ("event_id", "event_type", "source", "occurred_at_us")),
+        E.ExpectColumnValuesToBeInSet(column="event_type", value_set=EVENT_TYPES),
+        E.ExpectColumnValuesToBeInSet(column="source", value_set=["storefront", "bot"]),
+        E.ExpectColumnValuesToBeInSet(column="channel", value_set=CHANNELS),   # clicks only (null otherwise)
+        E.ExpectColumnPairValuesAToBeGreaterThanB(column_A="latest_sane_us", column_B="occurred_at_us", or_equal=True),
+        E.ExpectColumnPairValuesAToBeGreaterThanB(column_A="occurred_at_us", column_B="earliest_sane_us", or_equal=True),
+        E.ExpectCompoundColumnsToBeUnique(column_list=["_topic", "_partition", "_offset"]),
+    ]
+
+
+def landing_lines(E) -> list:
+    """Order lines of landed order_paid events: paid_fen = quantity × unit_price_fen − discount_fen."""
+    return [
+        E.ExpectColumnPairValuesToBeEqual(column_A="paid_fen", column_B="expected_paid_fen"),
+        E.ExpectColumnValuesToBeBetween(column="quantity", min_value=1),
+        E.ExpectColumnValuesToBeBetween(column="unit_price_fen", min_value=0),
+        E.ExpectColumnValuesToBeBetween(column="discount_fen", min_value=0),
+        E.ExpectColumnValuesToBeBetween(column="paid_fen", min_value=0),
+        E.ExpectCompoundColumnsToBeUnique(column_list=["event_id", "line_id"]),
+    ]
+
+
+def landing_deadletters(E, max_share: float) -> list:
+    """Dead letters per capture day under the configured ceiling (quality.max_deadletter_share)."""
+    return [E.ExpectColumnValuesToBeBetween(column="dead_share", min_value=0, max_value=max_share)]
+
+
+def click_validity(E, landed_clicks: int) -> list:
+    """Rulebook §3: the reason vocabulary, and every landed click present once."""
+    return [
+        E.ExpectColumnValuesToBeInSet(column="invalid_reasons", value_set=["", "ua_bot", "flood", "ua_bot,flood"]),
+        E.ExpectColumnValuesToBeInSet(column="valid_matches_reasons", value_set=[True]),
+        E.ExpectColumnValuesToBeBetween(column="flood_count", min_value=1),
+        E.ExpectColumnValuesToBeUnique(column="event_id"),
+        E.ExpectColumnValuesToBeInSet(column="in_landing", value_set=[True]),
+        E.ExpectTableRowCountToEqual(value=landed_clicks),
+    ]
+
+
+def attribution(E) -> list:
+    """Rulebook §4: one row per order_paid event; an attributed order's click exists, is valid,
+    belongs to its buyer, is not after the order and lies in the lookback window (last click)."""
+    return [
+        E.ExpectColumnValuesToBeUnique(column="order_event_id"),
+        E.ExpectColumnValuesToBeInSet(column="attribution_reason",
+                                      value_set=["share_token", "last_click", "lock", "organic"]),
+        E.ExpectColumnValuesToBeInSet(column="reason_matches_promoter", value_set=[True]),
+        *(E.ExpectColumnValuesToBeInSet(column=c, value_set=[True])      # null (organic) rows are skipped
+          for c in ("click_exists", "click_is_valid", "click_of_buyer", "click_not_after_order", "click_in_window")),
+    ]
+
 
 def commission(E) -> list:
     """fct_commission_entitlements of one period (rulebook §5)."""

@@ -354,6 +354,13 @@ def cmd_demo(cfg: Config, args) -> int:
     return 0
 
 
+def _month_before_last() -> str:
+    """So that the demo's month and the one after it have both ended (they can be released)."""
+    from o2p.timeutil import previous_period
+
+    return previous_period(previous_period(time.strftime("%Y-%m", time.gmtime(time.time() + 8 * 3600))))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="o2p",
@@ -426,9 +433,9 @@ def build_parser() -> argparse.ArgumentParser:
     an.set_defaults(fn=cmd_anomalies)
 
     d = sub.add_parser("demo", help="all of it on synthetic data: broker, simulate, capture, run, release")
-    d.add_argument("--month", default="2026-09",
-                   help="YYYY-MM of the simulated orders (default 2026-09); it and the month after are "
-                        "released, as far as they have ended")
+    d.add_argument("--month", default=_month_before_last(),
+                   help="YYYY-MM of the simulated orders (default: the month before last, "
+                        f"{_month_before_last()}); it and the month after are released")
     d.add_argument("--orders", type=int, default=400)
     d.add_argument("--seed", type=int, default=7)
     d.add_argument("--keep-broker", action="store_true", help="leave the local broker running")

@@ -79,6 +79,7 @@ def test_order_to_payout_exact_fen(broker, tmp_path):
         f'kafka:\n  bootstrap_servers: "{broker.kafka.bootstrap_servers}"\n  local_broker: false\n  consumer_group: e2e\n'
         f'  topics: {json.dumps(topics)}\n'
         'spark:\n  conf: {"spark.sql.shuffle.partitions": "2"}\n'
+        'quality:\n  max_event_age_days: 36500\n'   # October 2026 is "captured" whenever the test runs
     )
     events = tmp_path / "events.jsonl"
     events.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in EVENTS), encoding="utf-8")
@@ -124,6 +125,7 @@ def test_order_to_payout_exact_fen(broker, tmp_path):
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["totals_fen"] == {"gross": 2805, "tax": 0, "net": 2805}
     assert {g["suite"]: g["success"] for g in manifest["quality_gates"]} == {
+        "landing": True, "click_validity": True, "attribution": True,
         "commission": True, "settlement": True, "payout": True}
     transfer = json.loads((folder / "wechat_transfer.json").read_text())
     assert [(t["openid"], t["transfer_amount"], t["transfer_scene_id"]) for t in transfer] == [("oB-openid", 2805, "1005")]

@@ -257,6 +257,7 @@ def test_three_months_exact_to_the_fen(request, tmp_path, spark_cfg, model, tax,
         registry_url = f'registry_url: "{request.getfixturevalue("postgres").database("golden")}"\n'
     cfg_file.write_text(
         f'reference_dir: "{ref}"\nattribution:\n  model: {model}\ntax: {tax}\n{registry_url}'
+        'quality:\n  max_event_age_days: 36500\n'   # August 2026 is "captured" whenever the test runs
         'spark:\n  conf:\n    spark.sql.shuffle.partitions: "2"\n')
     cfg = load_config(cfg_file, home=tmp_path / "home")
     all_but_pn = [p for p in PROMOTERS if p != "PN"]
@@ -343,7 +344,8 @@ def test_two_releases_started_at_once_give_one_batch_and_one_refusal(tmp_path, s
 
     ref = tmp_path / "reference"
     cfg_file = tmp_path / "o2p.yaml"
-    cfg_file.write_text(f'reference_dir: "{ref}"\nspark:\n  conf:\n    spark.sql.shuffle.partitions: "2"\n')
+    cfg_file.write_text(f'reference_dir: "{ref}"\nquality:\n  max_event_age_days: 36500\n'
+                        'spark:\n  conf:\n    spark.sql.shuffle.partitions: "2"\n')
     cfg = load_config(cfg_file, home=tmp_path / "home")
     write_reference(ref, [p for p in PROMOTERS if p != "PN"])
     land(cfg, AUGUST)

@@ -5,6 +5,7 @@ Both use a single-run backfill policy: a range of days is one Spark job, not one
 
 
 from dagster import (
+    AssetCheckSpec,
     AssetDep,
     AssetExecutionContext,
     AssetKey,
@@ -16,7 +17,8 @@ from dagster import (
 
 from o2p.reference import load_reference
 from pipelines.assets.landing.assets import REFERENCE_KEYS
-from pipelines.lib.partitions import daily
+from pipelines.lib import gates, quality
+from pipelines.lib.partitions import daily, window_dates
 from pipelines.lib.spark import get_spark
 from pipelines.resources import O2PConfig
 
@@ -39,6 +41,15 @@ def _range(context: AssetExecutionContext) -> tuple[str, str]:
                                                                 allow_nonexistent_upstream_partitions=True))],
     group_name="attribution",
     kinds={"spark", "parquet"},
+    # The landing tables are written by the capture service; their gate runs here, where Dagster
+    # first reads them, and blocks everything downstream of these days.
+    check_specs=[
+        AssetCheckSpec("gx_landing", asset=CLICKS_VALIDATED, blocking=True,
+                       description="landed events of these days: required fields, enums, sane occurred_at, "
+                                   "paid_fen arithmetic, each Kafka record once, dead-letter share ≤ ceiling"),
+        AssetCheckSpec("gx_click_validity", asset=CLICKS_VALIDATED, blocking=True,
+                       description="reason vocabulary, is_valid agrees with the reasons, every landed click once"),
+    ],
     description="Every click, deduplicated on event_id, flagged ua_bot and/or flood (rulebook §3).",
 )
 def clicks_validated(context: AssetExecutionContext, o2p: O2PConfig) -> MaterializeResult:
@@ -48,8 +59,11 @@ def clicks_validated(context: AssetExecutionContext, o2p: O2PConfig) -> Material
     first, last = _range(context)
     context.log.info(f"click validity for {first}..{last}")
     stats = run_click_validity(get_spark(cfg), cfg, first, last)
-    return MaterializeResult(metadata={**stats, "first_day": first, "last_day": last,
-                                       "path": str(cfg.warehouse_path / "clicks_validated")})
+    checked = gates.validate(cfg, window_dates(first, last), ("landing", "click_validity"))
+    return MaterializeResult(
+        metadata={**stats, "first_day": first, "last_day": last, "path": str(cfg.warehouse_path / "clicks_validated")},
+        check_results=[quality.to_check(checked["landing"], check_name="gx_landing"),
+                       quality.to_check(checked["click_validity"], check_name="gx_click_validity")])
 
 
 @asset(
@@ -66,6 +80,9 @@ def clicks_validated(context: AssetExecutionContext, o2p: O2PConfig) -> Material
     ],
     group_name="attribution",
     kinds={"spark", "parquet"},
+    check_specs=[AssetCheckSpec("gx_attribution", asset=ORDER_ATTRIBUTION, blocking=True,
+                                description="one row per order; an attributed order's click exists, is valid, "
+                                            "is the buyer's, is not after the order, lies in the window")],
     description="One row per order_paid event: promoter, click, reason (share_token | last_click | organic, "
                 "or lock | organic under attribution.model: wechat_lock), candidates, model, config hash.",
 )
@@ -76,6 +93,8 @@ def order_attribution(context: AssetExecutionContext, o2p: O2PConfig) -> Materia
     first, last = _range(context)
     ref = load_reference(cfg.reference_path)
     stats = run_attribution(get_spark(cfg), cfg, first, last, ref.promoters)
-    return MaterializeResult(metadata={**stats, "first_day": first, "last_day": last,
-                                       "model": cfg.attribution.model,
-                                       "path": str(cfg.warehouse_path / "attribution")})
+    checked = gates.validate(cfg, window_dates(first, last), ("attribution",))
+    return MaterializeResult(
+        metadata={**stats, "first_day": first, "last_day": last, "model": cfg.attribution.model,
+                  "path": str(cfg.warehouse_path / "attribution")},
+        check_results=[quality.to_check(checked["attribution"], check_name="gx_attribution")])

@@ -21,6 +21,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 from expectations import suites
 from expectations.runner import SuiteResult, run_suite
 from o2p.config import Config
+from o2p.errors import GateFailed, O2PError
 from pipelines.lib import quality
 from pipelines.lib.duck import POOL, connect
 from pipelines.lib.partitions import monthly, period_dbt_vars
@@ -99,7 +100,24 @@ def commission_dbt(context: AssetExecutionContext, dbt: DbtCliResource, o2p: O2P
         # dbt's artifacts of this period's run under $O2P_HOME, replaced by the next run of the same
         # period (dagster-dbt's default is a new folder in the project for every run, forever)
         target = cfg.home_path / "dbt" / vars_["period"]
-        yield from dbt.cli(["build", "--vars", json.dumps(vars_)], context=context, target_path=target).stream()
+        run = dbt.cli(["build", "--vars", json.dumps(vars_)], context=context, target_path=target, raise_on_error=False)
+        yield from run.stream()
+        if not run.is_successful():
+            raise_for_dbt(run.get_artifact("run_results.json"), vars_["period"])
+
+
+def raise_for_dbt(run_results: dict, period: str) -> None:
+    """A failed dbt test (data or unit) is a failed quality gate (exit 3); anything else is not."""
+    bad = [r for r in run_results.get("results", []) if r.get("status") in ("fail", "error")]
+    tests = [r for r in bad if r["unique_id"].split(".", 1)[0] in ("test", "unit_test")]
+    if tests:
+        raise GateFailed(f"period {period}: dbt test(s) failed, nothing downstream ran:\n" + "\n".join(
+            f"  {r['unique_id']}: {(r.get('message') or '').strip()}"
+            + (f" — {r['failures']} failing rows" if r.get("failures") else "")
+            + (f", stored in {r['relation_name']}" if r.get("relation_name") else "")
+            for r in tests))
+    raise O2PError(f"period {period}: dbt build failed: " + "; ".join(
+        f"{r['unique_id']}: {(r.get('message') or '').strip()}" for r in bad))
 
 
 @asset_check(asset=ENTITLEMENTS, name="gx_commission", blocking=True,

@@ -36,7 +36,7 @@ from pipelines.resources import O2PConfig
 from streaming.landing import TABLES
 
 PAYOUT = AssetKey(["payouts", "payout_batch"])
-REQUIRED_GATES = ("commission", "settlement", "payout")
+REQUIRED_GATES = ("landing", "click_validity", "attribution", "commission", "settlement", "payout")
 
 
 def input_fingerprint(cfg: Config) -> str:

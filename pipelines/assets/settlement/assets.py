@@ -17,13 +17,13 @@ from dagster import (
 from expectations import suites
 from expectations.runner import run_suite
 from o2p.config import Config
-from o2p.errors import InputError
+from o2p.errors import GateFailed, InputError
 from o2p.reference import load_reference
 from o2p.registry import Registry
 from o2p.settlement import Settlement, settle
 from o2p.timeutil import next_period, period_end_us, previous_period
 from pipelines.assets.commission.assets import ENTITLEMENTS
-from pipelines.lib import quality
+from pipelines.lib import gates, quality
 from pipelines.lib.duck import POOL, connect, replace_period
 from pipelines.lib.partitions import monthly
 from pipelines.resources import O2PConfig
@@ -133,6 +133,15 @@ def promoter_balances(context: AssetExecutionContext, o2p: O2PConfig):
     if existing and existing["status"] == "released":
         raise InputError(f"period {period} is already released (batch {existing['batch_id']}); released periods are never recomputed")
     check_order(cfg, registry, period)
+    # write-audit-publish: every upstream stage of every day this period pays from has passed
+    # its gate on exactly the files that are there now (re-validated where they changed)
+    upstream = gates.for_release(cfg, period)
+    for result in upstream.values():
+        quality.record(cfg, period, context.run_id, result)
+    failed = [r for r in upstream.values() if not r.success]
+    if failed:
+        raise GateFailed(f"period {period}: nothing released, upstream quality gate(s) failed:\n"
+                         + "\n".join(r.describe() for r in failed))
     s = compute(cfg, registry, period)
     bal = balances_frame(s)
     stm = statement_frame(s)

@@ -1,0 +1,227 @@
+"""The gates of the upstream stages — landing, click validity, attribution — per event day.
+
+They run where the data is produced (blocking checks of the Spark assets, so a failure stops
+attribution and commission in that run) and again, only where needed, before money moves: the
+release re-validates every day whose files changed since its last passing validation (a late
+file, a re-run, a hand edit), so a payout never rests on data that no gate saw.
+
+Each (day, suite) result is kept in $O2P_HOME/quality/days/<day>/<suite>.json with a fingerprint
+of the files it judged (name, size, mtime). The frames are built by DuckDB from the Parquet files
+and validated by Great Expectations (`expectations/suites.py`); only the columns the suites need
+are read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from expectations import suites
+from expectations.runner import SuiteResult, merge, run_suite
+from o2p.config import Config
+from o2p.timeutil import US_PER_DAY, US_PER_SECOND, period_end_us, shanghai_date
+from pipelines.lib.partitions import window_dates
+
+UPSTREAM = ("landing", "click_validity", "attribution")
+INPUTS = {   # the folders whose day partition each suite judges
+    "landing": ("landing/clicks", "landing/orders", "landing/refunds"),
+    "click_validity": ("landing/clicks", "warehouse/clicks_validated"),
+    "attribution": ("warehouse/attribution", "warehouse/clicks_validated"),
+}
+
+
+def _root(cfg: Config, sub: str) -> Path:
+    base, _, name = sub.partition("/")
+    return (cfg.landing_path if base == "landing" else cfg.warehouse_path) / name
+
+
+def _files(cfg: Config, sub: str, days: list[str]) -> list[str]:
+    root = _root(cfg, sub)
+    return [str(f) for d in days for f in sorted((root / f"event_date={d}").glob("*.parquet"))]
+
+
+def fingerprint(cfg: Config, suite: str, day: str) -> str:
+    h = hashlib.sha256()
+    for sub in INPUTS[suite]:
+        for f in _files(cfg, sub, [day]):
+            st = Path(f).stat()
+            h.update(f"{sub}/{Path(f).name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def _record_path(cfg: Config, day: str, suite: str) -> Path:
+    return cfg.home_path / "quality" / "days" / day / f"{suite}.json"
+
+
+def _record(cfg: Config, days: list[str], result: SuiteResult) -> None:
+    """One validation covers a batch of days; each day keeps the batch's result (and its id, so
+    the batch's rows are counted once when the days are summed up)."""
+    batch = f"{days[0]}..{days[-1]}" if days else ""
+    for day in days:
+        p = _record_path(cfg, day, result.suite)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps({"fingerprint": fingerprint(cfg, result.suite, day), "batch": batch,
+                                 **result.as_dict()}, ensure_ascii=False, indent=1))
+
+
+def _list(files: list[str]) -> str:
+    return "[" + ", ".join(f"'{f}'" for f in files) + "]"
+
+
+# ---- the frames ---------------------------------------------------------------------------
+def landing(con, cfg: Config, days: list[str]) -> SuiteResult:
+    q = cfg.quality
+    parts = []
+    cols = {"clicks": "channel", "orders": "null", "refunds": "null"}
+    selects = []
+    for table, channel in cols.items():
+        files = _files(cfg, f"landing/{table}", days)
+        if files:
+            selects.append(
+                f"select '{table}' as landed_table, event_id, event_type, source, {channel} as channel, "
+                f"occurred_at_us, _topic, _partition, _offset, _captured_at_us "
+                f"from read_parquet({_list(files)}, union_by_name = true)")
+    if not selects:
+        return SuiteResult("landing", True, rows=0)
+    events = con.execute(
+        f"select *, _captured_at_us - {q.max_event_age_days * US_PER_DAY} as earliest_sane_us, "
+        f"_captured_at_us + {q.max_future_seconds * US_PER_SECOND} as latest_sane_us "
+        f"from ({' union all '.join(selects)})").df()
+    parts.append(run_suite("landing_events", events, suites.landing_events, home=cfg.home_path,
+                           id_columns=["event_id"]))
+    order_files = _files(cfg, "landing/orders", days)
+    if order_files:
+        lines = con.execute(
+            f"select event_id, order_id, l.line_id, l.quantity, l.unit_price_fen, l.discount_fen, l.paid_fen, "
+            f"l.quantity * l.unit_price_fen - l.discount_fen as expected_paid_fen "
+            f"from (select event_id, order_id, unnest(lines) as l from read_parquet({_list(order_files)}, "
+            f"union_by_name = true) where event_type = 'order_paid')").df()
+        parts.append(run_suite("landing_lines", lines, suites.landing_lines, home=cfg.home_path,
+                               id_columns=["event_id", "line_id"]))
+    # dead letters captured on a day, against what was captured that day into these days' files
+    captured_days = sorted({shanghai_date(int(us)).isoformat() for us in events["_captured_at_us"].unique()})
+    dead_files = [str(f) for d in captured_days
+                  for f in sorted((cfg.landing_path / "deadletters" / f"capture_date={d}").glob("*.parquet"))]
+    dead = con.execute(
+        "select capture_date, count(*) as dead from "
+        + (f"read_parquet({_list(dead_files)}, union_by_name = true)" if dead_files else
+           "(select null::varchar as capture_date where false)")
+        + " group by capture_date").df()
+    events["capture_date"] = [shanghai_date(int(us)).isoformat() for us in events["_captured_at_us"]]
+    share = events.groupby("capture_date").size().rename("landed").reset_index().merge(dead, how="outer").fillna(0)
+    share["messages"] = share["landed"] + share["dead"]
+    share["dead_share"] = share["dead"] / share["messages"]
+    parts.append(run_suite("landing_deadletters", share,
+                           lambda E: suites.landing_deadletters(E, float(q.max_deadletter_share)),
+                           home=cfg.home_path, id_columns=["capture_date"]))
+    return merge("landing", parts)
+
+
+def click_validity(con, cfg: Config, days: list[str]) -> SuiteResult:
+    landed, out = _files(cfg, "landing/clicks", days), _files(cfg, "warehouse/clicks_validated", days)
+    if not landed and not out:
+        return SuiteResult("click_validity", True, rows=0)
+    n_landed = con.execute(f"select count(distinct event_id) from read_parquet({_list(landed)}, union_by_name = true)"
+                           ).fetchone()[0] if landed else 0
+    if not out:
+        return SuiteResult("click_validity", False, failures=[{
+            "expectation": "expect_table_row_count_to_equal", "observed": 0,
+            "sample": f"no click validity output for {days[0]}..{days[-1]}"}], rows=0)
+    landed_ids = (f"(select distinct event_id from read_parquet({_list(landed)}, union_by_name = true))"
+                  if landed else "(select null::varchar as event_id where false)")
+    df = con.execute(f"""
+        select o.event_id, o.is_valid, o.invalid_reasons, o.flood_count,
+               o.is_valid = (o.invalid_reasons = '') as valid_matches_reasons,
+               l.event_id is not null as in_landing
+        from read_parquet({_list(out)}, union_by_name = true) o left join {landed_ids} l using (event_id)
+    """).df()
+    return run_suite("click_validity", df, lambda E: suites.click_validity(E, n_landed), home=cfg.home_path,
+                     id_columns=["event_id"])
+
+
+def attribution(con, cfg: Config, days: list[str]) -> SuiteResult:
+    out = _files(cfg, "warehouse/attribution", days)
+    if not out:
+        return SuiteResult("attribution", True, rows=0)
+    lock = cfg.attribution.model == "wechat_lock"
+    lookback = cfg.attribution.lookback_days * US_PER_DAY
+    # a locked order's click may be as old as the lock's chain of extensions: all earlier days
+    click_days = (sorted(p.name.split("=", 1)[1] for p in _root(cfg, "warehouse/clicks_validated").glob("event_date=*")
+                         if p.name.split("=", 1)[1] <= days[-1]) if lock
+                  else window_dates(days[0], days[-1], cfg.attribution.lookback_days, 1))   # +1: to name a click after its order
+    clicks = _files(cfg, "warehouse/clicks_validated", click_days)
+    click_rel = (f"read_parquet({_list(clicks)}, union_by_name = true)" if clicks else
+                 "(select null::varchar as event_id, null::varchar as buyer_id, null::bigint as occurred_at_us, "
+                 "null::boolean as is_valid where false)")
+    in_window = "null" if lock else f"c.occurred_at_us > a.paid_at_us - {lookback}"
+    df = con.execute(f"""
+        with a as (select * from read_parquet({_list(out)}, union_by_name = true)),
+        c as (select event_id, buyer_id, occurred_at_us, is_valid from {click_rel}
+              where event_id in (select click_event_id from a))
+        select a.order_event_id, a.order_id, a.attribution_reason,
+               (a.promoter_id is null) = (a.attribution_reason = 'organic') as reason_matches_promoter,
+               case when a.click_event_id is not null then c.event_id is not null end as click_exists,
+               case when a.click_event_id is not null then c.buyer_id = a.buyer_id end as click_of_buyer,
+               case when a.click_event_id is not null then c.occurred_at_us <= a.paid_at_us end as click_not_after_order,
+               case when a.click_event_id is not null then {in_window} end as click_in_window,
+               case when a.click_event_id is not null then c.is_valid end as click_is_valid
+        from a left join c on c.event_id = a.click_event_id
+    """).df()
+    return run_suite("attribution", df, suites.attribution, home=cfg.home_path, id_columns=["order_event_id"])
+
+
+STAGES = {"landing": landing, "click_validity": click_validity, "attribution": attribution}
+
+
+def validate(cfg: Config, days: list[str], stages: tuple[str, ...]) -> dict[str, SuiteResult]:
+    """Run the suites of `stages` over `days` (one validation per suite) and record per day."""
+    import duckdb
+
+    out = {}
+    with duckdb.connect() as con:
+        for name in stages:
+            try:
+                result = STAGES[name](con, cfg, days)
+            except Exception as exc:  # noqa: BLE001 - a gate that cannot run has failed
+                result = SuiteResult(name, False, error=f"{type(exc).__name__}: {exc}")
+            _record(cfg, days, result)
+            out[name] = result
+    return out
+
+
+def landed_days(cfg: Config, before_us: int | None = None) -> list[str]:
+    from streaming.landing import TABLES, landed_dates
+
+    days = sorted({d for t in TABLES for d in landed_dates(cfg.landing_path, t)})
+    if before_us is not None:
+        days = [d for d in days if _day_start_us(d) < before_us]
+    return days
+
+
+def _day_start_us(day: str) -> int:
+    from o2p.timeutil import day_end_us
+
+    return day_end_us(day) - US_PER_DAY
+
+
+def for_release(cfg: Config, period: str) -> dict[str, SuiteResult]:
+    """Every upstream suite over every landed day before end(P): recorded passing results whose
+    inputs are unchanged are reused; the other days are validated again, now."""
+    days = landed_days(cfg, period_end_us(period))
+    results: dict[str, SuiteResult] = {}
+    for suite in UPSTREAM:
+        stale, reused = [], []
+        for day in days:
+            p = _record_path(cfg, day, suite)
+            rec = json.loads(p.read_text()) if p.exists() else None
+            if rec and rec["success"] and rec["fingerprint"] == fingerprint(cfg, suite, day):
+                reused.append(rec)
+            else:
+                stale.append(day)
+        fresh = validate(cfg, stale, (suite,))[suite] if stale else SuiteResult(suite, True)
+        evaluated = fresh.evaluated if stale else (reused[0]["expectations"] if reused else 0)
+        failures = [dict(f, days=f"{stale[0]}..{stale[-1]}") for f in fresh.failures] if stale else []
+        results[suite] = SuiteResult(suite, fresh.success, evaluated, failures, fresh.error,
+                                     rows=fresh.rows + sum({r["batch"]: r["rows"] for r in reused}.values()))
+    return results

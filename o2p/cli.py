@@ -213,6 +213,7 @@ def _run(cfg: Config, days: list[str]) -> None:
     for m in months:
         say(f"commission (dbt) for {m} …")
         _execute(cfg, "commission_job", partition=f"{m}-01")
+    _say_docs(cfg)
     say(f"done in {time.monotonic() - t0:.0f} s; release a period with `o2p payouts release --period {months[0]}`")
 
 
@@ -254,6 +255,7 @@ def cmd_payouts(cfg: Config, args) -> int:
         if found:
             print(f"{len(found)} anomalies reported for {args.period} (not paid, not lost): "
                   f"o2p anomalies --period {args.period}", file=sys.stderr)
+        _say_docs(cfg)
         say(str(folder))
         return 0
     if args.action == "statement":
@@ -361,6 +363,14 @@ def _month_before_last() -> str:
     return previous_period(previous_period(time.strftime("%Y-%m", time.gmtime(time.time() + 8 * 3600))))
 
 
+def _say_docs(cfg: Config, file=None) -> None:
+    from expectations.runner import docs_index
+
+    index = docs_index(cfg.home_path)
+    if index.exists():
+        print(f"quality gates, Data Docs: {index}", file=file or sys.stdout, flush=True)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="o2p",
@@ -456,6 +466,8 @@ def main(argv: list[str] | None = None) -> int:
         return args.fn(cfg, args) or 0
     except O2PError as exc:
         print(f"o2p: {exc}", file=sys.stderr)
+        if isinstance(exc, GateFailed):
+            _say_docs(cfg, file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

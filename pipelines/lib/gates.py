@@ -20,7 +20,7 @@ from pathlib import Path
 from expectations import suites
 from expectations.runner import SuiteResult, merge, run_suite
 from o2p.config import Config
-from o2p.timeutil import US_PER_DAY, US_PER_SECOND, period_end_us, shanghai_date
+from o2p.timeutil import US_PER_DAY, US_PER_SECOND, period_end_us
 from pipelines.lib.partitions import window_dates
 
 UPSTREAM = ("landing", "click_validity", "attribution")
@@ -84,10 +84,14 @@ def landing(con, cfg: Config, days: list[str]) -> SuiteResult:
                 f"from read_parquet({_list(files)}, union_by_name = true)")
     if not selects:
         return SuiteResult("landing", True, rows=0)
+    capture_date = "strftime(make_timestamp(_captured_at_us + 28800000000), '%Y-%m-%d')"   # Asia/Shanghai
     events = con.execute(
         f"select *, _captured_at_us - {q.max_event_age_days * US_PER_DAY} as earliest_sane_us, "
-        f"_captured_at_us + {q.max_future_seconds * US_PER_SECOND} as latest_sane_us "
+        f"_captured_at_us + {q.max_future_seconds * US_PER_SECOND} as latest_sane_us, {capture_date} as capture_date "
         f"from ({' union all '.join(selects)})").df()
+    # enums as categoricals: GX copies the frame per metric, and object columns cost most to copy
+    for c in ("landed_table", "event_type", "source", "channel", "_topic", "capture_date"):
+        events[c] = events[c].astype("category")
     parts.append(run_suite("landing_events", events, suites.landing_events, home=cfg.home_path,
                            id_columns=["event_id"]))
     order_files = _files(cfg, "landing/orders", days)
@@ -95,21 +99,24 @@ def landing(con, cfg: Config, days: list[str]) -> SuiteResult:
         lines = con.execute(
             f"select event_id, order_id, l.line_id, l.quantity, l.unit_price_fen, l.discount_fen, l.paid_fen, "
             f"l.quantity * l.unit_price_fen - l.discount_fen as expected_paid_fen "
-            f"from (select event_id, order_id, unnest(lines) as l from read_parquet({_list(order_files)}, "
-            f"union_by_name = true) where event_type = 'order_paid')").df()
+            f"from (select event_id, order_id, unnest(lines) as l from ("
+            # a producer retry lands the same event again (staging keeps one): judge each event once
+            f"select * from read_parquet({_list(order_files)}, union_by_name = true) where event_type = 'order_paid' "
+            f"qualify row_number() over (partition by event_id order by _topic, _partition, _offset) = 1))").df()
         parts.append(run_suite("landing_lines", lines, suites.landing_lines, home=cfg.home_path,
                                id_columns=["event_id", "line_id"]))
     # dead letters captured on a day, against what was captured that day into these days' files
-    captured_days = sorted({shanghai_date(int(us)).isoformat() for us in events["_captured_at_us"].unique()})
+    captured_days = sorted(str(d) for d in events["capture_date"].unique())
     dead_files = [str(f) for d in captured_days
                   for f in sorted((cfg.landing_path / "deadletters" / f"capture_date={d}").glob("*.parquet"))]
     dead = con.execute(
-        "select capture_date, count(*) as dead from "
+        "select capture_date::varchar as capture_date, count(*) as dead from "
         + (f"read_parquet({_list(dead_files)}, union_by_name = true)" if dead_files else
            "(select null::varchar as capture_date where false)")
-        + " group by capture_date").df()
-    events["capture_date"] = [shanghai_date(int(us)).isoformat() for us in events["_captured_at_us"]]
-    share = events.groupby("capture_date").size().rename("landed").reset_index().merge(dead, how="outer").fillna(0)
+        + " group by 1").df()
+    landed = events.groupby("capture_date", observed=True).size().rename("landed").reset_index()
+    landed["capture_date"] = landed["capture_date"].astype(str)
+    share = landed.merge(dead, how="outer", on="capture_date").fillna(0)
     share["messages"] = share["landed"] + share["dead"]
     share["dead_share"] = share["dead"] / share["messages"]
     parts.append(run_suite("landing_deadletters", share,

@@ -80,6 +80,7 @@ def test_order_to_payout_exact_fen(broker, tmp_path):
         f'  topics: {json.dumps(topics)}\n'
         'spark:\n  conf: {"spark.sql.shuffle.partitions": "2"}\n'
         'quality:\n  max_event_age_days: 36500\n'   # October 2026 is "captured" whenever the test runs
+        '  max_deadletter_share: "0.10"\n'
     )
     events = tmp_path / "events.jsonl"
     events.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in EVENTS), encoding="utf-8")
@@ -93,6 +94,13 @@ def test_order_to_payout_exact_fen(broker, tmp_path):
     out = run_o2p("capture", "--until-idle", env=env).stdout
     assert "landed 9" in out and "dead letters 2" in out, out
 
+    # 2 dead letters of 11 messages captured today: 18 % is above the 10 % ceiling of this config
+    gated = run_o2p("run", env=env, check=False)
+    assert gated.returncode == 3, gated.stderr
+    assert "check attribution/clicks_validated:gx_landing: landing: FAILED" in gated.stderr
+    assert "landing_deadletters: expect_column_values_to_be_between(dead_share)" in gated.stderr
+    # the ceiling is business policy, in the config: raised, the same data passes
+    cfg.write_text(cfg.read_text().replace('max_deadletter_share: "0.10"', 'max_deadletter_share: "0.25"'))
     run_o2p("run", env=env)
     folder = Path(run_o2p("payouts", "release", "--period", "2026-10", env=env).stdout.strip().splitlines()[-1])
 

@@ -421,7 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="materialize every asset for every partition that has data (not the release)")
     r.set_defaults(fn=cmd_run)
 
-    py = sub.add_parser("payouts", help="release, list and verify payout batches")
+    py = sub.add_parser("payouts", help="release, list, verify and explain payout batches")
     psub = py.add_subparsers(dest="action", required=True, metavar="ACTION")
     rel = psub.add_parser("release", help="release a period (prints the batch folder)")
     rel.add_argument("--period", required=True, help="YYYY-MM")

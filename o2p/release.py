@@ -153,9 +153,11 @@ def verify(folder: Path, registry=None) -> list[str]:
     if not mpath.is_file():
         return [f"{mpath}: missing"]
     try:
-        man = json.loads(mpath.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        return [f"{mpath}: not valid JSON ({exc})"]
+        man = json.loads(mpath.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return [f"{mpath}: not valid UTF-8 JSON ({exc})"]
+    if not isinstance(man, dict):
+        return [f"{mpath}: not a manifest (a JSON object)"]
     for name, want in man.get("files", {}).items():
         p = folder / name
         if not p.is_file():
@@ -164,20 +166,11 @@ def verify(folder: Path, registry=None) -> list[str]:
             problems.append(f"{name}: SHA-256 differs from the manifest")
     payout = folder / "payout.csv"
     if payout.is_file():
-        text = payout.read_bytes().decode("utf-8-sig")
-        rows = list(csv.DictReader(io.StringIO(text)))
-        def fen(v: str) -> int:
-            d = Decimal(v)
-            return int(d * 100)
-        sums = {k: sum(fen(r[f"{k}_cny"]) for r in rows) for k in ("gross", "tax", "net")}
-        if len(rows) != man.get("row_count"):
-            problems.append(f"payout.csv: {len(rows)} rows, manifest says {man.get('row_count')}")
-        for k, v in sums.items():
-            if v != man.get("totals_fen", {}).get(k):
-                problems.append(f"payout.csv: {k} sums to {v} fen, manifest says {man.get('totals_fen', {}).get(k)}")
-        for r in rows:
-            if fen(r["gross_cny"]) - fen(r["tax_cny"]) != fen(r["net_cny"]):
-                problems.append(f"payout.csv: promoter {r['promoter_id']}: net ≠ gross − tax")
+        try:
+            rows = list(csv.DictReader(io.StringIO(payout.read_bytes().decode("utf-8-sig"))))
+            _check_payout_rows(rows, man, problems)
+        except (UnicodeDecodeError, KeyError, ArithmeticError, ValueError) as exc:
+            problems.append(f"payout.csv: unreadable ({type(exc).__name__}: {exc})")
     if registry is not None:
         b = registry.batch(man.get("period", ""))
         if b is None or b["status"] != "released":
@@ -187,7 +180,25 @@ def verify(folder: Path, registry=None) -> list[str]:
                 problems.append(f"registry: batch id {b['batch_id']} ≠ manifest {man.get('batch_id')}")
             if b["manifest_sha256"] != sha256_file(mpath):
                 problems.append("manifest.json: SHA-256 differs from the registry")
-            for name, h in registry.files(man["period"]).items():
+            for name, h in registry.files(man.get("period", "")).items():
                 if man.get("files", {}).get(name) != h:
                     problems.append(f"{name}: registry hash differs from the manifest")
     return problems
+
+
+def _check_payout_rows(rows: list[dict], man: dict, problems: list[str]) -> None:
+    def fen(v: str) -> int:
+        d = Decimal(v)
+        if d != d.quantize(Decimal("0.01")):
+            raise ValueError(f"{v!r} is not an amount with two places")
+        return int(d * 100)
+
+    sums = {k: sum(fen(r[f"{k}_cny"]) for r in rows) for k in ("gross", "tax", "net")}
+    if len(rows) != man.get("row_count"):
+        problems.append(f"payout.csv: {len(rows)} rows, manifest says {man.get('row_count')}")
+    for k, v in sums.items():
+        if v != man.get("totals_fen", {}).get(k):
+            problems.append(f"payout.csv: {k} sums to {v} fen, manifest says {man.get('totals_fen', {}).get(k)}")
+    for r in rows:
+        if fen(r["gross_cny"]) - fen(r["tax_cny"]) != fen(r["net_cny"]):
+            problems.append(f"payout.csv: promoter {r['promoter_id']}: net ≠ gross − tax")

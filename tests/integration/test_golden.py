@@ -371,3 +371,17 @@ def test_two_releases_started_at_once_give_one_batch_and_one_refusal(tmp_path, s
     again = run_o2p("payouts", "release", "--period", "2026-08", env=env).stdout.strip().splitlines()[-1]
     assert Path(again) == folder
     assert "OK" in run_o2p("payouts", "verify", str(folder), env=env).stdout
+
+    # verify fails when any byte of any released file changes (here: one in each file, in turn)
+    from o2p.registry import Registry
+    from o2p.release import verify
+    registry = Registry(cfg.registry)
+    for f in sorted(folder.iterdir()):
+        data = f.read_bytes()
+        for at in (0, len(data) // 2, len(data) - 2):
+            changed = bytearray(data)
+            changed[at] = (changed[at] + 1) % 256
+            f.write_bytes(bytes(changed))
+            assert verify(folder, registry), (f.name, at)
+        f.write_bytes(data)
+    assert verify(folder, registry) == []

@@ -103,10 +103,24 @@ def commission_dbt(context: AssetExecutionContext, dbt: DbtCliResource, o2p: O2P
         run = dbt.cli(["build", "--vars", json.dumps(vars_)], context=context, target_path=target, raise_on_error=False)
         yield from run.stream()
         if not run.is_successful():
-            raise_for_dbt(run.get_artifact("run_results.json"), vars_["period"])
+            raise_for_dbt(run.get_artifact("run_results.json"), vars_["period"], cfg)
 
 
-def raise_for_dbt(run_results: dict, period: str) -> None:
+def _sample(cfg: Config, relation: str | None) -> str:
+    """A few of the failing rows dbt stored (store_failures), for the message."""
+    if not relation:
+        return ""
+    try:
+        with connect(cfg, read_only=True) as con:
+            cur = con.execute(f"select * from {relation} limit 3")
+            cols = [d[0] for d in cur.description]
+            return "; e.g. " + " | ".join(", ".join(f"{c}={v}" for c, v in zip(cols, row, strict=True))
+                                          for row in cur.fetchall())
+    except Exception:  # noqa: BLE001 - the message without a sample is still the message
+        return ""
+
+
+def raise_for_dbt(run_results: dict, period: str, cfg: Config) -> None:
     """A failed dbt test (data or unit) is a failed quality gate (exit 3); anything else is not."""
     bad = [r for r in run_results.get("results", []) if r.get("status") in ("fail", "error")]
     tests = [r for r in bad if r["unique_id"].split(".", 1)[0] in ("test", "unit_test")]
@@ -115,6 +129,7 @@ def raise_for_dbt(run_results: dict, period: str) -> None:
             f"  {r['unique_id']}: {(r.get('message') or '').strip()}"
             + (f" — {r['failures']} failing rows" if r.get("failures") else "")
             + (f", stored in {r['relation_name']}" if r.get("relation_name") else "")
+            + _sample(cfg, r.get("relation_name"))
             for r in tests))
     raise O2PError(f"period {period}: dbt build failed: " + "; ".join(
         f"{r['unique_id']}: {(r.get('message') or '').strip()}" for r in bad))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from pathlib import Path
 
 from o2p.config import Config
 
@@ -37,6 +38,9 @@ def get_spark(cfg: Config):
             .config("spark.sql.parquet.compression.codec", "zstd")
             .config("spark.ui.showConsoleProgress", "false")
         )
+        if "spark.driver.extraJavaOptions" not in cfg.spark.conf:
+            log4j = Path(__file__).with_name("spark-log4j2.properties")
+            builder = builder.config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{log4j}")
         for k, v in cfg.spark.conf.items():
             builder = builder.config(k, v)
         _session = builder.getOrCreate()

@@ -51,11 +51,12 @@ def click_validity(E, landed_clicks: int) -> list:
     ]
 
 
-def attribution(E) -> list:
-    """Rulebook §4: one row per order_paid event; an attributed order's click exists, is valid,
-    belongs to its buyer, is not after the order and lies in the lookback window (last click)."""
+def attribution(E, landed_orders: int) -> list:
+    """Rulebook §4: one row per landed order_paid event; an attributed order's click exists, is
+    valid, belongs to its buyer, is not after the order and lies in the lookback window (last click)."""
     return [
         E.ExpectColumnValuesToBeUnique(column="order_event_id"),
+        E.ExpectTableRowCountToEqual(value=landed_orders),
         E.ExpectColumnValuesToBeInSet(column="attribution_reason",
                                       value_set=["share_token", "last_click", "lock", "organic"]),
         E.ExpectColumnValuesToBeInSet(column="reason_matches_promoter", value_set=[True]),

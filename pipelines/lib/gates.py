@@ -27,7 +27,7 @@ UPSTREAM = ("landing", "click_validity", "attribution")
 INPUTS = {   # the folders whose day partition each suite judges
     "landing": ("landing/clicks", "landing/orders", "landing/refunds"),
     "click_validity": ("landing/clicks", "warehouse/clicks_validated"),
-    "attribution": ("warehouse/attribution", "warehouse/clicks_validated"),
+    "attribution": ("landing/orders", "warehouse/attribution", "warehouse/clicks_validated"),
 }
 
 
@@ -149,8 +149,19 @@ def click_validity(con, cfg: Config, days: list[str]) -> SuiteResult:
 
 def attribution(con, cfg: Config, days: list[str]) -> SuiteResult:
     out = _files(cfg, "warehouse/attribution", days)
+    orders = _files(cfg, "landing/orders", days)
+    # every landed order_paid event of these days has its row (an order landed after the last
+    # attribution run would otherwise be settled as unattributed)
+    n_orders = con.execute(
+        f"select count(distinct event_id) from read_parquet({_list(orders)}, union_by_name = true) "
+        "where event_type = 'order_paid'").fetchone()[0] if orders else 0
     if not out:
-        return SuiteResult("attribution", True, rows=0)
+        if n_orders == 0:
+            return SuiteResult("attribution", True, rows=0)
+        return SuiteResult("attribution", False, failures=[{
+            "expectation": "expect_table_row_count_to_equal", "column": None, "observed": 0,
+            "unexpected_count": n_orders,
+            "sample": f"{n_orders} landed orders of {days[0]}..{days[-1]} have no attribution: run `o2p run`"}])
     lock = cfg.attribution.model == "wechat_lock"
     lookback = cfg.attribution.lookback_days * US_PER_DAY
     # a locked order's click may be as old as the lock's chain of extensions: all earlier days
@@ -175,7 +186,8 @@ def attribution(con, cfg: Config, days: list[str]) -> SuiteResult:
                case when a.click_event_id is not null then c.is_valid end as click_is_valid
         from a left join c on c.event_id = a.click_event_id
     """).df()
-    return run_suite("attribution", df, suites.attribution, home=cfg.home_path, id_columns=["order_event_id"])
+    return run_suite("attribution", df, lambda E: suites.attribution(E, n_orders), home=cfg.home_path,
+                     id_columns=["order_event_id"])
 
 
 STAGES = {"landing": landing, "click_validity": click_validity, "attribution": attribution}

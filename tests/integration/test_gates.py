@@ -175,3 +175,15 @@ def test_a_payout_row_whose_tax_does_not_add_up(home, capsys, monkeypatch):
     assert "payout: FAILED" in err and "expect_column_values_to_be_in_set(net_is_gross_minus_tax)" in err
     assert "PBIG" in err
     assert_nothing_released(cfg)
+
+
+def test_an_order_landed_after_the_last_attribution_run(home, capsys):
+    """Captured, never attributed: settling it now would treat it as organic."""
+    from tests.integration.test_golden import bought
+
+    cfg, argv = home
+    land(cfg, bought("OLATE", "2026-08-12", "PA", "ULATE", 10000))
+    code, err = release(argv, capsys)
+    assert code == 3, err
+    assert "attribution: FAILED" in err and "expect_table_row_count_to_equal" in err
+    assert_nothing_released(cfg)

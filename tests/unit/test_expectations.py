@@ -35,8 +35,10 @@ def test_attribution_click_after_the_order_skips_organic_rows():
         "click_exists": [True, None, True], "click_is_valid": [True, None, True],
         "click_of_buyer": [True, None, True], "click_not_after_order": [True, None, False],
         "click_in_window": [True, None, True]})
-    res = run_suite("attribution", df, suites.attribution, id_columns=["order_event_id"])
+    res = run_suite("attribution", df, lambda E: suites.attribution(E, 3), id_columns=["order_event_id"])
     assert [(f["column"], f["sample"]) for f in res.failures] == [
         ("click_not_after_order", [{"click_not_after_order": False, "order_event_id": "o3"}])]
     df.loc[2, "click_not_after_order"] = True
-    assert run_suite("attribution", df, suites.attribution, id_columns=["order_event_id"]).success
+    assert run_suite("attribution", df, lambda E: suites.attribution(E, 3), id_columns=["order_event_id"]).success
+    missing = run_suite("attribution", df, lambda E: suites.attribution(E, 4), id_columns=["order_event_id"])
+    assert [(f["expectation"], f["observed"]) for f in missing.failures] == [("expect_table_row_count_to_equal", 3)]

@@ -6,6 +6,7 @@ GX has no DuckDB source: DuckDB tables are validated through pandas (style.md §
 
 from __future__ import annotations
 
+import shutil
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -92,6 +93,9 @@ def run_suite(name: str, df, build: Callable[[object], list], *, home: Path | No
         checkpoint = ctx.checkpoints.add_or_update(gx.Checkpoint(
             name=name, validation_definitions=[vd], result_format=result_format,
             actions=[UpdateDataDocsAction(name="data_docs")] if home else []))
+        if home:
+            # prune before the run, so the Data Docs index the action rebuilds lists what is kept
+            prune_results(Path(home), name)
         run = checkpoint.run(batch_parameters={"dataframe": df})
         res = next(iter(run.run_results.values()))
         failures = []
@@ -114,6 +118,24 @@ def run_suite(name: str, df, build: Callable[[object], list], *, home: Path | No
         return SuiteResult(name, False, error=f"{type(exc).__name__}: {exc}",
                            failures=[{"expectation": "suite_ran", "observed": traceback.format_exc(limit=3)[-500:]}],
                            rows=len(df) if df is not None else 0)
+
+
+KEEP_RESULTS = 200   # per suite: the Data Docs index is rebuilt from every kept result, each run
+
+
+def prune_results(home: Path, suite: str, keep: int = KEEP_RESULTS) -> int:
+    """Drop all but the newest `keep` validation results of a suite, and their Data Docs pages.
+    (Kept forever, they make each docs rebuild slower: 0.23 s per validation at 10 results,
+    0.5 s at 300.) The gate outcomes that matter live on in the manifests and quality records."""
+    root = home / "gx" / "uncommitted"
+    runs = sorted((root / "validations" / suite).glob("*/*"), key=lambda d: d.name)   # <run_name>/<time>
+    removed = 0
+    for old in runs[:max(len(runs) - keep + 1, 0)]:
+        rel = old.relative_to(root / "validations")
+        shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(root / "data_docs" / "local_site" / "validations" / rel, ignore_errors=True)
+        removed += 1
+    return removed
 
 
 def merge(name: str, parts: list[SuiteResult]) -> SuiteResult:

@@ -42,3 +42,19 @@ def test_attribution_click_after_the_order_skips_organic_rows():
     assert run_suite("attribution", df, lambda E: suites.attribution(E, 3), id_columns=["order_event_id"]).success
     missing = run_suite("attribution", df, lambda E: suites.attribution(E, 4), id_columns=["order_event_id"])
     assert [(f["expectation"], f["observed"]) for f in missing.failures] == [("expect_table_row_count_to_equal", 3)]
+
+
+def test_old_validation_results_and_their_pages_are_pruned(tmp_path):
+    from expectations.runner import prune_results
+
+    root = tmp_path / "gx" / "uncommitted"
+    stamps = [f"20261125T0{i}0000.000000Z" for i in range(5)]
+    for s in stamps:
+        (root / "validations" / "landing" / "__none__" / s).mkdir(parents=True)
+        (root / "data_docs" / "local_site" / "validations" / "landing" / "__none__" / s).mkdir(parents=True)
+    (root / "validations" / "payout" / "__none__" / stamps[0]).mkdir(parents=True)   # another suite: untouched
+    # keep 3: the 2 newest stay, the run about to start adds the third
+    assert prune_results(tmp_path, "landing", keep=3) == 3
+    assert sorted(p.name for p in (root / "validations" / "landing" / "__none__").iterdir()) == stamps[3:]
+    assert sorted(p.name for p in (root / "data_docs/local_site/validations/landing/__none__").iterdir()) == stamps[3:]
+    assert (root / "validations" / "payout" / "__none__" / stamps[0]).is_dir()

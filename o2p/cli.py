@@ -185,9 +185,9 @@ def cmd_capture(cfg: Config, args) -> int:
 
 
 def _landed_days(cfg: Config) -> list[str]:
-    from streaming.landing import TABLES, landed_dates
+    from streaming.landing import landed_days
 
-    return sorted({d for t in TABLES for d in landed_dates(cfg.landing_path, t)})
+    return landed_days(cfg.landing_path)
 
 
 def cmd_run(cfg: Config, args) -> int:

@@ -88,6 +88,11 @@ def landed_dates(landing: Path, table: str) -> list[str]:
     )
 
 
+def landed_days(landing: Path) -> list[str]:
+    """Every event date with landed files in any event table, in order."""
+    return sorted({d for t in TABLES for d in landed_dates(landing, t)})
+
+
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:

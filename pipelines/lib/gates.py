@@ -210,9 +210,9 @@ def validate(cfg: Config, days: list[str], stages: tuple[str, ...]) -> dict[str,
 
 
 def landed_days(cfg: Config, before_us: int | None = None) -> list[str]:
-    from streaming.landing import TABLES, landed_dates
+    from streaming.landing import landed_days as landed
 
-    days = sorted({d for t in TABLES for d in landed_dates(cfg.landing_path, t)})
+    days = landed(cfg.landing_path)
     if before_us is not None:
         days = [d for d in days if _day_start_us(d) < before_us]
     return days

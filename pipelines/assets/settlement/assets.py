@@ -27,7 +27,7 @@ from pipelines.lib import gates, quality
 from pipelines.lib.duck import POOL, connect, replace_period
 from pipelines.lib.partitions import monthly
 from pipelines.resources import O2PConfig
-from streaming.landing import TABLES, landed_dates
+from streaming.landing import landed_days
 
 SETTLEMENT = AssetKey(["settlement", "promoter_balances"])
 
@@ -36,8 +36,8 @@ def first_period(cfg: Config, registry: Registry) -> str | None:
     released = registry.released()
     if released:
         return released[0]["period"]
-    dates = [d for t in TABLES for d in landed_dates(cfg.landing_path, t)]
-    return min(dates)[:7] if dates else None
+    dates = landed_days(cfg.landing_path)
+    return dates[0][:7] if dates else None
 
 
 def check_order(cfg: Config, registry: Registry, period: str) -> None:

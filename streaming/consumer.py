@@ -55,6 +55,52 @@ log = logging.getLogger("o2p.capture")
 STRUCTS = {table: pa.struct(list(schema)) for table, schema in SCHEMAS.items()}
 
 
+def sticky_rejoin(consumer) -> bool:
+    """Make a metadata- or subscription-triggered rebalance survive a short `poll()`.
+
+    kafka-python 3.0.12 decides whether to (re)join from `need_rejoin()`, which is True while
+    the assignment snapshot differs from the metadata snapshot. The leader updates the
+    assignment snapshot *while* its JoinGroup/SyncGroup is in flight; when that round trip
+    outlasts the poll's timeout, the next poll sees `need_rejoin()` False and never collects
+    the SyncGroup result: the member keeps an empty assignment until the next metadata change
+    (up to `metadata_max_age_ms`). Reproduced here about once in 20 fresh groups (capture
+    exited "no partitions assigned within 60 s" in CI). The Java client had the same bug and
+    fixed it by turning the trigger into the sticky `rejoinNeeded` flag (KAFKA-9815,
+    apache/kafka#8420); this does the same, and is skipped if a later kafka-python changes the
+    internals. Returns whether it was applied."""
+    coord = getattr(consumer, "_coordinator", None)
+    inner = getattr(coord, "need_rejoin", None)
+    if inner is None or not hasattr(coord, "request_rejoin") or not hasattr(coord, "rejoin_needed"):
+        log.warning("kafka-python internals changed: the sticky-rejoin fix (KAFKA-9815) is not applied")
+        return False
+
+    def need_rejoin():
+        if inner():
+            coord.request_rejoin()     # cleared only when a join round completes
+            return True
+        return False
+
+    coord.need_rejoin = need_rejoin
+    return True
+
+
+def wait_for_topics(consumer, topics, timeout: float = 30) -> None:
+    """Block until the client's metadata knows every subscribed topic's partitions, so the
+    first JoinGroup is made with them (an assignment computed from empty metadata is empty);
+    a topic that does not exist is a clear error, not an idle consumer."""
+    deadline = time.monotonic() + timeout
+    missing = list(topics)
+    while missing:
+        missing = [t for t in missing if not consumer.partitions_for_topic(t)]
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise O2PError(f"kafka topic(s) {', '.join(missing)} do not exist or have no partitions on "
+                           f"{consumer.config['bootstrap_servers']}: run `o2p kafka up` (creates them) "
+                           "or check kafka.topics in the config")
+        time.sleep(0.2)
+
+
 def ip_hasher(cfg: Config):
     """A salted SHA-256 of raw IPs. The salt comes from the environment, or (local/ci only) a
     per-home random salt kept in $O2P_HOME/ip_salt — never in the repo."""
@@ -480,6 +526,8 @@ class Capture:
             session_timeout_ms=self.cfg.capture.session_timeout_ms,
             heartbeat_interval_ms=max(300, self.cfg.capture.session_timeout_ms // 3),
         )
+        sticky_rejoin(self.consumer)
+        wait_for_topics(self.consumer, list(self.kind_of_topic))
         self.consumer.subscribe(list(self.kind_of_topic), listener=Listener())
 
     def _landed(self, topic: str, partition: int, result: dict) -> None:
@@ -489,10 +537,33 @@ class Capture:
         self.stats[(topic, partition)] = result["stats"]
         if self.freshness_ms is not None and result["freshness"]:
             self.freshness_ms.extend(result["freshness"])
+        # Asynchronous: this also runs inside the revocation listener, on kafka-python's IO thread,
+        # where a blocking commit is refused. The state file is the truth; the group's committed
+        # offset is what lag tools (kafka-consumer-groups) show, and `_commit_landed` makes it
+        # exact before a clean exit.
         try:
-            self.consumer.commit({TopicPartition(topic, partition): OffsetAndMetadata(result["next_offset"], "", -1)})
-        except Exception as exc:  # the state file is the truth; a failed commit only costs a re-seek
-            log.warning("offset commit for %s-%s failed (state file is authoritative): %s", topic, partition, exc)
+            self.consumer.commit_async({TopicPartition(topic, partition): OffsetAndMetadata(result["next_offset"], "", -1)},
+                                       callback=self._commit_done)
+        except Exception as exc:
+            self._commit_done(None, exc)
+
+    @staticmethod
+    def _commit_done(offsets, response) -> None:
+        if isinstance(response, Exception):   # a failed commit only costs a re-seek from the state file
+            log.warning("offset commit %s failed (state files are authoritative): %s", offsets, response)
+
+    def _commit_landed(self) -> None:
+        """Commit every assigned partition's landed position, blocking (main thread only)."""
+        from kafka.structs import OffsetAndMetadata, TopicPartition
+
+        offsets = {TopicPartition(t, p): OffsetAndMetadata(s.next_offset, "", -1)
+                   for (t, p), s in self.stats.items()
+                   if s.next_offset is not None and TopicPartition(t, p) in self.consumer.assignment()}
+        if offsets:
+            try:
+                self.consumer.commit(offsets)
+            except Exception as exc:
+                self._commit_done(offsets, exc)
 
     def _flush(self, tp) -> None:
         buf = self.buffers.pop(tp, None)
@@ -572,6 +643,7 @@ class Capture:
             self._flush_due(force=True)
             if isinstance(self.sink, SinkProcess):
                 self.sink.drain()
+            self._commit_landed()
             return self.summary()
         finally:
             gc.set_threshold(*gc_thresholds)

@@ -96,6 +96,19 @@ def every_offset_once(cfg) -> Counter:
     return Counter({(t, p, o): 1 for (t, p), (begin, end) in offsets.items() for o in range(begin, end)})
 
 
+def group_committed(cfg) -> dict:
+    """The consumer group's committed offsets, as lag tools (kafka-consumer-groups) see them."""
+    from kafka import KafkaConsumer
+    from kafka.structs import TopicPartition
+
+    c = KafkaConsumer(bootstrap_servers=cfg.kafka.bootstrap_servers, group_id=cfg.kafka.consumer_group,
+                      enable_auto_commit=False)
+    try:
+        return {(t, p): c.committed(TopicPartition(t, p)) for (t, p) in log_offsets(cfg)}
+    finally:
+        c.close(autocommit=False)
+
+
 def consumed(cfg) -> int:
     return sum(r["consumed"] for r in capture_health(cfg))
 
@@ -135,6 +148,34 @@ def test_kill_9_five_times_then_every_published_offset_is_landed_exactly_once(br
     assert len(reasons) == len({raw for _, raw in world.malformed})
     assert not list((cfg.landing_path / "_tmp").glob("*"))
     assert all(r["lag"] == 0 and not r["gaps"] for r in capture_health(cfg, log_offsets(cfg)))
+    # and the group's committed offsets (what operators' lag tools read) are the log ends
+    assert group_committed(cfg) == {tp: end for tp, (_, end) in log_offsets(cfg).items()}
+
+
+def test_a_join_that_outlasts_a_short_poll_still_ends_in_an_assignment(broker, tmp_path):
+    """kafka-python 3.0.12 drops a SyncGroup result that arrives after the poll that sent the
+    JoinGroup gave up, when the rejoin was triggered by a metadata change (here: the first
+    metadata for the subscribed topics arriving after the first, empty join). poll(1 ms) makes
+    every round outlast its poll; without `sticky_rejoin` most of these groups stay empty."""
+    from kafka import KafkaConsumer
+
+    from streaming.consumer import sticky_rejoin
+
+    assigned = []
+    for _ in range(6):
+        cfg, _ = make_cfg(broker, tmp_path, partitions=2)
+        c = KafkaConsumer(bootstrap_servers=cfg.kafka.bootstrap_servers, group_id=cfg.kafka.consumer_group,
+                          enable_auto_commit=False)
+        try:
+            assert sticky_rejoin(c)
+            c.subscribe([cfg.kafka.topics.clicks, cfg.kafka.topics.orders])
+            deadline = time.monotonic() + 15
+            while not c.assignment() and time.monotonic() < deadline:
+                c.poll(timeout_ms=1)
+            assigned.append(len(c.assignment()))
+        finally:
+            c.close(autocommit=False)
+    assert assigned == [4] * 6
 
 
 @settings(max_examples=8, deadline=None,

@@ -26,6 +26,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     delete,
+    func,
     insert,
     select,
     update,
@@ -73,6 +74,16 @@ ledger = Table(
     Column("previously_booked_fen", BigInteger, nullable=False),
     Column("movement_fen", BigInteger, nullable=False),
     UniqueConstraint("period", "promoter_id", "order_id", "line_id", "role"),
+)
+# One row per released period, written with its ledger entries: what DuckDB's ledger mirror
+# checks itself against (o2p.ledger_mirror) without scanning the ledger. A registry released
+# before this table existed has no row for those periods; they are aggregated from the ledger.
+ledger_totals = Table(
+    "ledger_totals", metadata,
+    Column("period", String(7), primary_key=True),
+    Column("entries", BigInteger, nullable=False),
+    Column("entitled_fen", BigInteger, nullable=False),
+    Column("movement_fen", BigInteger, nullable=False),
 )
 balances = Table(
     "balances", metadata,
@@ -164,6 +175,33 @@ class Registry:
                 out[(r.promoter_id, r.order_id, r.line_id, r.role)] = r.entitled_fen
         return out
 
+    def ledger_totals(self, before: str) -> dict[str, tuple[int, int, int]]:
+        """Released period < `before` → (entries, Σ entitled_fen, Σ movement_fen) of its ledger."""
+        with self.engine.connect() as c:
+            released = [r.period for r in c.execute(
+                select(batches.c.period).where(batches.c.period < before, batches.c.status == "released"))]
+            out = {r.period: (int(r.entries), int(r.entitled_fen), int(r.movement_fen)) for r in c.execute(
+                select(ledger_totals).where(ledger_totals.c.period.in_(released)))} if released else {}
+            missing = [p for p in released if p not in out]
+            if missing:   # released before ledger_totals existed
+                q = (select(ledger.c.period, func.count(), func.coalesce(func.sum(ledger.c.entitled_fen), 0),
+                            func.coalesce(func.sum(ledger.c.movement_fen), 0))
+                     .where(ledger.c.period.in_(missing)).group_by(ledger.c.period))
+                found = {r[0]: (int(r[1]), int(r[2]), int(r[3])) for r in c.execute(q)}
+                out.update({p: found.get(p, (0, 0, 0)) for p in missing})
+            return out
+
+    def ledger_entries(self, period: str):
+        """Every ledger entry of one period, as (promoter_id, order_id, line_id, role,
+        entitled_fen, previously_booked_fen, movement_fen) tuples, streamed."""
+        q = select(ledger.c.promoter_id, ledger.c.order_id, ledger.c.line_id, ledger.c.role,
+                   ledger.c.entitled_fen, ledger.c.previously_booked_fen, ledger.c.movement_fen
+                   ).where(ledger.c.period == period)
+        with self.engine.connect() as c:
+            result = c.execution_options(stream_results=True, yield_per=50_000).execute(q)
+            for part in result.partitions():
+                yield from (tuple(r) for r in part)
+
     def carried_into(self, previous_period: str) -> dict[str, int]:
         with self.engine.connect() as c:
             rows = c.execute(
@@ -226,10 +264,14 @@ class Registry:
                  manifest_sha256: str, config_hash: str, input_fingerprint: str,
                  entries: Iterable[dict], balance_rows: Iterable[dict]) -> None:
         with self.engine.begin() as c:
-            c.execute(insert(batch_files), [{"period": period, "name": n, "sha256": h} for n, h in sorted(files.items())])
+            if files:
+                c.execute(insert(batch_files), [{"period": period, "name": n, "sha256": h} for n, h in sorted(files.items())])
             entries = list(entries)
             if entries:
                 c.execute(insert(ledger), [{"period": period, **e} for e in entries])
+            c.execute(insert(ledger_totals).values(
+                period=period, entries=len(entries), entitled_fen=sum(e["entitled_fen"] for e in entries),
+                movement_fen=sum(e["movement_fen"] for e in entries)))
             balance_rows = list(balance_rows)
             if balance_rows:
                 c.execute(insert(balances), [{"period": period, **b} for b in balance_rows])

@@ -51,21 +51,12 @@ class Settlement:
         return [b for b in self.balances if b.gross_fen > 0]
 
 
-def settle(
-    period: str,
-    period_end_us: int,
-    entitlements: list[dict],
-    booked: dict[Key, int],
-    carried_in: dict[str, int],
-    promoters: dict[str, Promoter],
-    prior_payouts: dict[str, list[PriorPayout]],
-    *,
-    threshold_fen: int,
-    tax_rule: str,
-) -> Settlement:
-    month = int(period[5:7])
-    result = Settlement(period)
-    movement: dict[str, int] = {}
+def movements(entitlements: list[dict], booked: dict[Key, int]) -> list[StatementRow]:
+    """The statement (rulebook §6): every line whose entitlement as of end(P) differs from what
+    earlier releases booked, and every booked line that is no longer entitled (re-attributed).
+    The reference implementation: the settlement asset computes the same rows in DuckDB
+    (`o2p.ledger_mirror.movements`), and a property test holds the two equal."""
+    statement: list[StatementRow] = []
     seen: set[Key] = set()
     for e in sorted(entitlements, key=lambda r: (r["promoter_id"], r["order_id"], r["line_id"], r["role"])):
         key: Key = (e["promoter_id"], e["order_id"], e["line_id"], e["role"])
@@ -75,16 +66,33 @@ def settle(
         prev = booked.get(key, 0)
         move = e["entitled_fen"] - prev
         if move != 0:
-            result.statement.append(StatementRow(
+            statement.append(StatementRow(
                 *key, e.get("click_event_id"), e.get("attribution_reason"), e["rate_e4"],
                 e["net_fen"], e["entitled_fen"], prev, move))
-            movement[key[0]] = movement.get(key[0], 0) + move
     # Lines that earlier releases booked but that no longer appear (e.g. re-attributed).
     for key, prev in sorted(booked.items()):
         if key not in seen and prev != 0:
-            result.statement.append(StatementRow(*key, None, None, 0, 0, 0, prev, -prev))
-            movement[key[0]] = movement.get(key[0], 0) - prev
+            statement.append(StatementRow(*key, None, None, 0, 0, 0, prev, -prev))
+    return statement
 
+
+def balances(
+    period: str,
+    period_end_us: int,
+    statement: list[StatementRow],
+    carried_in: dict[str, int],
+    promoters: dict[str, Promoter],
+    prior_payouts: dict[str, list[PriorPayout]],
+    *,
+    threshold_fen: int,
+    tax_rule: str,
+) -> list[Balance]:
+    """Per promoter: carried in + movement, then paid (gross, tax, net) or carried with a reason."""
+    month = int(period[5:7])
+    movement: dict[str, int] = {}
+    for r in statement:
+        movement[r.promoter_id] = movement.get(r.promoter_id, 0) + r.movement_fen
+    out: list[Balance] = []
     for pid in sorted(set(movement) | {p for p, v in carried_in.items() if v != 0}):
         b = Balance(pid, carried_in.get(pid, 0), movement.get(pid, 0))
         b.balance_fen = b.carried_in_fen + b.movement_fen
@@ -109,5 +117,23 @@ def settle(
             b.carried_out_fen = b.balance_fen
             b.carry_reason = reason if b.balance_fen != 0 else None
         if b.balance_fen != 0 or b.movement_fen != 0:
-            result.balances.append(b)
-    return result
+            out.append(b)
+    return out
+
+
+def settle(
+    period: str,
+    period_end_us: int,
+    entitlements: list[dict],
+    booked: dict[Key, int],
+    carried_in: dict[str, int],
+    promoters: dict[str, Promoter],
+    prior_payouts: dict[str, list[PriorPayout]],
+    *,
+    threshold_fen: int,
+    tax_rule: str,
+) -> Settlement:
+    statement = movements(entitlements, booked)
+    return Settlement(period, statement, balances(
+        period, period_end_us, statement, carried_in, promoters, prior_payouts,
+        threshold_fen=threshold_fen, tax_rule=tax_rule))

@@ -117,3 +117,64 @@ def test_released_periods_read_back_for_the_next_ones(url):
     with pytest.raises(O2PError, match="already released"):
         reg.claim("2026-10", "again")
     assert reg.abandon("2026-10") == 0                # a released period is never removed
+
+
+def _release(reg: Registry, period: str, entries: list[tuple]) -> None:
+    reg.claim(period, f"b-{period}")
+    reg.complete(period, folder=f"/x/{period}", totals={"row_count": 0, "gross_fen": 0, "tax_fen": 0, "net_fen": 0},
+                 files={}, manifest_sha256="cd" * 32, config_hash="h", input_fingerprint="f",
+                 entries=[dict(zip(("promoter_id", "order_id", "line_id", "role", "entitled_fen",
+                                    "previously_booked_fen", "movement_fen"), e, strict=True)) for e in entries],
+                 balance_rows=[])
+
+
+def test_the_duckdb_ledger_mirror_follows_the_registry_and_repairs_itself(url):
+    """The settlement's DuckDB copy of the ledger: loaded from the registry once, then only the
+    newest period each month; a copy that lost, changed or invented a period is put right from
+    the registry before it is used, and a registry from before `ledger_totals` still works."""
+    import duckdb
+    from sqlalchemy import delete
+
+    from o2p import ledger_mirror
+    from o2p.registry import ledger_totals
+
+    reg = Registry(url)
+    _release(reg, "2026-09", [("P1", "O1", "L1", "direct", 3000, 0, 3000), ("P2", "O2", "L1", "direct", 1500, 0, 1500),
+                              ("P9", "O2", "L1", "override", 300, 0, 300)])
+    _release(reg, "2026-10", [("P1", "O1", "L1", "direct", 1000, 3000, -2000), ("P3", "O3", "L2", "direct", 999, 0, 999)])
+    con = duckdb.connect()
+
+    def mirror():
+        return con.execute(f"select * from {ledger_mirror.MIRROR} order by all").fetchall()
+
+    assert ledger_mirror.sync(con, reg, "2026-10") == {"reloaded": ["2026-09"], "dropped": []}
+    assert ledger_mirror.sync(con, reg, "2026-11") == {"reloaded": ["2026-10"], "dropped": []}
+    assert ledger_mirror.sync(con, reg, "2026-11") == {"reloaded": [], "dropped": []}    # in step: no reads
+    good = mirror()
+    assert len(good) == 5 and ("2026-10", "P1", "O1", "L1", "direct", 1000, 3000, -2000) in good
+
+    # lose a period, change an amount, invent a period: each is put right from the registry
+    con.execute(f"delete from {ledger_mirror.MIRROR} where period = '2026-09'")
+    con.execute(f"update {ledger_mirror.MIRROR} set entitled_fen = 1001 where period = '2026-10' and order_id = 'O1'")
+    con.execute(f"insert into {ledger_mirror.MIRROR} values ('2026-08', 'P7', 'O7', 'L1', 'direct', 5, 0, 5)")
+    assert ledger_mirror.sync(con, reg, "2026-11") == {"reloaded": ["2026-09", "2026-10"], "dropped": ["2026-08"]}
+    assert mirror() == good
+
+    # a registry released before ledger_totals existed: totals come from the ledger itself
+    with reg.engine.begin() as c:
+        c.execute(delete(ledger_totals))
+    assert reg.ledger_totals("2026-11") == {"2026-09": (3, 4800, 4800), "2026-10": (2, 1999, -1001)}
+    assert ledger_mirror.sync(con, reg, "2026-11") == {"reloaded": [], "dropped": []}
+
+    # the movement of November against it: O1 is worth 0 now (−1000), O3 unchanged, O4 new, and
+    # P9's override (booked 300 in September, absent now: re-attributed) is taken back
+    con.execute("create schema marts")
+    con.execute("""create table marts.fct_commission_entitlements as select * from (values
+        ('2026-11', 'P1', 'O1', 'L1', 'direct', 'c1', 'last_click', 1000, 0, 0),
+        ('2026-11', 'P2', 'O2', 'L1', 'direct', 'c2', 'last_click', 1000, 15000, 1500),
+        ('2026-11', 'P3', 'O3', 'L2', 'direct', 'c3', 'share_token', 1000, 9990, 999),
+        ('2026-11', 'P3', 'O4', 'L1', 'direct', 'c4', 'share_token', 500, 2000, 100))
+        t(period, promoter_id, order_id, line_id, role, click_event_id, attribution_reason, rate_e4, net_fen, entitled_fen)""")
+    assert [(r.promoter_id, r.order_id, r.role, r.entitled_fen, r.previously_booked_fen, r.movement_fen)
+            for r in ledger_mirror.movements(con, "2026-11")] == [
+        ("P1", "O1", "direct", 0, 1000, -1000), ("P3", "O4", "direct", 100, 0, 100), ("P9", "O2", "override", 0, 300, -300)]

@@ -16,11 +16,12 @@ from dagster import (
 
 from expectations import suites
 from expectations.runner import run_suite
+from o2p import ledger_mirror
 from o2p.config import Config
 from o2p.errors import GateFailed, InputError
 from o2p.reference import load_reference
 from o2p.registry import Registry
-from o2p.settlement import Settlement, settle
+from o2p.settlement import Settlement, balances
 from o2p.timeutil import next_period, period_end_us, previous_period
 from pipelines.assets.commission.assets import ENTITLEMENTS
 from pipelines.lib import gates, quality
@@ -64,27 +65,24 @@ def check_order(cfg: Config, registry: Registry, period: str) -> None:
             )
 
 
-def compute(cfg: Config, registry: Registry, period: str) -> Settlement:
+def compute(cfg: Config, registry: Registry, period: str, log=None) -> Settlement:
+    """Movement in DuckDB against the mirrored ledger (o2p.ledger_mirror), balances and tax in
+    Python over the lines that moved."""
     ref = load_reference(cfg.reference_path)
-    with connect(cfg, read_only=True) as con:
-        rows = con.execute(
-            "select * from marts.fct_commission_entitlements where period = ?", [period]).df()
-    entitlements = rows.to_dict("records")
-    for e in entitlements:
-        for k in ("entitled_fen", "net_fen", "rate_e4"):
-            e[k] = int(e[k])
-        for k in ("click_event_id", "attribution_reason"):
-            if e.get(k) is not None and not isinstance(e[k], str):
-                e[k] = None
-    return settle(
-        period, period_end_us(period), entitlements,
-        booked=registry.booked_before(period),
+    with connect(cfg) as con:
+        synced = ledger_mirror.sync(con, registry, period)
+        statement = ledger_mirror.movements(con, period)
+    if log and (synced["reloaded"] or synced["dropped"]):
+        log(f"ledger mirror: reloaded {synced['reloaded'] or 'nothing'} from the registry, "
+            f"dropped {synced['dropped'] or 'nothing'}")
+    return Settlement(period, statement, balances(
+        period, period_end_us(period), statement,
         carried_in=registry.carried_into(previous_period(period)),
         promoters=ref.promoters,
         prior_payouts=registry.prior_payouts(period),
         threshold_fen=cfg.settlement.payout_threshold_fen,
         tax_rule=cfg.tax,
-    )
+    ))
 
 
 def balances_frame(s: Settlement):
@@ -142,7 +140,7 @@ def promoter_balances(context: AssetExecutionContext, o2p: O2PConfig):
     if failed:
         raise GateFailed(f"period {period}: nothing released, upstream quality gate(s) failed:\n"
                          + "\n".join(r.describe() for r in failed))
-    s = compute(cfg, registry, period)
+    s = compute(cfg, registry, period, log=context.log.info)
     bal = balances_frame(s)
     stm = statement_frame(s)
     with connect(cfg) as con:

@@ -140,7 +140,7 @@ def prune_results(home: Path, suite: str, keep: int = KEEP_RESULTS) -> int:
 
 def merge(name: str, parts: list[SuiteResult]) -> SuiteResult:
     """One stage's result from several frames (e.g. landing: events, order lines, dead letters)."""
-    failures = [dict(f, part=p.suite) for p in parts for f in p.failures]
+    failures = [{"part": p.suite, **f} for p in parts for f in p.failures]   # a merged part keeps its own
     errors = [f"{p.suite}: {p.error}" for p in parts if p.error]
     return SuiteResult(name, all(p.success for p in parts), sum(p.evaluated for p in parts), failures,
                        error="; ".join(errors) or None, rows=sum(p.rows for p in parts))

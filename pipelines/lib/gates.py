@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 
 from expectations import suites
@@ -23,7 +24,10 @@ from o2p.config import Config
 from o2p.timeutil import US_PER_DAY, US_PER_SECOND, period_end_us
 from pipelines.lib.partitions import window_dates
 
+log = logging.getLogger("o2p.gates")
+
 UPSTREAM = ("landing", "click_validity", "attribution")
+CAPTURE_DATE_SQL = "strftime(make_timestamp(_captured_at_us + 28800000000), '%Y-%m-%d')"   # Asia/Shanghai
 INPUTS = {   # the folders whose day partition each suite judges
     "landing": ("landing/clicks", "landing/orders", "landing/refunds"),
     "click_validity": ("landing/clicks", "warehouse/clicks_validated"),
@@ -84,7 +88,7 @@ def landing(con, cfg: Config, days: list[str]) -> SuiteResult:
                 f"from read_parquet({_list(files)}, union_by_name = true)")
     if not selects:
         return SuiteResult("landing", True, rows=0)
-    capture_date = "strftime(make_timestamp(_captured_at_us + 28800000000), '%Y-%m-%d')"   # Asia/Shanghai
+    capture_date = CAPTURE_DATE_SQL
     events = con.execute(
         f"select *, _captured_at_us - {q.max_event_age_days * US_PER_DAY} as earliest_sane_us, "
         f"_captured_at_us + {q.max_future_seconds * US_PER_SECOND} as latest_sane_us, {capture_date} as capture_date "
@@ -224,6 +228,75 @@ def _day_start_us(day: str) -> int:
     return day_end_us(day) - US_PER_DAY
 
 
+def captured_per_day(cfg: Config) -> dict[str, int]:
+    """Events landed per capture date over the whole landing zone. A landed file never changes
+    once renamed into place (its name carries topic, partition and offsets), so each file's
+    counts are read once and kept in $O2P_HOME/quality/capture_counts.json, keyed by name,
+    size and mtime; a release reads only the files landed since the last one."""
+    import duckdb
+
+    from streaming.landing import TABLES, write_json_atomic
+
+    path = cfg.home_path / "quality" / "capture_counts.json"
+    cache = json.loads(path.read_text()) if path.exists() else {}
+    current: dict[str, str] = {}
+    for table in TABLES:
+        for f in sorted((cfg.landing_path / table).glob("event_date=*/*.parquet")):
+            st = f.stat()
+            current[f"{table}/{f.parent.name}/{f.name}:{st.st_size}:{st.st_mtime_ns}"] = str(f)
+    new = [k for k in current if k not in cache]
+    counts = {k: cache[k] for k in current if k in cache}
+    if new:
+        by_file = {current[k]: k for k in new}
+        with duckdb.connect() as con:
+            rows = con.execute(
+                f"select filename, {CAPTURE_DATE_SQL} as d, count(*) from read_parquet("
+                f"{_list(list(by_file))}, filename = true, union_by_name = true) group by all").fetchall()
+        for k in new:
+            counts[k] = {}
+        for fname, day, n in rows:
+            counts[by_file[fname]][day] = int(n)
+    if new or len(counts) != len(cache):
+        try:
+            write_json_atomic(path, counts)
+        except OSError as exc:   # only a cache: the counts above are exact either way
+            log.warning("could not write %s: %s", path, exc)
+    out: dict[str, int] = {}
+    for per_day in counts.values():
+        for day, n in per_day.items():
+            out[day] = out.get(day, 0) + n
+    return out
+
+
+def deadletter_share(cfg: Config) -> SuiteResult:
+    """The dead-letter ceiling over every capture date, judged fresh at each release.
+
+    A dead letter has no trustworthy event date, so it cannot be tied to the days a period pays
+    from: malformed messages captured on any day may be events of that period that never landed.
+    The per-day landing gates judge it too (quickly, as the data arrives), but a burst of dead
+    letters after those gates passed changes no landed file; so the release judges the share
+    of every capture date again, now (quality.max_deadletter_share)."""
+    import duckdb
+    import pandas as pd
+
+    landed = captured_per_day(cfg)
+    dead_files = sorted(str(f) for f in (cfg.landing_path / "deadletters").glob("capture_date=*/*.parquet"))
+    dead: dict[str, int] = {}
+    if dead_files:
+        with duckdb.connect() as con:
+            dead = {d: int(n) for d, n in con.execute(
+                f"select capture_date::varchar, count(*) from read_parquet({_list(dead_files)}, union_by_name = true) "
+                "group by 1").fetchall()}
+    days = sorted(set(landed) | set(dead))
+    frame = pd.DataFrame({"capture_date": days, "landed": [landed.get(d, 0) for d in days],
+                          "dead": [dead.get(d, 0) for d in days]})
+    frame["messages"] = frame["landed"] + frame["dead"]
+    frame["dead_share"] = (frame["dead"] / frame["messages"]).astype("float64")
+    return run_suite("landing_deadletters", frame,
+                     lambda E: suites.landing_deadletters(E, float(cfg.quality.max_deadletter_share)),
+                     home=cfg.home_path, id_columns=["capture_date"])
+
+
 def for_release(cfg: Config, period: str) -> dict[str, SuiteResult]:
     """Every upstream suite over every landed day before end(P): recorded passing results whose
     inputs are unchanged are reused; the other days are validated again, now."""
@@ -243,4 +316,6 @@ def for_release(cfg: Config, period: str) -> dict[str, SuiteResult]:
         failures = [dict(f, days=f"{stale[0]}..{stale[-1]}") for f in fresh.failures] if stale else []
         results[suite] = SuiteResult(suite, fresh.success, evaluated, failures, fresh.error,
                                      rows=fresh.rows + sum({r["batch"]: r["rows"] for r in reused}.values()))
+    if days:
+        results["landing"] = merge("landing", [results["landing"], deadletter_share(cfg)])
     return results

@@ -92,6 +92,42 @@ def test_landing_a_kafka_record_twice(home, capsys):
     assert_nothing_released(cfg)
 
 
+def test_dead_letters_captured_after_the_landing_gate_passed(home, capsys):
+    """A burst of malformed messages on the day August was captured, after its landing gate had
+    passed: no landed file changes, yet the share of that capture date is now over the ceiling,
+    and the release judges it again. The same share under a raised ceiling releases."""
+    import pyarrow as pa
+    import pyarrow.dataset as pads
+
+    from streaming.landing import SCHEMAS
+
+    cfg, argv = home
+    landed = pads.dataset(cfg.landing_path / "clicks", format="parquet", partitioning="hive").to_table(
+        columns=["_captured_at_us"]).column("_captured_at_us").to_pylist()
+    at = landed[0]
+    day = pc.strftime(pa.array([at + 8 * 3600 * 10**6], pa.timestamp("us")), format="%Y-%m-%d")[0].as_py()
+    n = 40                                   # well over 5 % of the ~200 messages landed that day
+    rows = {"_topic": ["o2p.orders.v1"] * n, "_partition": [0] * n, "_offset": list(range(10_000, 10_000 + n)),
+            "_captured_at_us": [at] * n, "capture_date": [day] * n, "key": [None] * n,
+            "raw": [b"{not json %d" % i for i in range(n)], "reason": ["not valid UTF-8 JSON"] * n}
+    schema = SCHEMAS["deadletters"]
+    folder = cfg.landing_path / "deadletters" / f"capture_date={day}"
+    folder.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({f.name: rows.get(f.name, [None] * n) for f in schema}, schema=schema),
+                   folder / "o2p.orders.v1+0+00000000000000010000+00000000000000010039.parquet")
+    code, err = release(argv, capsys)
+    assert code == 3, err
+    assert "upstream quality gate(s) failed" in err
+    assert "landing_deadletters: expect_column_values_to_be_between(dead_share)" in err and day in err
+    assert_nothing_released(cfg)
+    # the ceiling is policy: raised above that day's share, the same data is released
+    raised = cfg.home_path.parent / "raised.yaml"
+    raised.write_text(Path(argv[1]).read_text().replace("quality:\n", 'quality:\n  max_deadletter_share: "0.50"\n'))
+    capsys.readouterr()
+    assert main(["--config", str(raised), *argv[2:], "payouts", "release", "--period", PERIOD]) == 0, \
+        capsys.readouterr().err
+
+
 def test_click_validity_output_missing_a_click(home, capsys):
     cfg, argv = home
     f = next((cfg.warehouse_path / "clicks_validated" / "event_date=2026-08-02").glob("*.parquet"))

@@ -27,7 +27,12 @@ from pipelines.lib.partitions import window_dates
 log = logging.getLogger("o2p.gates")
 
 UPSTREAM = ("landing", "click_validity", "attribution")
-CAPTURE_DATE_SQL = "strftime(make_timestamp(_captured_at_us + 28800000000), '%Y-%m-%d')"   # Asia/Shanghai
+def shanghai_date_sql(column: str) -> str:
+    """DuckDB: the Asia/Shanghai date (YYYY-MM-DD) of an epoch-microseconds column."""
+    return f"strftime(make_timestamp({column} + 28800000000), '%Y-%m-%d')"
+
+
+CAPTURE_DATE_SQL = shanghai_date_sql("_captured_at_us")
 INPUTS = {   # the folders whose day partition each suite judges
     "landing": ("landing/clicks", "landing/orders", "landing/refunds"),
     "click_validity": ("landing/clicks", "warehouse/clicks_validated"),
@@ -168,10 +173,16 @@ def attribution(con, cfg: Config, days: list[str]) -> SuiteResult:
             "sample": f"{n_orders} landed orders of {days[0]}..{days[-1]} have no attribution: run `o2p run`"}])
     lock = cfg.attribution.model == "wechat_lock"
     lookback = cfg.attribution.lookback_days * US_PER_DAY
-    # a locked order's click may be as old as the lock's chain of extensions: all earlier days
-    click_days = (sorted(p.name.split("=", 1)[1] for p in _root(cfg, "warehouse/clicks_validated").glob("event_date=*")
-                         if p.name.split("=", 1)[1] <= days[-1]) if lock
-                  else window_dates(days[0], days[-1], cfg.attribution.lookback_days, 1))   # +1: to name a click after its order
+    if lock:
+        # A locked order's click may be as old as the lock's chain of extensions, so no window
+        # bounds it: read the days the output says its clicks are on. An output that names the
+        # wrong day (or time) does not find its click there, and fails `click_exists`.
+        click_days = sorted({d for (d,) in con.execute(
+            f"select distinct {shanghai_date_sql('click_occurred_at_us')} "
+            f"from read_parquet({_list(out)}, union_by_name = true) where click_occurred_at_us is not null"
+        ).fetchall()} | set(days))
+    else:
+        click_days = window_dates(days[0], days[-1], cfg.attribution.lookback_days, 1)   # +1: to name a click after its order
     clicks = _files(cfg, "warehouse/clicks_validated", click_days)
     click_rel = (f"read_parquet({_list(clicks)}, union_by_name = true)" if clicks else
                  "(select null::varchar as event_id, null::varchar as buyer_id, null::bigint as occurred_at_us, "

@@ -123,6 +123,22 @@ def _dead_here(claimed_by: str | None) -> bool:
     return False
 
 
+LEDGER_COLUMNS = ("promoter_id", "order_id", "line_id", "role", "entitled_fen", "previously_booked_fen", "movement_fen")
+
+
+def _insert_ledger(c, period: str, entries: list[dict], use_copy: bool = True) -> None:
+    """A period's ledger entries, in the caller's transaction. On PostgreSQL through COPY (a
+    million entries: 3.0 s instead of 14.0 s as batched INSERTs, `bench/registry.py`);
+    elsewhere an executemany."""
+    if use_copy and c.dialect.name == "postgresql" and c.dialect.driver == "psycopg":
+        cols = ", ".join(("period", *LEDGER_COLUMNS))
+        with c.connection.driver_connection.cursor() as cur, cur.copy(f"COPY ledger_entries ({cols}) FROM STDIN") as cp:
+            for e in entries:
+                cp.write_row((period, *(e[k] for k in LEDGER_COLUMNS)))
+        return
+    c.execute(insert(ledger), [{"period": period, **e} for e in entries])
+
+
 class Registry:
     def __init__(self, url: str):
         self.url = url
@@ -268,7 +284,7 @@ class Registry:
                 c.execute(insert(batch_files), [{"period": period, "name": n, "sha256": h} for n, h in sorted(files.items())])
             entries = list(entries)
             if entries:
-                c.execute(insert(ledger), [{"period": period, **e} for e in entries])
+                _insert_ledger(c, period, entries)
             c.execute(insert(ledger_totals).values(
                 period=period, entries=len(entries), entitled_fen=sum(e["entitled_fen"] for e in entries),
                 movement_fen=sum(e["movement_fen"] for e in entries)))

@@ -556,9 +556,10 @@ class Capture:
         """Commit every assigned partition's landed position, blocking (main thread only)."""
         from kafka.structs import OffsetAndMetadata, TopicPartition
 
+        assigned = self.consumer.assignment()
         offsets = {TopicPartition(t, p): OffsetAndMetadata(s.next_offset, "", -1)
                    for (t, p), s in self.stats.items()
-                   if s.next_offset is not None and TopicPartition(t, p) in self.consumer.assignment()}
+                   if s.next_offset is not None and TopicPartition(t, p) in assigned}
         if offsets:
             try:
                 self.consumer.commit(offsets)

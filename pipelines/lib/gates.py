@@ -115,22 +115,8 @@ def landing(con, cfg: Config, days: list[str]) -> SuiteResult:
         parts.append(run_suite("landing_lines", lines, suites.landing_lines, home=cfg.home_path,
                                id_columns=["event_id", "line_id"]))
     # dead letters captured on a day, against what was captured that day into these days' files
-    captured_days = sorted(str(d) for d in events["capture_date"].unique())
-    dead_files = [str(f) for d in captured_days
-                  for f in sorted((cfg.landing_path / "deadletters" / f"capture_date={d}").glob("*.parquet"))]
-    dead = con.execute(
-        "select capture_date::varchar as capture_date, count(*) as dead from "
-        + (f"read_parquet({_list(dead_files)}, union_by_name = true)" if dead_files else
-           "(select null::varchar as capture_date where false)")
-        + " group by 1").df()
-    landed = events.groupby("capture_date", observed=True).size().rename("landed").reset_index()
-    landed["capture_date"] = landed["capture_date"].astype(str)
-    share = landed.merge(dead, how="outer", on="capture_date").fillna(0)
-    share["messages"] = share["landed"] + share["dead"]
-    share["dead_share"] = share["dead"] / share["messages"]
-    parts.append(run_suite("landing_deadletters", share,
-                           lambda E: suites.landing_deadletters(E, float(q.max_deadletter_share)),
-                           home=cfg.home_path, id_columns=["capture_date"]))
+    landed = {str(d): int(n) for d, n in events.groupby("capture_date", observed=True).size().items()}
+    parts.append(_deadletter_suite(cfg, landed, _dead_per_day(con, cfg, sorted(landed))))
     return merge("landing", parts)
 
 
@@ -279,6 +265,32 @@ def captured_per_day(cfg: Config) -> dict[str, int]:
     return out
 
 
+def _dead_per_day(con, cfg: Config, capture_dates: list[str] | None = None) -> dict[str, int]:
+    """Dead letters per capture date (all of them, or those of `capture_dates`)."""
+    root = cfg.landing_path / "deadletters"
+    files = ([str(f) for d in capture_dates for f in sorted((root / f"capture_date={d}").glob("*.parquet"))]
+             if capture_dates is not None else sorted(str(f) for f in root.glob("capture_date=*/*.parquet")))
+    if not files:
+        return {}
+    return {d: int(n) for d, n in con.execute(
+        f"select capture_date::varchar, count(*) from read_parquet({_list(files)}, union_by_name = true) "
+        "group by 1").fetchall()}
+
+
+def _deadletter_suite(cfg: Config, landed: dict[str, int], dead: dict[str, int]) -> SuiteResult:
+    """quality.max_deadletter_share per capture date: dead / (landed + dead)."""
+    import pandas as pd
+
+    days = sorted(set(landed) | set(dead))
+    frame = pd.DataFrame({"capture_date": days, "landed": [landed.get(d, 0) for d in days],
+                          "dead": [dead.get(d, 0) for d in days]})
+    frame["messages"] = frame["landed"] + frame["dead"]
+    frame["dead_share"] = (frame["dead"] / frame["messages"]).astype("float64")
+    return run_suite("landing_deadletters", frame,
+                     lambda E: suites.landing_deadletters(E, float(cfg.quality.max_deadletter_share)),
+                     home=cfg.home_path, id_columns=["capture_date"])
+
+
 def deadletter_share(cfg: Config) -> SuiteResult:
     """The dead-letter ceiling over every capture date, judged fresh at each release.
 
@@ -288,24 +300,10 @@ def deadletter_share(cfg: Config) -> SuiteResult:
     letters after those gates passed changes no landed file; so the release judges the share
     of every capture date again, now (quality.max_deadletter_share)."""
     import duckdb
-    import pandas as pd
 
-    landed = captured_per_day(cfg)
-    dead_files = sorted(str(f) for f in (cfg.landing_path / "deadletters").glob("capture_date=*/*.parquet"))
-    dead: dict[str, int] = {}
-    if dead_files:
-        with duckdb.connect() as con:
-            dead = {d: int(n) for d, n in con.execute(
-                f"select capture_date::varchar, count(*) from read_parquet({_list(dead_files)}, union_by_name = true) "
-                "group by 1").fetchall()}
-    days = sorted(set(landed) | set(dead))
-    frame = pd.DataFrame({"capture_date": days, "landed": [landed.get(d, 0) for d in days],
-                          "dead": [dead.get(d, 0) for d in days]})
-    frame["messages"] = frame["landed"] + frame["dead"]
-    frame["dead_share"] = (frame["dead"] / frame["messages"]).astype("float64")
-    return run_suite("landing_deadletters", frame,
-                     lambda E: suites.landing_deadletters(E, float(cfg.quality.max_deadletter_share)),
-                     home=cfg.home_path, id_columns=["capture_date"])
+    with duckdb.connect() as con:
+        dead = _dead_per_day(con, cfg)
+    return _deadletter_suite(cfg, captured_per_day(cfg), dead)
 
 
 def for_release(cfg: Config, period: str) -> dict[str, SuiteResult]:

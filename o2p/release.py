@@ -9,6 +9,7 @@ import io
 import json
 import os
 import shutil
+import stat
 import subprocess
 import time
 from decimal import Decimal
@@ -146,10 +147,37 @@ def write_folder(folder: Path, files: dict[str, bytes]) -> None:
     os.replace(staging, folder)
 
 
+def _shown(name: str) -> str:
+    """A file name as it may be printed on one line (quoted when it holds a newline, a control
+    character or bytes that are not UTF-8)."""
+    return name if name.isprintable() else repr(name)
+
+
+def _kind(st: os.stat_result) -> str:
+    if stat.S_ISLNK(st.st_mode):
+        return "symbolic link"
+    if stat.S_ISDIR(st.st_mode):
+        return "folder"
+    if stat.S_ISREG(st.st_mode):
+        return "file"
+    return "special file"
+
+
+def _plain_name(name: object) -> bool:
+    return (isinstance(name, str) and name not in ("", ".", "..", "manifest.json")
+            and "/" not in name and "\\" not in name and "\0" not in name)
+
+
 def verify(folder: Path, registry=None) -> list[str]:
-    """Recompute hashes and totals against the manifest (and the registry); return the problems."""
+    """Recompute hashes and totals against the manifest (and the registry); return the problems.
+
+    A released folder holds exactly what `write_folder` wrote: the files the manifest lists and
+    manifest.json, each a regular file. Anything else in it (an extra or hidden file, a
+    subfolder, a symbolic link, even one to a file with the same bytes) is a problem."""
     problems: list[str] = []
     mpath = folder / "manifest.json"
+    if mpath.is_symlink():
+        return [f"{mpath}: a symbolic link, not the released manifest"]
     if not mpath.is_file():
         return [f"{mpath}: missing"]
     try:
@@ -158,14 +186,33 @@ def verify(folder: Path, registry=None) -> list[str]:
         return [f"{mpath}: not valid UTF-8 JSON ({exc})"]
     if not isinstance(man, dict):
         return [f"{mpath}: not a manifest (a JSON object)"]
-    for name, want in man.get("files", {}).items():
+    listed = man.get("files", {})
+    if not isinstance(listed, dict):
+        return [f"{mpath}: \"files\" is not an object of file names and SHA-256 hashes"]
+    for name, want in listed.items():
+        if not _plain_name(name):
+            problems.append(f"manifest.json: lists {name!r}, not the name of a file in the batch folder")
+            continue
         p = folder / name
-        if not p.is_file():
-            problems.append(f"{name}: missing")
+        try:
+            st = p.lstat()
+        except FileNotFoundError:
+            problems.append(f"{_shown(name)}: missing")
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            problems.append(f"{_shown(name)}: a {_kind(st)}, not the released file (a released batch holds "
+                            "regular files only)")
         elif sha256_file(p) != want:
-            problems.append(f"{name}: SHA-256 differs from the manifest")
+            problems.append(f"{_shown(name)}: SHA-256 differs from the manifest")
+    expected = {n for n in listed if _plain_name(n)} | {"manifest.json"}
+    with os.scandir(folder) as entries:
+        extra = sorted(((e.name, e.stat(follow_symlinks=False)) for e in entries if e.name not in expected),
+                       key=lambda t: t[0])
+    for name, st in extra:
+        problems.append(f"unexpected {_kind(st)} {_shown(name)} in {folder}: a released batch holds exactly "
+                        "the files its manifest lists")
     payout = folder / "payout.csv"
-    if payout.is_file():
+    if payout.is_file() and not payout.is_symlink():
         try:
             rows = list(csv.DictReader(io.StringIO(payout.read_bytes().decode("utf-8-sig"))))
             _check_payout_rows(rows, man, problems)

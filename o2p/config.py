@@ -8,6 +8,7 @@ returns a frozen `Config` whose `config_hash` goes into every manifest.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import os
@@ -39,6 +40,23 @@ def parse_rate(value: Any) -> Decimal:
     if isinstance(exponent, int) and exponent < -4:
         raise ValueError(f"rate {value!r} has more than 4 decimals")
     return rate
+
+
+def text_encoding(value: Any) -> str:
+    """The canonical name of a text encoding Python knows (`GBK` -> `gbk`, `utf8` -> `utf-8`);
+    null or empty means UTF-8, and so does `utf-8-sig` (a UTF-8 BOM is always accepted)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return "utf-8"
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not an encoding name such as utf-8 or gb18030")
+    try:
+        name = codecs.lookup(value.strip()).name
+        "a".encode(name)  # refuses codecs that are not text encodings (base64, rot13, hex …)
+    except LookupError:
+        raise ValueError(
+            f"{value!r} is not a text encoding Python knows (e.g. utf-8, gb18030, utf-16)"
+        ) from None
+    return "utf-8" if name == "utf-8-sig" else name
 
 
 class _Strict(BaseModel):
@@ -78,6 +96,7 @@ class CaptureConfig(_Strict):
     sink_process: bool = True
     max_message_bytes: int = Field(1048576, ge=1024)
     ip_salt_env: str = "O2P_IP_SALT"
+    broker_unreachable_seconds: float = Field(300, gt=0)
 
 
 class ClickValidityConfig(_Strict):
@@ -149,6 +168,7 @@ class PayoutConfig(_Strict):
 class Config(_Strict):
     environment: Literal["local", "ci", "prod"] = "local"
     reference_dir: str | None = None
+    reference_encoding: str = "utf-8"
     kafka: KafkaConfig = KafkaConfig()
     capture: CaptureConfig = CaptureConfig()
     click_validity: ClickValidityConfig = ClickValidityConfig()
@@ -162,6 +182,11 @@ class Config(_Strict):
     registry_url: str | None = None
     quality: QualityConfig = QualityConfig()
     payout: PayoutConfig = PayoutConfig()
+
+    @field_validator("reference_encoding", mode="before")
+    @classmethod
+    def _reference_encoding(cls, v: Any) -> str:
+        return text_encoding(v)
 
     # Not part of the file: where the config came from, and the state folder.
     source: str = Field("<defaults>", exclude=True)
@@ -203,7 +228,11 @@ class Config(_Strict):
 
     @property
     def registry(self) -> str:
-        return self.registry_url or f"sqlite:///{(self.home_path / 'registry.sqlite').resolve()}"
+        if self.registry_url:
+            return self.registry_url
+        from sqlalchemy.engine import URL  # quotes what a URL cannot hold raw (?, #, %, quotes)
+
+        return URL.create("sqlite", database=str((self.home_path / "registry.sqlite").resolve())).render_as_string()
 
     @property
     def override_rate(self) -> Decimal:

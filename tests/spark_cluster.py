@@ -89,7 +89,7 @@ def main(argv: list[str]) -> int:
     spark = get_spark(cfg)
     stats = {"master": spark.sparkContext.master,
              "validity": run_click_validity(spark, cfg, first, last),
-             "attribution": run_attribution(spark, cfg, first, last, load_reference(cfg.reference_path).promoters)}
+             "attribution": run_attribution(spark, cfg, first, last, load_reference(cfg.reference_path, encoding=cfg.reference_encoding).promoters)}
     executors = spark.sparkContext._jsc.sc().getExecutorMemoryStatus().size()   # the driver counts as one
     stats["executors"] = executors - 1
     print(json.dumps(stats))

@@ -50,7 +50,7 @@ def simulate(con, clicks: int, orders: int, out: Path) -> None:
            else {START_US} + floor(u_time * {30 * US_PER_DAY})::bigint end as occurred_at_us,
       case when k >= 970 then 'Mozilla/5.0 (compatible; Googlebot/2.1)'
            else 'Mozilla/5.0 (iPhone) MicroMessenger/8.0.44' end as user_agent,
-      'o2p.clicks.v1' as _topic, (i % 3)::int as _partition, i as _offset
+      'o2p.clicks.v1' as _topic, (i % 3)::int as _partition, i as _offset, 0::bigint as _captured_at_us
     from base
     """)
     # a retry repeats the previous click exactly (same event_id, same content)
@@ -59,7 +59,7 @@ def simulate(con, clicks: int, orders: int, out: Path) -> None:
     select c.event_id, coalesce(p.device_id, c.device_id) as device_id, coalesce(p.buyer_id, c.buyer_id) as buyer_id,
            coalesce(p.promoter_id, c.promoter_id) as promoter_id, coalesce(p.share_id, c.share_id) as share_id,
            coalesce(p.occurred_at_us, c.occurred_at_us) as occurred_at_us,
-           coalesce(p.user_agent, c.user_agent) as user_agent, c._topic, c._partition, c._offset
+           coalesce(p.user_agent, c.user_agent) as user_agent, c._topic, c._partition, c._offset, c._captured_at_us
     from clicks c left join (select * from clicks qualify row_number() over (partition by event_id order by _offset) = 1) p
       on p.event_id = c.event_id and p._offset < c._offset
     """)
@@ -80,7 +80,7 @@ def simulate(con, clicks: int, orders: int, out: Path) -> None:
 VALIDITY_SQL = """
 with clicks as (
   select * from read_parquet('{clicks}')
-  qualify row_number() over (partition by event_id order by _topic, _partition, _offset) = 1),
+  qualify row_number() over (partition by event_id order by _captured_at_us, _topic, _partition, _offset) = 1),
 flagged as (
   select *,
     count(*) over (partition by device_id order by occurred_at_us

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from o2p.config import Config, load_config
-from o2p.errors import GateFailed, InputError, O2PError
+from o2p.errors import GateBroken, GateFailed, InputError, O2PError, operator_message
 from o2p.locks import exclusive
 
 
@@ -64,32 +64,64 @@ def _execute(cfg: Config, job_name: str, *, partition: str | None = None,
     try:
         _raise_for(result, job_name)
     except O2PError as exc:
-        exc.args = (f"{exc.args[0] if exc.args else exc}\n  (full output of the run: {log_path})",)
+        exc.args = (f"{exc.args[0] if exc.args else exc}\n  (full output of the run: {log_path})", *exc.args[1:])
         raise
     return result
 
 
 def _raise_for(result, job_name: str) -> None:
-    failed_checks = [
-        e.asset_check_evaluation_data for e in result.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.asset_check_evaluation_data.passed
-    ]
+    evaluations = [e.asset_check_evaluation_data for e in result.all_events
+                   if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.asset_check_evaluation_data.passed]
+    # a check whose suite could not run carries an `error`: an internal error, not a data finding
+    broken = [c for c in evaluations if "error" in (c.metadata or {})]
+    failed_checks = [c for c in evaluations if "error" not in (c.metadata or {})]
     errors = [e.step_failure_data.error for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     for err in errors:
-        chain = [err]
-        while chain[-1].cause is not None:
-            chain.append(chain[-1].cause)
-        for c in chain:
+        for c in _chain(err):
             if c.cls_name == "InputError":
                 raise InputError(c.message.strip())
             if c.cls_name == "GateFailed":
                 raise GateFailed(c.message.strip() + _describe_checks(failed_checks))
+            if c.cls_name == "GateBroken":
+                raise GateBroken(c.message.strip() + _describe_checks(broken))
     if failed_checks:
         raise GateFailed(f"{job_name}: quality gate failed, nothing downstream ran:" + _describe_checks(failed_checks))
+    if broken:
+        raise GateBroken(f"{job_name}: a quality gate could not run (an internal error, not a finding about "
+                         "the data), nothing downstream ran:" + _describe_checks(broken))
     if errors:
-        raise O2PError(f"{job_name} failed: " + "\n".join(e.message.strip() for e in errors))
+        raise O2PError(f"{job_name} failed: " + "; ".join(_root_cause(e) for e in errors),
+                       "".join(_stack(e) for e in errors))
     if not result.success:
         raise O2PError(f"{job_name} did not succeed")
+
+
+def _chain(err) -> list:
+    chain = [err]
+    while chain[-1].cause is not None:
+        chain.append(chain[-1].cause)
+    return chain
+
+
+def _root_cause(err) -> str:
+    """The innermost error of a step failure, in one line: what the operator has to act on (the
+    outer ones are Dagster's wrappers); an OSError gets the same sentence as anywhere else."""
+    import re
+
+    from o2p.errors import explain_os_error
+
+    root = _chain(err)[-1]
+    msg = root.message.strip()
+    m = re.match(r"^\w*Error: \[Errno (\d+)\] [^:]*(?:: '(.*)')?$", msg.splitlines()[0] if msg else "")
+    if m:
+        text = explain_os_error(OSError(int(m.group(1)), "", m.group(2)))
+        if text:
+            return text
+    return msg.splitlines()[0] if msg else root.cls_name
+
+
+def _stack(err) -> str:
+    return "".join(f"{c.cls_name}: {c.message}{''.join(c.stack)}\n" for c in _chain(err))
 
 
 def _describe_checks(checks) -> str:
@@ -193,7 +225,7 @@ def _landed_days(cfg: Config) -> list[str]:
 def cmd_run(cfg: Config, args) -> int:
     from o2p.reference import load_reference
 
-    load_reference(cfg.reference_path)  # refuse bad reference data before anything runs
+    load_reference(cfg.reference_path, encoding=cfg.reference_encoding)  # refuse bad reference data before anything runs
     days = _landed_days(cfg)
     if not days:
         say(f"nothing landed under {cfg.landing_path}; run `o2p capture --until-idle` first")
@@ -204,11 +236,25 @@ def cmd_run(cfg: Config, args) -> int:
 
 
 def _run(cfg: Config, days: list[str]) -> None:
+    from o2p.timeutil import shanghai_date
+    from pipelines.lib.partitions import START, run_ranges
+
     t0 = time.monotonic()
+    ranges, skipped = run_ranges(days, shanghai_date(time.time_ns() // 1000).isoformat())
+    if skipped:
+        print(f"o2p run: skipping {len(skipped)} landed day(s) outside the daily partitions ({START} to tomorrow): "
+              f"{', '.join(skipped[:5])}{' …' if len(skipped) > 5 else ''}; events from the future are dead "
+              "letters since capture checks quality.max_future_seconds; move these folders out of the "
+              "landing zone once you have looked at them", file=sys.stderr, flush=True)
+    days = [d for d in days if d not in set(skipped)]
+    if not ranges:
+        say("no landed day to run")
+        return
     say("reference data …")
     _execute(cfg, "reference_job")
-    say(f"attribution (Spark) for {days[0]} … {days[-1]} …")
-    _execute(cfg, "attribution_job", partition_range=(days[0], days[-1]))
+    for first, last in ranges:
+        say(f"attribution (Spark) for {first} … {last} …")
+        _execute(cfg, "attribution_job", partition_range=(first, last))
     months = sorted({d[:7] for d in days})
     for m in months:
         say(f"commission (dbt) for {m} …")
@@ -461,16 +507,68 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", module=r"dagster(\.|$)")
     warnings.filterwarnings("ignore", module=r"pipelines\.assets")
     args = build_parser().parse_args(argv)
+    cfg = None
     try:
         cfg = load_config(args.config, home=args.home)
         return args.fn(cfg, args) or 0
+    except BrokenPipeError:
+        # the reader of our output went away (`o2p capture --status | head`): what it read is what
+        # it wanted; no traceback, and nothing more to write to that pipe
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        _fail("interrupted (Ctrl-C); what was written before is intact", cfg)
+        return 130
     except O2PError as exc:
-        print(f"o2p: {exc}", file=sys.stderr)
         if isinstance(exc, GateFailed):
             _say_docs(cfg, file=sys.stderr)
+        _fail(str(exc.args[0]) if exc.args else type(exc).__name__, cfg,
+              detail=exc.args[1] if len(exc.args) > 1 else None,
+              traceback_of=exc if exc.exit_code == 1 else None)
         return exc.exit_code
-    except KeyboardInterrupt:
-        return 130
+    except Exception as exc:   # noqa: BLE001 - every failure ends in one o2p: line
+        explained = operator_message(exc, where=cfg.home_path if cfg is not None else None)
+        text, code = explained or (f"internal error ({type(exc).__name__}: {exc}); please report it "
+                                   "with the log file named here", 1)
+        _fail(text, cfg, traceback_of=exc)
+        return code
+
+
+def _fail(message: str, cfg: Config | None, *, detail: str | None = None, traceback_of=None) -> None:
+    """Print a failure so that the last line of stderr is one `o2p:` sentence: the lines of a
+    long message (a list of bad rows, failed checks) come first, its first line last; a
+    traceback goes to $O2P_HOME/logs/, named in that line (or above it, if the log cannot be
+    written: a full disk)."""
+    import traceback
+
+    head, *rest = message.strip().splitlines() or ["failed"]
+    rest = [line for line in rest if line.strip()]
+    log_note = ""
+    if traceback_of is not None or detail:
+        text = (detail or "") + ("".join(traceback.format_exception(traceback_of)) if traceback_of else "")
+        path = _write_log(cfg, text)
+        if path is not None:
+            log_note = f" (details: {path})"
+        else:
+            print(text, file=sys.stderr)
+            log_note = " (details above: the log could not be written)"
+    for line in rest:
+        print(line if line.startswith(" ") else f"  {line}", file=sys.stderr)
+    tail = " (listed above)" if rest else ""
+    print(f"o2p: {head.rstrip(':')}{tail}{log_note}", file=sys.stderr, flush=True)
+
+
+def _write_log(cfg: Config | None, text: str) -> Path | None:
+    home = cfg.home_path if cfg is not None else Path(os.environ.get("O2P_HOME") or ".o2p").resolve()
+    try:
+        d = home / "logs"
+        d.mkdir(parents=True, exist_ok=True)
+        path = d / f"error-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        return path
+    except OSError:
+        return None
 
 
 if __name__ == "__main__":

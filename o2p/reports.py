@@ -10,6 +10,7 @@ from pathlib import Path
 
 from o2p.config import Config
 from o2p.money import fen_to_cny
+from o2p.quoting import file_list
 from o2p.registry import Registry
 from o2p.timeutil import SHANGHAI, from_us
 
@@ -48,14 +49,15 @@ def _clicks(cfg: Config, ids: list[str]) -> dict[str, dict]:
     import duckdb
 
     root = cfg.warehouse_path / "clicks_validated"
-    if not ids or not root.is_dir():
+    files = sorted(root.glob("event_date=*/*.parquet")) if root.is_dir() else []
+    if not ids or not files:
         return {}
     with duckdb.connect() as con:
         con.execute("create temp table wanted (event_id varchar)")
         con.executemany("insert into wanted values (?)", [[i] for i in ids])
         rows = con.execute(
             f"select c.event_id, c.occurred_at_us, c.channel, c.share_id, c.buyer_id, c.promoter_id "
-            f"from read_parquet('{root}/*/*.parquet', union_by_name = true) c semi join wanted using (event_id)"
+            f"from read_parquet({file_list(files)}, union_by_name = true) c semi join wanted using (event_id)"
         ).fetchall()
     return {r[0]: {"at": _shanghai(r[1]), "channel": r[2], "share_id": r[3], "buyer_id": r[4], "promoter_id": r[5]}
             for r in rows}

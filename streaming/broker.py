@@ -22,6 +22,7 @@ from pathlib import Path
 
 from o2p.config import Config
 from o2p.errors import InputError, O2PError
+from o2p.quoting import alias, java_property
 
 REPO = Path(__file__).resolve().parent.parent
 POM = REPO / "broker" / "pom.xml"
@@ -109,7 +110,9 @@ def _properties(cfg: Config, data: Path) -> str:
         "controller.listener.names=CONTROLLER",
         "inter.broker.listener.name=PLAINTEXT",
         "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-        f"log.dirs={data}",
+        # a Java properties value, and log.dirs is a comma-separated list: quoted, and a path with a
+        # comma reached through its alias (o2p.quoting)
+        f"log.dirs={java_property(alias(data, ','))}",
         f"num.partitions={cfg.kafka.partitions}",
         "offsets.topic.replication.factor=1",
         "offsets.topic.num.partitions=3",

@@ -34,6 +34,11 @@ def encode(event: dict) -> bytes:
     return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
+def max_message_size(cfg: Config) -> int:
+    """The largest request the publisher sends (the local broker's message.max.bytes is the same)."""
+    return max(cfg.capture.max_message_bytes * 2, 2097152)
+
+
 class PublishError(O2PError):
     """Some events were not acknowledged by the broker; `failed` holds (event_id or None, error)."""
 
@@ -56,7 +61,7 @@ class EventPublisher:
             enable_idempotence=True,   # retries inside the client never duplicate a message
             linger_ms=20,
             batch_size=256 * 1024,
-            max_request_size=max(cfg.capture.max_message_bytes * 2, 2097152),
+            max_request_size=max_message_size(cfg),
         )
         settings.update(overrides)
         self.producer = KafkaProducer(**settings)
@@ -103,13 +108,24 @@ class EventPublisher:
 
 
 def publish_file(cfg: Config, path: str, topic: str | None = None, log=print) -> int:
-    """Publish a JSON-lines file. Without `topic`, every line must be routable, or nothing is sent."""
-    with open(path, "rb") as fh:
-        lines = [ln.rstrip(b"\r\n") for ln in fh if ln.strip()]
+    """Publish a JSON-lines file. Every line must fit in a request the broker accepts and, without
+    `topic`, be routable, or nothing is sent (exit 2, naming the lines)."""
+    try:
+        with open(path, "rb") as fh:
+            numbered = [(i, ln.rstrip(b"\r\n")) for i, ln in enumerate(fh, start=1) if ln.strip()]
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        raise InputError(f"{path}: cannot read the events file: {exc.strerror}") from None
+    lines = [raw for _, raw in numbered]
+    limit = max_message_size(cfg)
+    too_big = [f"{path}:{i}: the message is {len(raw)} bytes, more than the {limit} bytes a request to the "
+               "broker may hold (capture.max_message_bytes × 2; capture refuses anything over "
+               f"{cfg.capture.max_message_bytes} bytes anyway)" for i, raw in numbered if len(raw) + 512 > limit]
+    if too_big:
+        raise InputError("messages too large to publish (nothing was published):\n  " + "\n  ".join(too_big[:20]))
     routed: list[tuple[str, bytes | None, bytes]] = []
     if topic is None:
         problems = []
-        for i, raw in enumerate(lines, start=1):
+        for i, raw in numbered:
             try:
                 event = json.loads(raw)
                 if not isinstance(event, dict):

@@ -21,7 +21,9 @@ from pathlib import Path
 from expectations import suites
 from expectations.runner import SuiteResult, merge, run_suite
 from o2p.config import Config
+from o2p.quoting import file_list
 from o2p.timeutil import US_PER_DAY, US_PER_SECOND, period_end_us
+from pipelines.lib import event_ids
 from pipelines.lib.partitions import window_dates
 
 log = logging.getLogger("o2p.gates")
@@ -74,10 +76,6 @@ def _record(cfg: Config, days: list[str], result: SuiteResult) -> None:
                                  **result.as_dict()}, ensure_ascii=False, indent=1))
 
 
-def _list(files: list[str]) -> str:
-    return "[" + ", ".join(f"'{f}'" for f in files) + "]"
-
-
 # ---- the frames ---------------------------------------------------------------------------
 def landing(con, cfg: Config, days: list[str]) -> SuiteResult:
     q = cfg.quality
@@ -90,7 +88,7 @@ def landing(con, cfg: Config, days: list[str]) -> SuiteResult:
             selects.append(
                 f"select '{table}' as landed_table, event_id, event_type, source, {channel} as channel, "
                 f"occurred_at_us, _topic, _partition, _offset, _captured_at_us "
-                f"from read_parquet({_list(files)}, union_by_name = true)")
+                f"from read_parquet({file_list(files)}, union_by_name = true)")
     if not selects:
         return SuiteResult("landing", True, rows=0)
     capture_date = CAPTURE_DATE_SQL
@@ -110,13 +108,18 @@ def landing(con, cfg: Config, days: list[str]) -> SuiteResult:
             f"l.quantity * l.unit_price_fen - l.discount_fen as expected_paid_fen "
             f"from (select event_id, order_id, unnest(lines) as l from ("
             # a producer retry lands the same event again (staging keeps one): judge each event once
-            f"select * from read_parquet({_list(order_files)}, union_by_name = true) where event_type = 'order_paid' "
-            f"qualify row_number() over (partition by event_id order by _topic, _partition, _offset) = 1))").df()
+            f"select * from read_parquet({file_list(order_files)}, union_by_name = true) e "
+            f"where event_type = 'order_paid' and {event_ids.not_a_loser_sql('e', cfg)} "
+            f"qualify row_number() over (partition by event_id order by {', '.join(event_ids.CAPTURE_ORDER)}) = 1))").df()
         parts.append(run_suite("landing_lines", lines, suites.landing_lines, home=cfg.home_path,
                                id_columns=["event_id", "line_id"]))
-    # dead letters captured on a day, against what was captured that day into these days' files
-    landed = {str(d): int(n) for d, n in events.groupby("capture_date", observed=True).size().items()}
-    parts.append(_deadletter_suite(cfg, landed, _dead_per_day(con, cfg, sorted(landed))))
+    # the dead letters of each capture date these days' events were captured on, against every
+    # message captured that date (all landed files, not only this window's: a narrow run — one
+    # day, one range of a split run — would otherwise divide them by a fraction of the day)
+    dates = sorted(str(d) for d in events["capture_date"].unique())
+    per_day = captured_per_day(cfg)
+    landed = {d: per_day.get(d, 0) for d in dates}
+    parts.append(_deadletter_suite(cfg, landed, _dead_per_day(con, cfg, dates)))
     return merge("landing", parts)
 
 
@@ -124,19 +127,21 @@ def click_validity(con, cfg: Config, days: list[str]) -> SuiteResult:
     landed, out = _files(cfg, "landing/clicks", days), _files(cfg, "warehouse/clicks_validated", days)
     if not landed and not out:
         return SuiteResult("click_validity", True, rows=0)
-    n_landed = con.execute(f"select count(distinct event_id) from read_parquet({_list(landed)}, union_by_name = true)"
-                           ).fetchone()[0] if landed else 0
+    # a copy that conflicts with an earlier one of its event_id is read by no stage (rulebook §1)
+    n_landed = con.execute(f"select count(distinct event_id) from read_parquet({file_list(landed)}, union_by_name = true) e "
+                           f"where {event_ids.not_a_loser_sql('e', cfg)}").fetchone()[0] if landed else 0
     if not out:
         return SuiteResult("click_validity", False, failures=[{
             "expectation": "expect_table_row_count_to_equal", "observed": 0,
             "sample": f"no click validity output for {days[0]}..{days[-1]}"}], rows=0)
-    landed_ids = (f"(select distinct event_id from read_parquet({_list(landed)}, union_by_name = true))"
+    landed_ids = (f"(select distinct event_id from read_parquet({file_list(landed)}, union_by_name = true) e "
+                  f"where {event_ids.not_a_loser_sql('e', cfg)})"
                   if landed else "(select null::varchar as event_id where false)")
     df = con.execute(f"""
         select o.event_id, o.is_valid, o.invalid_reasons, o.flood_count,
                o.is_valid = (o.invalid_reasons = '') as valid_matches_reasons,
                l.event_id is not null as in_landing
-        from read_parquet({_list(out)}, union_by_name = true) o left join {landed_ids} l using (event_id)
+        from read_parquet({file_list(out)}, union_by_name = true) o left join {landed_ids} l using (event_id)
     """).df()
     return run_suite("click_validity", df, lambda E: suites.click_validity(E, n_landed), home=cfg.home_path,
                      id_columns=["event_id"])
@@ -148,8 +153,8 @@ def attribution(con, cfg: Config, days: list[str]) -> SuiteResult:
     # every landed order_paid event of these days has its row (an order landed after the last
     # attribution run would otherwise be settled as unattributed)
     n_orders = con.execute(
-        f"select count(distinct event_id) from read_parquet({_list(orders)}, union_by_name = true) "
-        "where event_type = 'order_paid'").fetchone()[0] if orders else 0
+        f"select count(distinct event_id) from read_parquet({file_list(orders)}, union_by_name = true) e "
+        f"where event_type = 'order_paid' and {event_ids.not_a_loser_sql('e', cfg)}").fetchone()[0] if orders else 0
     if not out:
         if n_orders == 0:
             return SuiteResult("attribution", True, rows=0)
@@ -165,17 +170,17 @@ def attribution(con, cfg: Config, days: list[str]) -> SuiteResult:
         # wrong day (or time) does not find its click there, and fails `click_exists`.
         click_days = sorted({d for (d,) in con.execute(
             f"select distinct {shanghai_date_sql('click_occurred_at_us')} "
-            f"from read_parquet({_list(out)}, union_by_name = true) where click_occurred_at_us is not null"
+            f"from read_parquet({file_list(out)}, union_by_name = true) where click_occurred_at_us is not null"
         ).fetchall()} | set(days))
     else:
         click_days = window_dates(days[0], days[-1], cfg.attribution.lookback_days, 1)   # +1: to name a click after its order
     clicks = _files(cfg, "warehouse/clicks_validated", click_days)
-    click_rel = (f"read_parquet({_list(clicks)}, union_by_name = true)" if clicks else
+    click_rel = (f"read_parquet({file_list(clicks)}, union_by_name = true)" if clicks else
                  "(select null::varchar as event_id, null::varchar as buyer_id, null::bigint as occurred_at_us, "
                  "null::boolean as is_valid where false)")
     in_window = "null" if lock else f"c.occurred_at_us > a.paid_at_us - {lookback}"
     df = con.execute(f"""
-        with a as (select * from read_parquet({_list(out)}, union_by_name = true)),
+        with a as (select * from read_parquet({file_list(out)}, union_by_name = true)),
         c as (select event_id, buyer_id, occurred_at_us, is_valid from {click_rel}
               where event_id in (select click_event_id from a))
         select a.order_event_id, a.order_id, a.attribution_reason,
@@ -248,7 +253,7 @@ def captured_per_day(cfg: Config) -> dict[str, int]:
         with duckdb.connect() as con:
             rows = con.execute(
                 f"select filename, {CAPTURE_DATE_SQL} as d, count(*) from read_parquet("
-                f"{_list(list(by_file))}, filename = true, union_by_name = true) group by all").fetchall()
+                f"{file_list(list(by_file))}, filename = true, union_by_name = true) group by all").fetchall()
         for k in new:
             counts[k] = {}
         for fname, day, n in rows:
@@ -273,7 +278,7 @@ def _dead_per_day(con, cfg: Config, capture_dates: list[str] | None = None) -> d
     if not files:
         return {}
     return {d: int(n) for d, n in con.execute(
-        f"select capture_date::varchar, count(*) from read_parquet({_list(files)}, union_by_name = true) "
+        f"select capture_date::varchar, count(*) from read_parquet({file_list(files)}, union_by_name = true) "
         "group by 1").fetchall()}
 
 

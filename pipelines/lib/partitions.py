@@ -24,6 +24,23 @@ def window_dates(start_key: str, end_key: str, before: int = 0, after: int = 0) 
     return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
 
 
+def run_ranges(days: list[str], today: str) -> tuple[list[tuple[str, str]], list[str]]:
+    """The landed days a run may attribute, as ranges of consecutive days (one Spark run each), and
+    the days it must skip: before START or after tomorrow (the daily partitions' end), which no
+    event can have since capture dead-letters events from the future (rulebook §1). A run never
+    spans days without data: a click dated 2099 once made `o2p run` attribute 26,000 empty days."""
+    last_ok = (date.fromisoformat(today) + timedelta(days=1)).isoformat()
+    ok = sorted(d for d in set(days) if START <= d <= last_ok)
+    skipped = sorted(d for d in set(days) if not START <= d <= last_ok)
+    ranges: list[tuple[str, str]] = []
+    for d in ok:
+        if ranges and date.fromisoformat(d) - date.fromisoformat(ranges[-1][1]) <= timedelta(days=1):
+            ranges[-1] = (ranges[-1][0], d)
+        else:
+            ranges.append((d, d))
+    return ranges, skipped
+
+
 def period_dbt_vars(period: str) -> dict:
     """A monthly partition key (YYYY-MM-01 or YYYY-MM) → the dbt vars of that period."""
     p = period[:7]

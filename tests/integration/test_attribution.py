@@ -100,7 +100,7 @@ def _landed_orders(orders):
 
 CLICK_SCHEMA = ("event_id string, occurred_at_us long, event_date string, source string, promoter_id string, "
                 "share_id string, buyer_id string, device_id string, sku_id string, channel string, "
-                "user_agent string, _topic string, _partition int, _offset long")
+                "user_agent string, _topic string, _partition int, _offset long, _captured_at_us long")
 
 
 def _frames(spark, cfg, click_rows, order_rows):
@@ -265,7 +265,7 @@ def test_day_by_day_with_late_clicks_and_reruns_equals_all_at_once(spark_cfg, tm
     daily = _home(base, tmp_path / "daily", model)
     for cfg in (everything, daily):
         write_reference(world, cfg.reference_path)
-    promoters = load_reference(everything.reference_path).promoters
+    promoters = load_reference(everything.reference_path, encoding=everything.reference_encoding).promoters
 
     _land(everything, on_time + late)
     days = sorted(set(landed_dates(everything.landing_path, "clicks")) | set(landed_dates(everything.landing_path, "orders")))
@@ -326,7 +326,7 @@ def test_attribution_on_a_standalone_spark_cluster_equals_local_mode(spark_cfg, 
         write_reference(world, cfg.reference_path)
         _land(cfg, events)
     run_click_validity(spark, local, "2026-10-01", "2026-10-10")
-    run_attribution(spark, local, "2026-10-01", "2026-10-10", load_reference(local.reference_path).promoters)
+    run_attribution(spark, local, "2026-10-01", "2026-10-10", load_reference(local.reference_path, encoding=local.reference_encoding).promoters)
 
     with standalone_cluster(tmp_path / "spark") as master:
         cfg_file = remote.home_path / "o2p.yaml"

@@ -65,26 +65,32 @@ EVENTS = [
 EVENTS.append(dict(EVENTS[6]))
 
 
+# Every stage must reach its files through any path (issue #11): a space, both quotes, `$`, a
+# backslash and Chinese letters; SQL, dbt, Spark, the registry URL and the logs all meet it.
+HOSTILE = 'it\'s "o2p" $HOME \\ 家 目录'
+
+
 def test_order_to_payout_exact_fen(broker, tmp_path):
-    home = tmp_path / "home"
-    ref = tmp_path / "reference"
-    ref.mkdir()
+    base = tmp_path / HOSTILE
+    home = base / "home"
+    ref = base / "reference"
+    ref.mkdir(parents=True)
     (ref / "promoters.csv").write_text(PROMOTERS, encoding="utf-8")
     (ref / "products.csv").write_text(PRODUCTS, encoding="utf-8")
     (ref / "commission_rules.csv").write_text(RULES, encoding="utf-8")
     topics = {"clicks": "e2e.clicks", "orders": "e2e.orders", "refunds": "e2e.refunds", "deadletter": "e2e.dead"}
-    cfg = tmp_path / "o2p.yaml"
+    cfg = base / "o2p.yaml"
     cfg.write_text(
-        f'reference_dir: "{ref}"\n'
+        f'reference_dir: {json.dumps(str(ref))}\n'
         f'kafka:\n  bootstrap_servers: "{broker.kafka.bootstrap_servers}"\n  local_broker: false\n  consumer_group: e2e\n'
         f'  topics: {json.dumps(topics)}\n'
         'spark:\n  conf: {"spark.sql.shuffle.partitions": "2"}\n'
         'quality:\n  max_event_age_days: 36500\n'   # October 2026 is "captured" whenever the test runs
         '  max_deadletter_share: "0.10"\n'
     )
-    events = tmp_path / "events.jsonl"
+    events = base / "events.jsonl"
     events.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in EVENTS), encoding="utf-8")
-    bad = tmp_path / "bad.jsonl"
+    bad = base / "bad.jsonl"
     bad.write_text('{"event_id": "x1", "event_type": "teleport"}\n{not json\n')
     env = {"O2P_CONFIG": str(cfg), "O2P_HOME": str(home)}
 
@@ -145,6 +151,38 @@ def test_order_to_payout_exact_fen(broker, tmp_path):
     # A month is released once it is over (the golden tests refuse months out of order).
     refused = run_o2p("payouts", "release", "--period", "2099-12", env=env, check=False)
     assert refused.returncode == 2 and "period 2099-12 has not ended yet" in refused.stderr
+    statement_text = run_o2p("payouts", "statement", "--promoter", "PB", "--period", "2026-10", env=env).stdout
+    assert "28.05" in statement_text and "O1" in statement_text, statement_text
+
+    # A producer reuses order o1's event_id for another order of 999.00 CNY (rulebook §1): not a
+    # retry; the copy captured first is kept, this one is reported and changes nothing.
+    conflict = dict(EVENTS[1], order_id="O99", lines=[line("L1", "SKU1", 1, 99900)])
+    again_file = base / "conflict.jsonl"
+    again_file.write_text(json.dumps(conflict) + "\n", encoding="utf-8")
+    run_o2p("publish", str(again_file), env=env)
+    run_o2p("capture", "--until-idle", env=env)
+    run_o2p("run", env=env)
+    found = run_o2p("anomalies", "--period", "2026-10", env=env).stdout
+    conflict_lines = [ln for ln in found.splitlines() if ln.startswith("event_id_conflict")]
+    assert len(conflict_lines) == 1 and "O99" in conflict_lines[0] and "(event o1)" in conflict_lines[0], found
+    assert "differs from the orders copy kept at e2e.orders/" in conflict_lines[0]
+    import duckdb
+
+    with duckdb.connect(str(home / "warehouse" / "o2p.duckdb"), read_only=True) as con:
+        assert con.execute("select count(*) from marts.fct_commission_entitlements where order_id = 'O99'"
+                           ).fetchone() == (0,)
+        assert con.execute("select sum(entitled_fen) from marts.fct_commission_entitlements "
+                           "where period = '2026-10' and order_id = 'O1'").fetchone() == (1500 + 1005 + 300 + 101,)
+    november = Path(run_o2p("payouts", "release", "--period", "2026-11", env=env).stdout.strip().splitlines()[-1])
+    assert (november / "payout.csv").read_bytes().decode("utf-8-sig").splitlines()[1:] == []
+    assert "O99" not in (november / "statement.csv").read_text(encoding="utf-8")
+    run_o2p("payouts", "verify", str(folder), env=env)     # the released batch is as it was
+
+    # The click IPs (203.0.113.7) are personal data: only their salted hash is kept (rulebook §1)
+    from tests.at_rest import files_holding
+
+    assert files_holding(home, [b"203.0.113.7"]) == []
+
     tampered = bytearray(payout)
     tampered[-3] = ord("9")
     (folder / "payout.csv").write_bytes(bytes(tampered))

@@ -7,16 +7,34 @@
   )
 }}
 -- What the rulebook says must be reported rather than paid, as of end(P) (§1, §5):
+--   event_id_conflict     a copy of an event_id whose content differs from the copy captured first (ignored)
 --   duplicate_order_paid  a later order_paid of an order_id already paid (the earliest counts)
 --   over_refund           refunds on a line above its paid_fen (net is capped at 0; the excess is here)
 --   held_refund           a refund whose order or line has not been captured: held until it is
 --   unknown_promoter      commission earned by a promoter (or upline) missing from promoters.csv
 {% set period_end = var('period_end_us') %}
 with paid_events as (
-    select *
-    from {{ source('landing', 'orders') }}
-    where event_type = 'order_paid' and occurred_at_us < {{ period_end }}
-    qualify row_number() over (partition by event_id order by _topic, _partition, _offset) = 1
+    {{ dedupe_events(source('landing', 'orders'), "event_type = 'order_paid' and occurred_at_us < " ~ period_end) }}
+),
+
+conflicts as (
+    select
+        'event_id_conflict' as kind,
+        coalesce(o.order_id, r.order_id) as order_id,
+        coalesce(r.line_id, cast(null as varchar)) as line_id,
+        cast(null as varchar) as promoter_id,
+        x.event_id,
+        r.refund_id,
+        cast(null as bigint) as amount_fen,
+        'ignored: the ' || x.landed_table || ' copy at ' || x._topic || '/' || x._partition || '/' || x._offset
+        || ' differs from the ' || x.kept_table || ' copy kept at ' || x.kept_topic || '/' || x.kept_partition
+        || '/' || x.kept_offset || ' (captured first)' as detail
+    from {{ source('warehouse', 'event_id_conflicts') }} as x
+    left join {{ source('landing', 'orders') }} as o
+        on x.landed_table = 'orders' and o._topic = x._topic and o._partition = x._partition and o._offset = x._offset
+    left join {{ source('landing', 'refunds') }} as r
+        on x.landed_table = 'refunds' and r._topic = x._topic and r._partition = x._partition and r._offset = x._offset
+    where x.occurred_at_us < {{ period_end }}
 ),
 
 duplicates as (
@@ -77,6 +95,7 @@ select
     cast(detail as varchar) as detail
 from (
     select * from duplicates
+    union all select * from conflicts
     union all select * from over_refunds
     union all select * from held
     union all select * from unknown

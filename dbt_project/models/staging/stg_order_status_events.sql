@@ -4,6 +4,6 @@ select
     event_type,
     order_id,
     occurred_at_us
-from {{ source('landing', 'orders') }}
-where event_type in ('order_confirmed', 'order_cancelled')
-qualify row_number() over (partition by event_id order by _topic, _partition, _offset) = 1
+from (
+    {{ dedupe_events(source('landing', 'orders'), "event_type in ('order_confirmed', 'order_cancelled')") }}
+)

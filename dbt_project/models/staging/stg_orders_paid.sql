@@ -1,10 +1,7 @@
 -- One row per order: its earliest order_paid event (ties by smallest event_id); later
 -- order_paid events for the same order_id are anomalies, reported by int_order_anomalies.
 with paid as (
-    select *
-    from {{ source('landing', 'orders') }}
-    where event_type = 'order_paid'
-    qualify row_number() over (partition by event_id order by _topic, _partition, _offset) = 1
+    {{ dedupe_events(source('landing', 'orders'), "event_type = 'order_paid'") }}
 )
 select
     order_id,

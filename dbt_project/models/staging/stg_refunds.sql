@@ -1,8 +1,6 @@
 -- One row per refund_id (a refund_id refunds once: its earliest event, ties by event_id).
 with events as (
-    select *
-    from {{ source('landing', 'refunds') }}
-    qualify row_number() over (partition by event_id order by _topic, _partition, _offset) = 1
+    {{ dedupe_events(source('landing', 'refunds')) }}
 )
 select
     refund_id,

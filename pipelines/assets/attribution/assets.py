@@ -17,7 +17,7 @@ from dagster import (
 
 from o2p.reference import load_reference
 from pipelines.assets.landing.assets import REFERENCE_KEYS
-from pipelines.lib import gates, quality
+from pipelines.lib import event_ids, gates, quality
 from pipelines.lib.partitions import daily, window_dates
 from pipelines.lib.spark import get_spark
 from pipelines.resources import O2PConfig
@@ -58,7 +58,8 @@ def clicks_validated(context: AssetExecutionContext, o2p: O2PConfig) -> Material
     cfg = o2p.get()
     first, last = _range(context)
     context.log.info(f"click validity for {first}..{last}")
-    stats = run_click_validity(get_spark(cfg), cfg, first, last)
+    conflicts = event_ids.refresh(cfg)   # before any stage reads the landing zone (rulebook §1)
+    stats = {**run_click_validity(get_spark(cfg), cfg, first, last), "event_id_conflicts": conflicts}
     checked = gates.validate(cfg, window_dates(first, last), ("landing", "click_validity"))
     return MaterializeResult(
         metadata={**stats, "first_day": first, "last_day": last, "path": str(cfg.warehouse_path / "clicks_validated")},
@@ -91,7 +92,7 @@ def order_attribution(context: AssetExecutionContext, o2p: O2PConfig) -> Materia
 
     cfg = o2p.get()
     first, last = _range(context)
-    ref = load_reference(cfg.reference_path)
+    ref = load_reference(cfg.reference_path, encoding=cfg.reference_encoding)
     stats = run_attribution(get_spark(cfg), cfg, first, last, ref.promoters)
     checked = gates.validate(cfg, window_dates(first, last), ("attribution",))
     return MaterializeResult(

@@ -18,26 +18,43 @@ import uuid
 from pathlib import Path
 
 from o2p.config import Config
+from o2p.quoting import hadoop_path
 from o2p.timeutil import US_PER_DAY, US_PER_SECOND
+from pipelines.lib import event_ids
+from pipelines.lib.event_ids import CAPTURE_ORDER
 from pipelines.lib.partitions import window_dates
 
 CLICK_COLUMNS = [
     "event_id", "occurred_at_us", "event_date", "source", "promoter_id", "share_id", "buyer_id",
-    "device_id", "sku_id", "channel", "user_agent", "_topic", "_partition", "_offset",
+    "device_id", "sku_id", "channel", "user_agent", "_topic", "_partition", "_offset", "_captured_at_us",
 ]
 
 
 def _existing(root: Path, dates: list[str]) -> list[str]:
-    return [str(root / f"event_date={d}") for d in dates if (root / f"event_date={d}").is_dir()]
+    """The day folders of `dates` that exist, as paths for Spark's readers (o2p.quoting.hadoop_path)."""
+    return [hadoop_path(root / f"event_date={d}") for d in dates if (root / f"event_date={d}").is_dir()]
 
 
-def dedupe(df, key: str = "event_id"):
-    """Keep one row per event_id: the earliest captured (a producer retry repeats the event)."""
+def dedupe(df, losers=None, key: str = "event_id"):
+    """Keep one row per event_id: the first captured (a producer retry repeats the event), after
+    dropping the copies that conflict with an earlier one (`losers`: pipelines.lib.event_ids)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    w = Window.partitionBy(key).orderBy("_topic", "_partition", "_offset")
+    if losers is not None:
+        df = df.join(F.broadcast(losers), on=["_topic", "_partition", "_offset"], how="left_anti")
+    w = Window.partitionBy(key).orderBy(*CAPTURE_ORDER)
     return df.withColumn("_rn", F.row_number().over(w)).where("_rn = 1").drop("_rn")
+
+
+def conflict_losers(spark, cfg: Config):
+    """The coordinates of conflicting copies (None when there are none: no join at all)."""
+    import pyarrow.parquet as pq
+
+    path = event_ids.losers(cfg)
+    if pq.read_metadata(path).num_rows == 0:
+        return None
+    return spark.read.parquet(hadoop_path(path)).select("_topic", "_partition", "_offset")
 
 
 def click_validity(spark, cfg: Config, clicks):
@@ -262,7 +279,7 @@ def run_click_validity(spark, cfg: Config, first: str, last: str) -> dict:
         _swap_in(target / "_none", target, dates)
         return {"clicks": 0, "invalid": 0}
     raw = spark.read.parquet(*paths).select(*CLICK_COLUMNS)
-    flagged = click_validity(spark, cfg, dedupe(raw))
+    flagged = click_validity(spark, cfg, dedupe(raw, conflict_losers(spark, cfg)))
     out = flagged.where(F.col("event_date").between(first, last)).select(
         "event_id", "occurred_at_us", "event_date", "source", "promoter_id", "share_id", "buyer_id",
         "device_id", "sku_id", "channel", "is_valid", "invalid_reasons", "flood_count",
@@ -322,7 +339,8 @@ def run_attribution(spark, cfg: Config, first: str, last: str, promoters: dict) 
     dates = window_dates(first, last)
     order_paths = _existing(cfg.landing_path / "orders", dates)
     if order_paths:
-        orders = dedupe(spark.read.parquet(*order_paths)).where(F.col("event_type") == "order_paid")
+        orders = dedupe(spark.read.parquet(*order_paths), conflict_losers(spark, cfg)).where(
+            F.col("event_type") == "order_paid")
     else:
         orders = spark.createDataFrame([], "event_id string, order_id string, buyer_id string, share_id string, "
                                            "occurred_at_us long, event_date string")

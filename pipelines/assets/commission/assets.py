@@ -22,7 +22,8 @@ from expectations import suites
 from expectations.runner import SuiteResult, run_suite
 from o2p.config import Config
 from o2p.errors import GateFailed, O2PError
-from pipelines.lib import quality
+from o2p.quoting import dbt_glob
+from pipelines.lib import event_ids, quality
 from pipelines.lib.duck import POOL, connect
 from pipelines.lib.partitions import monthly, period_dbt_vars
 from pipelines.resources import O2PConfig
@@ -73,8 +74,10 @@ def dbt_vars(cfg: Config, period: str) -> dict:
     rate = cfg.override_rate
     return {
         **period_dbt_vars(period),
-        "landing_path": str(cfg.landing_path),
-        "warehouse_path": str(cfg.warehouse_path),
+        # quoted SQL text (o2p.quoting): any character of the home path reaches DuckDB intact
+        "landing_glob": dbt_glob(cfg.landing_path, "{name}/*/*.parquet"),
+        "warehouse_glob": dbt_glob(cfg.warehouse_path, "{name}/*/*.parquet"),
+        "reference_glob": dbt_glob(cfg.warehouse_path, "reference/{name}.parquet"),
         "override_rate_e4": int(rate * 10000),
         "auto_confirm_days": cfg.settlement.auto_confirm_days,
         "return_window_days": cfg.settlement.return_window_days,
@@ -92,6 +95,9 @@ def commission_dbt(context: AssetExecutionContext, dbt: DbtCliResource, o2p: O2P
     cfg = o2p.get()
     ensure_schema_files(cfg.landing_path)
     cfg.warehouse_path.mkdir(parents=True, exist_ok=True)
+    conflicts = event_ids.refresh(cfg)   # copies landed since attribution ran are ignored too
+    if conflicts:
+        context.log.warning(f"{conflicts} conflicting event_id copies ignored (event_id_conflict anomalies)")
     os.environ["O2P_DUCKDB_PATH"] = str(cfg.duckdb_path)
     os.environ["O2P_DBT_TARGET"] = cfg.environment
     for key in context.partition_keys:
@@ -103,7 +109,12 @@ def commission_dbt(context: AssetExecutionContext, dbt: DbtCliResource, o2p: O2P
         run = dbt.cli(["build", "--vars", json.dumps(vars_)], context=context, target_path=target, raise_on_error=False)
         yield from run.stream()
         if not run.is_successful():
-            raise_for_dbt(run.get_artifact("run_results.json"), vars_["period"], cfg)
+            try:
+                results = run.get_artifact("run_results.json")
+            except FileNotFoundError:
+                raise O2PError(f"period {vars_['period']}: dbt build failed before it ran any model "
+                               "(its error is in the run's log)") from None
+            raise_for_dbt(results, vars_["period"], cfg)
 
 
 def _sample(cfg: Config, relation: str | None) -> str:

@@ -53,7 +53,7 @@ REFERENCE_KEYS = [AssetKey(["reference", n]) for n in ("promoters", "products", 
 )
 def reference_data(context: AssetExecutionContext, o2p: O2PConfig):
     cfg = o2p.get()
-    ref = load_reference(cfg.reference_path)   # raises InputError naming file, row and field
+    ref = load_reference(cfg.reference_path, encoding=cfg.reference_encoding)   # raises InputError naming file, row and field
     out = cfg.warehouse_path / "reference"
     out.mkdir(parents=True, exist_ok=True)
     promoters = pa.Table.from_pylist(

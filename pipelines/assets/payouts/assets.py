@@ -23,7 +23,7 @@ from expectations import suites
 from expectations.runner import run_suite
 from o2p import release
 from o2p.config import Config
-from o2p.errors import GateFailed
+from o2p.errors import GateBroken, GateFailed
 from o2p.reference import load_reference
 from o2p.registry import Registry
 from o2p.settlement import Balance, Settlement, StatementRow
@@ -104,7 +104,7 @@ def payout_batch(context: AssetExecutionContext, o2p: O2PConfig):
         context.log.info(f"period {period} already released as {existing['batch_id']}")
         yield Output(None, metadata={"batch_folder": existing["folder"], "batch_id": existing["batch_id"], "already_released": True})
         return
-    ref = load_reference(cfg.reference_path)
+    ref = load_reference(cfg.reference_path, encoding=cfg.reference_encoding)
     s = load_settlement(cfg, period)
     fingerprint = input_fingerprint(cfg)
     batch_id = f"{period}-{hashlib.sha256((cfg.config_hash + fingerprint).encode()).hexdigest()[:10]}"
@@ -123,6 +123,9 @@ def payout_batch(context: AssetExecutionContext, o2p: O2PConfig):
                         ", ".join(f"{f['expectation']}({f.get('column')}) observed {f.get('observed')}"
                                   for f in gates[n]["failures"]) or gates[n].get("error") or "failed")
             for n in failed)
+        broken = all(n in gates and gates[n].get("error") and not gates[n]["failures"] for n in failed)
+        if broken:   # a gate that could not run is an internal error, not a finding about the data
+            raise GateBroken(f"period {period}: nothing released, quality gate(s) could not run: {details}")
         raise GateFailed(f"period {period}: nothing released, quality gate(s) failed: {details}")
 
     tot = release.totals(s)

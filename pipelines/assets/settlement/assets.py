@@ -18,7 +18,7 @@ from expectations import suites
 from expectations.runner import run_suite
 from o2p import ledger_mirror
 from o2p.config import Config
-from o2p.errors import GateFailed, InputError
+from o2p.errors import GateBroken, GateFailed, InputError
 from o2p.reference import load_reference
 from o2p.registry import Registry
 from o2p.settlement import Settlement, balances
@@ -68,7 +68,7 @@ def check_order(cfg: Config, registry: Registry, period: str) -> None:
 def compute(cfg: Config, registry: Registry, period: str, log=None) -> Settlement:
     """Movement in DuckDB against the mirrored ledger (o2p.ledger_mirror), balances and tax in
     Python over the lines that moved."""
-    ref = load_reference(cfg.reference_path)
+    ref = load_reference(cfg.reference_path, encoding=cfg.reference_encoding)
     with connect(cfg) as con:
         synced = ledger_mirror.sync(con, registry, period)
         statement = ledger_mirror.movements(con, period)
@@ -137,6 +137,10 @@ def promoter_balances(context: AssetExecutionContext, o2p: O2PConfig):
     for result in upstream.values():
         quality.record(cfg, period, context.run_id, result)
     failed = [r for r in upstream.values() if not r.success]
+    if failed and all(r.error for r in failed):   # could not run: an internal error, not the data
+        raise GateBroken(f"period {period}: nothing released, quality gate(s) could not run "
+                         "(an internal error, not a finding about the data):\n"
+                         + "\n".join(r.describe() for r in failed))
     if failed:
         raise GateFailed(f"period {period}: nothing released, upstream quality gate(s) failed:\n"
                          + "\n".join(r.describe() for r in failed))

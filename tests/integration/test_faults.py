@@ -1,0 +1,197 @@
+"""Faults an operator meets, on the real broker (issue #11): a full disk during capture, a broker
+that is down when capture starts (and comes back, or does not), a message larger than the broker
+accepts, and a reader that closes our output. Each ends with one `o2p:` line on stderr that
+names the cause and what to do, and loses nothing."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from o2p.config import load_config
+from streaming import broker as kb
+from tests.conftest import REPO
+from tests.integration.test_capture import every_offset_once, landed, make_cfg
+
+pytestmark = pytest.mark.integration
+SALT = {"O2P_IP_SALT": "test-salt"}
+
+
+def o2p(cfg_file, home, *args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "o2p.cli", "--config", str(cfg_file), "--home", str(home), *args],
+                          cwd=REPO, env={**os.environ, **SALT}, capture_output=True, text=True, timeout=timeout)
+
+
+def last_line(text: str) -> str:
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    return lines[-1] if lines else ""
+
+
+def publish_clicks(cfg, n: int, prefix: str) -> None:
+    from streaming.producer import EventPublisher
+
+    with EventPublisher(cfg) as pub:
+        for i in range(n):
+            pub.publish({"event_id": f"{prefix}-{i}-{uuid.uuid4().hex}", "event_type": "click",
+                         "occurred_at": "2026-10-02T10:00:00+08:00", "source": "bot", "schema_version": 1,
+                         "promoter_id": f"P{i % 97}", "share_id": uuid.uuid4().hex, "buyer_id": uuid.uuid4().hex,
+                         "device_id": uuid.uuid4().hex, "sku_id": "SKU1", "channel": "group"})
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MiB tmpfs (root only: CI runs as root), unmounted afterwards."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        if os.environ.get("CI"):
+            pytest.fail("the disk-full test needs root to mount a tmpfs, and CI runs as root")
+        pytest.skip("mounting a tmpfs needs root")
+    mnt = tmp_path / "small disk"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], check=True)
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_disk_full_during_capture_is_one_line_and_loses_nothing(broker, tmp_path, small_disk):
+    cfg0, cfg_file = make_cfg(broker, tmp_path)
+    home = small_disk / "home"
+    home.mkdir()
+    cfg = load_config(cfg_file, home=home)
+    # leave ~32 KiB free: the salt, state files and the first small files fit, a real batch does not
+    filler = small_disk / "filler"
+    free = shutil.disk_usage(small_disk).free
+    filler.write_bytes(b"\0" * (free - 32 * 1024))
+    publish_clicks(cfg, 3000, "full")
+
+    for attempt in range(2):   # the first run, and a re-run on a disk that is still full
+        proc = o2p(cfg_file, home, "capture", "--until-idle")
+        assert proc.returncode == 1, (attempt, proc.stdout, proc.stderr)
+        line = last_line(proc.stderr)
+        assert line.startswith("o2p: capture stopped: no space left on the device "), (attempt, proc.stderr)
+        assert f"{home}" in line, line
+        assert "free space there (df -h) and run the command again" in line
+        assert "BrokenPipe" not in proc.stderr and "rebalance callback" not in proc.stderr, proc.stderr
+
+    filler.unlink()   # space again: the next run lands every offset exactly once
+    proc = o2p(cfg_file, home, "capture", "--until-idle")
+    assert proc.returncode == 0, proc.stderr
+    offsets, event_ids, _ = landed(cfg)
+    assert offsets == every_offset_once(cfg)
+    assert len(event_ids) == 3000 and set(event_ids.values()) == {1}
+
+
+@pytest.fixture
+def own_broker(tmp_path):
+    """A broker of this test alone, to stop and start."""
+    with kb.scratch_broker(tmp_path / "own broker", log=lambda *_: None) as cfg:
+        yield cfg
+
+
+def test_capture_waits_for_a_broker_that_comes_back_and_gives_up_on_one_that_does_not(own_broker, tmp_path):
+    cfg, cfg_file = make_cfg(own_broker, tmp_path, capture_yaml="  broker_unreachable_seconds: 12\n")
+    publish_clicks(cfg, 500, "back")
+    kb.down(own_broker, log=lambda *_: None)
+
+    # down for good: retried with a line now and then, then one o2p: line after the configured time
+    started = time.monotonic()
+    proc = o2p(cfg_file, cfg.home_path, "capture", "--until-idle", timeout=120)
+    took = time.monotonic() - started
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    assert "unreachable for" in proc.stdout and "retrying, giving up after 12 s" in proc.stdout, proc.stdout
+    line = last_line(proc.stderr)
+    assert line.startswith(f"o2p: the Kafka broker {cfg.kafka.bootstrap_servers} has been unreachable for 1"), proc.stderr
+    assert "start it (`o2p kafka up`)" in line and "Traceback" not in proc.stderr, proc.stderr
+    assert 12 <= took < 60, took
+
+    # back after a few seconds: capture resumes and lands everything, exit 0
+    log = open(tmp_path / "capture.log", "w")
+    p = subprocess.Popen([sys.executable, "-m", "o2p.cli", "--config", str(cfg_file), "--home", str(cfg.home_path),
+                          "capture", "--until-idle"], cwd=REPO, env={**os.environ, **SALT}, stdout=log,
+                         stderr=subprocess.STDOUT)
+    try:
+        time.sleep(5)
+        kb.up(own_broker, log=lambda *_: None)
+        assert p.wait(timeout=180) == 0, (tmp_path / "capture.log").read_text()
+    finally:
+        if p.poll() is None:
+            p.kill()
+    out = (tmp_path / "capture.log").read_text()
+    assert "unreachable for" in out and "reachable again after" in out, out
+    offsets, event_ids, _ = landed(cfg)
+    assert offsets == every_offset_once(cfg) and len(event_ids) == 500
+
+
+def test_publishing_a_message_larger_than_the_broker_accepts_is_refused_before_sending(broker, tmp_path):
+    cfg, cfg_file = make_cfg(broker, tmp_path)
+    big = {"event_id": "big", "event_type": "click", "occurred_at": "2026-10-02T10:00:00+08:00", "source": "bot",
+           "schema_version": 1, "promoter_id": "P", "share_id": "S", "buyer_id": "B", "device_id": "D",
+           "sku_id": "SKU1", "channel": "group", "user_agent": "x" * (3 * 1024 * 1024)}
+    events = tmp_path / "events.jsonl"
+    events.write_text(json.dumps({**big, "event_id": "small", "user_agent": "ok"}) + "\n" + json.dumps(big) + "\n")
+    proc = o2p(cfg_file, cfg.home_path, "publish", str(events))
+    assert proc.returncode == 2, proc.stderr
+    assert f"{events}:2: the message is 3145" in proc.stderr
+    assert last_line(proc.stderr).startswith("o2p: messages too large to publish (nothing was published)")
+    assert "Traceback" not in proc.stderr
+    from streaming.health import log_offsets
+
+    assert sum(end - begin for begin, end in log_offsets(cfg).values()) == 0   # not even the small one
+
+
+def test_a_reader_that_closes_the_pipe_gets_no_traceback(broker, tmp_path):
+    cfg, cfg_file = make_cfg(broker, tmp_path)
+    p = subprocess.Popen([sys.executable, "-m", "o2p.cli", "--config", str(cfg_file), "--home", str(cfg.home_path),
+                          "capture", "--status"], cwd=REPO, env={**os.environ, **SALT},
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.close()   # as `| head` does once it has what it wants
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 0 and b"Traceback" not in err and b"BrokenPipe" not in err, err
+
+
+def test_an_internal_error_is_never_reported_as_a_failed_gate(tmp_path):
+    """A gate that cannot run (here: its frame cannot be built) fails its check, so nothing
+    downstream runs, but the command says it is an internal error (exit 1), not a finding."""
+    from o2p.cli import _raise_for
+    from o2p.errors import GateBroken
+
+    class Eval:
+        passed, description, check_name = False, "landing: could not run: ParserException: boom", "gx_landing"
+        metadata = {"error": "ParserException: boom"}
+
+        class asset_key:
+            @staticmethod
+            def to_user_string():
+                return "attribution/clicks_validated"
+
+    class Event:
+        event_type_value = "ASSET_CHECK_EVALUATION"
+        asset_check_evaluation_data = Eval
+
+    class Result:
+        all_events = [Event]
+        success = False
+
+    with pytest.raises(GateBroken) as caught:
+        _raise_for(Result, "attribution_job")
+    assert caught.value.exit_code == 1 and "could not run" in str(caught.value)
+
+
+def test_every_path_of_the_home_is_kept_as_text_by_the_broker(tmp_path):
+    """The broker's properties file holds the data folder of a hostile home intact (Java escapes)."""
+    home = Path(tmp_path) / 'it\'s "o2p" $HOME \\ 家,x'
+    cfg_file = tmp_path / "b.yaml"
+    cfg_file.write_text('kafka:\n  bootstrap_servers: "127.0.0.1:1"\n')
+    cfg = load_config(cfg_file, home=home)
+    text = kb._properties(cfg, home / "kafka" / "data")
+    value = next(ln for ln in text.splitlines() if ln.startswith("log.dirs=")).removeprefix("log.dirs=")
+    assert value.isascii() and "," not in value
+    unescaped = value.encode("ascii").decode("unicode_escape")
+    assert os.path.realpath(unescaped) == os.path.realpath(home / "kafka" / "data") or Path(unescaped).is_symlink()

@@ -53,7 +53,9 @@ def _execute(cfg: Config, job_name: str, *, partition: str | None = None,
     log_dir = cfg.home_path / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{job_name}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
-    with open(log_path, "a", encoding="utf-8") as fh, contextlib.redirect_stdout(fh):
+    # Dagster's own error events (with their stack traces) go there too: the terminal gets one
+    # `o2p:` line that names the cause (see main)
+    with open(log_path, "a", encoding="utf-8") as fh, contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
         result = job.execute_in_process(
             instance=_instance(cfg), partition_key=partition, tags=tags, raise_on_error=False,
             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},

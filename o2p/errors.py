@@ -40,6 +40,9 @@ _OS_ADVICE = {
     errno.EROFS: ("the file system is read-only", "choose a writable O2P_HOME"),
     errno.EMFILE: ("too many open files", "raise the limit (ulimit -n) and run the command again"),
     errno.ENFILE: ("too many open files on this system", "raise fs.file-max, then run the command again"),
+    errno.EFBIG: ("the file is larger than this file system or the process's limit allows",
+                  "raise the limit (ulimit -f) or choose a file system that takes large files"),
+    errno.ENAMETOOLONG: ("a path is too long", "choose a shorter O2P_HOME"),
     errno.EIO: ("an input/output error from the device", "check the disk (dmesg), then run the command again"),
 }
 

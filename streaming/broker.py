@@ -159,7 +159,9 @@ def up(cfg: Config, log=print, timeout: float = 90) -> str:
     java = _java(lib)
     jvm = [f"-Dkafka.logs.dir={logs}", f"-Dlog4j2.configurationFile={LOG4J}", "-Xms256m", "-Xmx1g"]
     if not (data / "meta.properties").exists():
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = "-"
+        while cluster_id.startswith("-"):   # an id starting with "-" reads as an option to the tool
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         proc = subprocess.run(
             java[:1] + jvm + java[1:] + ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)],
             capture_output=True, text=True,

@@ -4,7 +4,15 @@ The sink discipline (OpenMeter, Kafka Connect S3 sink): validate, write, make
 durable, *then* commit. For each partition's micro-batch:
 
 1. every record is validated against the contract; a bad one becomes a dead
-   letter (raw bytes, topic, partition, offset, reason) — never dropped;
+   letter (raw bytes, topic, partition, offset, reason) — never dropped. An
+   event dated more than `quality.max_future_seconds` after the batch's
+   capture time is one too (`occurred_in_future`), so it never creates a day
+   partition. Raw IPs are personal data: a valid click keeps only the salted
+   `ip_hash`, and every IP address in a dead letter's raw bytes, key and reason
+   is replaced by `ip-masked:<12 hex of the salted hash>` (`streaming.privacy`)
+   before the Parquet row is written or the message and its `o2p.reason`
+   header are sent to the dead-letter topic; only the source topics hold raw
+   IPs, under their retention;
 2. good rows (grouped by Asia/Shanghai event date) and dead letters are
    written to `_tmp/` and fsynced; dead letters are also sent to the
    dead-letter topic (at least once, keyed by their source coordinates);
@@ -46,10 +54,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from o2p.config import Config
-from o2p.errors import InputError, O2PError
-from o2p.timeutil import shanghai_date
+from o2p.errors import InputError, O2PError, operator_message
+from o2p.timeutil import US_PER_SECOND, shanghai_date
 from streaming.contracts import ContractError, validate_event
 from streaming.landing import SCHEMAS, file_name, fsync_dir, write_json_atomic
+from streaming.privacy import IpMasker
 
 log = logging.getLogger("o2p.capture")
 STRUCTS = {table: pa.struct(list(schema)) for table, schema in SCHEMAS.items()}
@@ -119,6 +128,26 @@ def ip_hasher(cfg: Config):
     return lambda ip: hashlib.sha256(salt_b + b"\x00" + ip.encode("utf-8")).hexdigest()
 
 
+class BrokerUnreachable(O2PError):
+    """The broker did not answer for capture.broker_unreachable_seconds (exit 1)."""
+
+
+def _unreachable_errors() -> tuple:
+    """What kafka-python raises when no broker answers (the names differ between its releases)."""
+    import kafka.errors as ke
+
+    names = ("NoBrokersAvailable", "KafkaTimeoutError", "KafkaConnectionError", "NodeNotReadyError",
+             "BrokerNotAvailableError", "RequestTimedOutError")
+    return tuple(getattr(ke, n) for n in names if hasattr(ke, n))
+
+
+class NoBrokerListening(ConnectionError):
+    """No bootstrap server accepts a TCP connection."""
+
+
+UNREACHABLE = (*_unreachable_errors(), NoBrokerListening)
+
+
 @dataclass
 class PartitionStats:
     consumed: int = 0
@@ -149,6 +178,7 @@ class Sink:
         self.tmp = self.landing / "_tmp"
         self.state_dir = self.landing / "_state"
         self.hasher = ip_hasher(cfg)
+        self.masker = IpMasker(self.hasher)     # dead letters only: see streaming.privacy
         self.stats: dict = defaultdict(PartitionStats)
         self.locks: dict = {}       # (topic, partition) → fd holding the partition's flock
         self.track_freshness = False
@@ -246,11 +276,49 @@ class Sink:
         path = self.tmp / name
         # dicts → one StructArray in C++: 3× faster than Table.from_pylist, 2.4× than column lists
         tbl = pa.Table.from_struct_array(pa.array(rows, type=STRUCTS[table]))
-        with open(path, "wb") as fh:
-            pq.write_table(tbl, fh, compression="zstd")
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            with open(path, "wb") as fh:
+                pq.write_table(tbl, fh, compression="zstd")
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:   # pyarrow and fsync name no file: name it (a full disk says where)
+            if exc.filename is None and exc.errno is not None:
+                raise OSError(exc.errno, os.strerror(exc.errno), str(path)) from exc
+            raise
         return path
+
+    def _send_dead_letters(self, topic: str, partition: int, dead: list[dict]) -> None:
+        """To the dead-letter topic, at least once (consumers dedupe on the source coordinates),
+        before the batch is committed: a send the broker never acknowledged is retried until
+        capture.broker_unreachable_seconds, then capture stops with one line (the batch is not
+        committed, so the next run lands it and sends its dead letters again)."""
+        from kafka.errors import KafkaError
+
+        limit = self.cfg.capture.broker_unreachable_seconds
+        deadline = time.monotonic() + limit
+        todo = dead
+        while True:
+            sent = [(d, self.dlq.send(
+                self.cfg.kafka.topics.deadletter,
+                key=f"{topic}/{partition}/{d['_offset']}".encode(),
+                value=d["raw"] if d["raw"] is not None else b"",
+                headers=[("o2p.reason", d["reason"].encode("utf-8")),
+                         ("o2p.source", f"{topic}/{partition}/{d['_offset']}".encode())],
+            )) for d in todo]
+            try:
+                self.dlq.flush(timeout=max(1.0, deadline - time.monotonic()))
+            except KafkaError as exc:
+                log.warning("dead-letter topic: %s", exc)
+            todo = [d for d, fut in sent if not fut.is_done or fut.failed()]
+            if not todo:
+                return
+            if time.monotonic() >= deadline:
+                raise O2PError(
+                    f"could not send {len(todo)} dead letter(s) of {topic}[{partition}] to "
+                    f"{self.cfg.kafka.topics.deadletter} within {limit:g} s (capture.broker_unreachable_seconds): "
+                    "is the broker reachable? Nothing of this batch was committed; run capture again")
+            log.warning("%d dead letter(s) not acknowledged yet; sending them again", len(todo))
+            time.sleep(1)
 
     def land(self, topic: str, partition: int, records: list) -> dict | None:
         """Land one batch of one partition; returns what the consumer commits (None: nothing to)."""
@@ -273,6 +341,8 @@ class Sink:
         kind = self.kind_of_topic[topic]
         first, last = records[0].offset, records[-1].offset
         now_us = time.time_ns() // 1000
+        max_future = self.cfg.quality.max_future_seconds
+        latest_us = now_us + max_future * US_PER_SECOND     # a later occurred_at is a dead letter
         by_date: dict[str, list[dict]] = defaultdict(list)
         dead: list[dict] = []
         max_bytes = self.cfg.capture.max_message_bytes
@@ -283,11 +353,12 @@ class Sink:
                     raise ContractError("empty message (no value)")
                 if len(value) > max_bytes:
                     raise ContractError(f"message of {len(value)} bytes exceeds capture.max_message_bytes ({max_bytes})")
-                row = validate_event(value, kind, self.hasher)
-            except ContractError as exc:
+                row = validate_event(value, kind, self.hasher, latest_us, max_future)
+            except ContractError as exc:    # no raw IP at rest, in the Parquet row nor the DLQ topic
+                mask = self.masker
                 dead.append({"_topic": topic, "_partition": partition, "_offset": rec.offset,
                              "_captured_at_us": now_us, "capture_date": shanghai_date(now_us).isoformat(),
-                             "key": rec.key, "raw": value, "reason": str(exc)})
+                             "key": mask.bytes(rec.key), "raw": mask.bytes(value), "reason": mask.text(str(exc))})
                 continue
             row["_offset"] = rec.offset
             by_date[row["event_date"]].append(row)
@@ -304,15 +375,7 @@ class Sink:
             tmp = self._write_tmp("deadletters", dead, f"{topic}+{partition}+{first}+dead.parquet")
             day = dead[0]["capture_date"]
             pending.append((str(tmp), str(self.landing / "deadletters" / f"capture_date={day}" / name)))
-            for d in dead:  # at least once; consumers dedupe on the source coordinates
-                self.dlq.send(
-                    self.cfg.kafka.topics.deadletter,
-                    key=f"{topic}/{partition}/{d['_offset']}".encode(),
-                    value=d["raw"] if d["raw"] is not None else b"",
-                    headers=[("o2p.reason", d["reason"].encode("utf-8")),
-                             ("o2p.source", f"{topic}/{partition}/{d['_offset']}".encode())],
-                )
-            self.dlq.flush()
+            self._send_dead_letters(topic, partition, dead)
         fsync_dir(self.tmp)
         landed = sum(len(r) for r in by_date.values())
         state = {
@@ -380,8 +443,10 @@ def _sink_main(cfg: Config, conn, parent_pid: int) -> None:
     except BaseException as exc:
         import traceback
 
+        explained = operator_message(exc, where=cfg.home_path)
         try:
-            conn.send(("error", None, None, f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
+            conn.send(("error", None, None, (explained[0] if explained else f"{type(exc).__name__}: {exc}",
+                                             traceback.format_exc())))
         except OSError:
             pass
     finally:
@@ -404,15 +469,24 @@ class SinkProcess:
         child.close()
         self.in_flight: list[tuple[str, int]] = []
         self.max_in_flight = max_in_flight
+        self.failed: O2PError | None = None   # once the sink has failed, every call says why
         self.on_landed = None    # callback(topic, partition, result)
 
     def _receive(self) -> tuple:
+        if self.failed is not None:
+            raise self.failed
         try:
             kind, topic, partition, payload = self.conn.recv()
-        except EOFError:
-            raise O2PError(f"the capture sink process exited (code {self.proc.exitcode})") from None
+        except (EOFError, OSError):
+            self.proc.join(timeout=5)
+            self.failed = O2PError(f"the capture sink process exited (code {self.proc.exitcode}); nothing it had "
+                                   "not committed was landed: run capture again")
+            raise self.failed from None
         if kind == "error":
-            raise O2PError(f"the capture sink process failed: {payload}")
+            text, trace = payload
+            # the sink's own words (a full disk: where, and what to do); its traceback goes to the log
+            self.failed = O2PError(f"capture stopped: {text}", trace)
+            raise self.failed
         if kind == "landed":
             self.in_flight.remove((topic, partition))
             if payload is not None:
@@ -427,15 +501,25 @@ class SinkProcess:
     def land(self, topic: str, partition: int, records: list, fresh: bool) -> None:
         while len(self.in_flight) >= self.max_in_flight:    # bound the memory held in the pipe
             self._receive()
-        self.conn.send(("land", topic, partition, records, fresh))
+        self._send(("land", topic, partition, records, fresh))
         self.in_flight.append((topic, partition))
 
     def drain(self) -> None:
         while self.in_flight:
             self._receive()
 
+    def _send(self, msg: tuple) -> None:
+        if self.failed is not None:
+            raise self.failed
+        try:
+            self.conn.send(msg)
+        except OSError:   # the sink is gone (BrokenPipe): say what it said, if it said anything
+            while self.conn.poll(0):
+                self._receive()
+            self._receive()
+
     def _call(self, op: str, topic: str, partition: int):
-        self.conn.send((op, topic, partition))
+        self._send((op, topic, partition))
         while True:
             kind, t, p, payload = self._receive()
             if kind != "landed" and (t, p) == (topic, partition):
@@ -485,6 +569,10 @@ class Capture:
         self.lag: dict = {}         # (topic, partition) → messages behind the log end
         self.freshness_ms: list[int] | None = None   # set to a list to record publish→landed latency
         self._stop = False
+        self._fatal: BaseException | None = None   # raised by the IO thread's listener, re-raised here
+        self._until_idle = False
+        self._unreachable_since: float | None = None
+        self._next_retry_line = 0.0
         self.consumer = None
         self.sink = None
 
@@ -495,18 +583,32 @@ class Capture:
         capture = self
 
         class Listener(ConsumerRebalanceListener):
+            # These run on kafka-python's IO thread, which reports an exception only as "User
+            # rebalance callback throws an error": a failure (a full disk, a dead sink) is kept
+            # and raised by the main loop instead, with its own words.
             def on_partitions_revoked(self, revoked):
-                for tp in revoked:   # land what we hold before another process takes over
-                    capture._flush(tp)
-                    capture.sink.release(tp.topic, tp.partition)
-                    capture.lag.pop((tp.topic, tp.partition), None)
+                if capture._fatal is not None:
+                    return
+                try:
+                    for tp in revoked:   # land what we hold before another process takes over
+                        capture._flush(tp)
+                        capture.sink.release(tp.topic, tp.partition)
+                        capture.lag.pop((tp.topic, tp.partition), None)
+                except BaseException as exc:   # noqa: BLE001 - re-raised by the main loop
+                    capture._fail(exc)
 
             def on_partitions_assigned(self, assigned):
-                for tp in assigned:
-                    nxt, stats = capture.sink.assign(tp.topic, tp.partition)
-                    capture.stats[(tp.topic, tp.partition)] = stats
-                    if nxt is not None:
-                        capture.consumer.seek(tp, nxt)
+                if capture._fatal is not None:
+                    return
+                try:
+                    for tp in assigned:
+                        nxt, stats = capture.sink.assign(tp.topic, tp.partition)
+                        capture.stats[(tp.topic, tp.partition)] = stats
+                        if nxt is not None:
+                            capture.consumer.seek(tp, nxt)
+                except BaseException as exc:   # noqa: BLE001 - re-raised by the main loop
+                    capture._fail(exc)
+                    return
                 capture.echo(f"capture: assigned {', '.join(f'{t.topic}[{t.partition}]' for t in sorted(assigned)) or 'nothing'}")
 
         if self.cfg.capture.sink_process:
@@ -514,7 +616,7 @@ class Capture:
             self.sink.on_landed = self._landed
         else:
             self.sink = Sink(self.cfg)
-        self.consumer = KafkaConsumer(
+        self.consumer = self._reachable("connecting", lambda: KafkaConsumer(
             bootstrap_servers=self.cfg.kafka.bootstrap_servers,
             group_id=self.group_id,
             client_id="o2p-capture",
@@ -525,9 +627,9 @@ class Capture:
             max_partition_fetch_bytes=8 * 1024 * 1024,
             session_timeout_ms=self.cfg.capture.session_timeout_ms,
             heartbeat_interval_ms=max(300, self.cfg.capture.session_timeout_ms // 3),
-        )
+        ))
         sticky_rejoin(self.consumer)
-        wait_for_topics(self.consumer, list(self.kind_of_topic))
+        self._reachable("waiting for the topics", lambda: wait_for_topics(self.consumer, list(self.kind_of_topic)))
         self.consumer.subscribe(list(self.kind_of_topic), listener=Listener())
 
     def _landed(self, topic: str, partition: int, result: dict) -> None:
@@ -602,6 +704,68 @@ class Capture:
     def stop(self, *_args) -> None:
         self._stop = True
 
+    def _fail(self, exc: BaseException) -> None:
+        if self._fatal is None:
+            self._fatal = exc
+        self._stop = True
+
+    def _broker_down(self, doing: str, exc: BaseException) -> float:
+        """Note that the broker did not answer; give up (until-idle) once that has lasted
+        capture.broker_unreachable_seconds; return how long to wait before the next try."""
+        now = time.monotonic()
+        if self._unreachable_since is None:
+            self._unreachable_since = now
+        down_for = now - self._unreachable_since
+        limit = self.cfg.capture.broker_unreachable_seconds
+        if self._until_idle and down_for >= limit:
+            raise BrokerUnreachable(
+                f"the Kafka broker {self.cfg.kafka.bootstrap_servers} has been unreachable for {down_for:.0f} s "
+                f"(capture.broker_unreachable_seconds = {limit:g}) while {doing}: start it (`o2p kafka up`) or "
+                "check kafka.bootstrap_servers, then run capture again; everything landed so far is kept",
+                f"last error: {type(exc).__name__}: {exc}")
+        wait = min(10.0, 0.5 * 2 ** min(int(down_for), 5) if down_for < 1 else 1 + down_for / 4)
+        if now >= self._next_retry_line:
+            self._next_retry_line = now + 5
+            give_up = f", giving up after {limit:g} s" if self._until_idle else ""
+            self.echo(f"capture: broker {self.cfg.kafka.bootstrap_servers} unreachable for {down_for:.0f} s while "
+                      f"{doing} ({type(exc).__name__}); retrying{give_up}")
+        log.warning("broker unreachable while %s: %s", doing, exc)
+        return wait
+
+    def _reachable(self, doing: str, call):
+        """`call()`, retried with backoff while the broker is unreachable (see _broker_down)."""
+        while True:
+            try:
+                if not self._tcp_up():   # kafka-python's metadata calls can block without bound
+                    raise NoBrokerListening(f"no broker accepts connections at {self.cfg.kafka.bootstrap_servers}")
+                result = call()
+            except UNREACHABLE as exc:
+                if self._stop:
+                    raise
+                time.sleep(self._broker_down(doing, exc))
+                continue
+            if self._unreachable_since is not None:
+                self.echo(f"capture: broker {self.cfg.kafka.bootstrap_servers} reachable again after "
+                          f"{time.monotonic() - self._unreachable_since:.0f} s")
+                self._unreachable_since = None
+            return result
+
+    def _caught_up(self, assigned) -> bool:
+        """Whether every assigned partition is at its log end; False while the broker does not
+        answer (bounded: each request waits at most 5 s, and the wait is counted)."""
+        try:
+            if not self._tcp_up():
+                raise NoBrokerListening(f"no broker accepts connections at {self.cfg.kafka.bootstrap_servers}")
+            ends = self.consumer.end_offsets(list(assigned), timeout_ms=5000)
+        except UNREACHABLE as exc:
+            time.sleep(min(self._broker_down("checking the log ends", exc), 2.0))
+            return False
+        if self._unreachable_since is not None:
+            self.echo(f"capture: broker {self.cfg.kafka.bootstrap_servers} reachable again after "
+                      f"{time.monotonic() - self._unreachable_since:.0f} s")
+            self._unreachable_since = None
+        return all(self.consumer.position(tp) >= ends[tp] for tp in assigned)
+
     def run(self, *, until_idle: bool = False, max_seconds: float | None = None,
             assignment_timeout: float = 60) -> dict:
         old = {s: signal.signal(s, self.stop) for s in (signal.SIGTERM, signal.SIGINT)}
@@ -612,10 +776,14 @@ class Capture:
         gc.set_threshold(200_000, 50, 100)
         started = time.monotonic()
         last_report = started
+        self._until_idle = until_idle
         try:
             self._connect()
+            unassigned_since = time.monotonic()
             while not self._stop:
                 polled = self.consumer.poll(timeout_ms=200)
+                if self._fatal is not None:
+                    break
                 for tp, recs in polled.items():
                     buf = self.buffers[tp]
                     if not buf.records:
@@ -635,12 +803,21 @@ class Capture:
                 if until_idle and not polled:
                     assigned = self.consumer.assignment()
                     if not assigned:
-                        if now - started > assignment_timeout:
-                            raise TimeoutError(f"no partitions assigned within {assignment_timeout:.0f} s")
+                        # no assignment while the broker is down is the broker's fault, not the group's
+                        if not self._tcp_up():
+                            time.sleep(min(self._broker_down("waiting for partitions", NoBrokerListening(
+                                f"no broker accepts connections at {self.cfg.kafka.bootstrap_servers}")), 2.0))
+                            unassigned_since = time.monotonic()
+                            continue
+                        if now - unassigned_since > assignment_timeout:
+                            raise O2PError(f"no partitions were assigned to capture within {assignment_timeout:.0f} s "
+                                           f"(group {self.group_id}): is another capture holding them all?")
                         continue
-                    ends = self.consumer.end_offsets(list(assigned))
-                    if all(self.consumer.position(tp) >= ends[tp] for tp in assigned):
+                    unassigned_since = time.monotonic()
+                    if self._caught_up(assigned):
                         break
+            if self._fatal is not None:
+                raise self._fatal
             self._flush_due(force=True)
             if isinstance(self.sink, SinkProcess):
                 self.sink.drain()
@@ -652,14 +829,30 @@ class Capture:
             for s, h in old.items():
                 signal.signal(s, h)
             if self.consumer is not None:   # first: closing revokes, and revocation lands and releases
-                self.consumer.close(autocommit=False)   # through the sink, so the sink must be open
+                try:                            # through the sink, so the sink must be open
+                    self.consumer.close(autocommit=False)
+                except Exception as exc:   # noqa: BLE001 - the error that stopped us is the one to report
+                    log.warning("closing the consumer: %s", exc)
             if self.sink is not None:
-                self.sink.close()
+                try:
+                    self.sink.close()
+                except Exception as exc:   # noqa: BLE001
+                    log.warning("closing the sink: %s", exc)
+
+    def _tcp_up(self) -> bool:
+        """Whether any bootstrap server accepts a TCP connection (0.5 s at most each)."""
+        from streaming.broker import _port_open
+
+        for hp in self.cfg.kafka.bootstrap_servers.split(","):
+            host, _, port = hp.strip().rpartition(":")
+            if _port_open(host, int(port)):
+                return True
+        return False
 
     def _measure_lag(self) -> None:
         try:
             assigned = list(self.consumer.assignment())
-            ends = self.consumer.end_offsets(assigned)
+            ends = self.consumer.end_offsets(assigned, timeout_ms=5000)   # lag never blocks landing long
             for tp in assigned:
                 self.lag[(tp.topic, tp.partition)] = max(0, ends[tp] - self.consumer.position(tp))
         except Exception as exc:   # lag is for operators; never stop capture over it

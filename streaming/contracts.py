@@ -4,6 +4,19 @@
 zone or raises `ContractError` with a reason a person can act on. The JSON
 Schema that upstream teams read is generated from these models
 (`o2p contracts` / `event_json_schema()`).
+
+Events from the future: capture passes `latest_us` (its capture time plus
+`quality.max_future_seconds`); an event whose `occurred_at` is after it is
+refused with a reason starting `occurred_in_future:` — one integer comparison
+per event, so no landing day partition is ever created for it. Exactly
+`max_future_seconds` ahead is accepted, one microsecond more is not.
+
+Personal data: a click's raw `ip` never leaves `to_row` (it becomes the salted
+`ip_hash`), and no reason built here quotes the `ip` field's value (pydantic's
+messages for it name the rule, never the input). Reasons may quote other
+fields (an unknown `event_type`, an unparseable `occurred_at`), so capture
+masks IP addresses in every dead letter's reason and raw bytes
+(`streaming.privacy`).
 """
 
 from __future__ import annotations
@@ -21,7 +34,7 @@ from pydantic import (
 )
 from typing_extensions import TypedDict
 
-from o2p.timeutil import RFC3339, parse_rfc3339, shanghai_date, to_us
+from o2p.timeutil import RFC3339, US_PER_DAY, US_PER_SECOND, parse_rfc3339, shanghai_date, to_us
 
 Id = Annotated[str, Field(min_length=1, max_length=64)]
 Fen = Annotated[int, Field(ge=0, le=10**13)]
@@ -200,9 +213,29 @@ def _shanghai_day(us: int) -> str:
     return text
 
 
-def to_row(event: dict, ip_hasher=None) -> dict:
+NO_LIMIT = 1 << 62   # latest_us when nothing is "in the future" (unit tests, offline checks)
+
+
+def _span(us: int) -> str:
+    if us >= 2 * US_PER_DAY:
+        return f"{us // US_PER_DAY} days"
+    if us >= 2 * 3600 * US_PER_SECOND:
+        return f"{us / (3600 * US_PER_SECOND):.1f} hours"
+    return f"{us // US_PER_SECOND}.{us % US_PER_SECOND:06d}".rstrip("0").rstrip(".") + " s"
+
+
+def future_reason(text: str, occurred_us: int, latest_us: int, max_future_seconds: int) -> str:
+    """The dead-letter reason of an event dated more than max_future_seconds after its capture."""
+    ahead = occurred_us - (latest_us - max_future_seconds * US_PER_SECOND)
+    return (f"occurred_in_future: occurred_at {text} is {_span(ahead)} after its capture "
+            f"(quality.max_future_seconds = {max_future_seconds})")
+
+
+def to_row(event: dict, ip_hasher=None, latest_us: int = NO_LIMIT, max_future_seconds: int = 0) -> dict:
     """A flat landing-zone row: the original timestamp text plus its instant and Shanghai date.
-    `event` is what parse_event returned (a fresh dict, updated in place)."""
+    `event` is what parse_event returned (a fresh dict, updated in place). An `occurred_at`
+    after `latest_us` (capture time + max_future_seconds, which is only used in the reason) is
+    refused: `occurred_in_future`."""
     text = event["occurred_at"]
     try:   # the shape was checked by the schema's pattern; the calendar (02-30, 24:00) is checked here
         dt = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1] in "Zz" else text)
@@ -211,6 +244,8 @@ def to_row(event: dict, ip_hasher=None) -> dict:
     if not 2000 <= dt.year <= 2100:
         raise ContractError(f"{event['event_type']}: occurred_at: {text!r} is outside the years 2000-2100")
     us = to_us(dt)
+    if us > latest_us:
+        raise ContractError(future_reason(text, us, latest_us, max_future_seconds))
     event["occurred_at_us"] = us
     event["event_date"] = _shanghai_day(us)
     if event["event_type"] == "click":
@@ -219,11 +254,14 @@ def to_row(event: dict, ip_hasher=None) -> dict:
     return event
 
 
-def validate_event(raw: bytes, topic_kind: str, ip_hasher=None) -> dict:
+def validate_event(raw: bytes, topic_kind: str, ip_hasher=None, latest_us: int = NO_LIMIT,
+                   max_future_seconds: int = 0) -> dict:
+    """The landing row of one message, or ContractError (the dead letter's reason). `latest_us`:
+    the latest acceptable `occurred_at` (capture time + `max_future_seconds`), see `to_row`."""
     event = parse_event(raw)
     expected = TOPIC_OF_TYPE[event["event_type"]]
     if expected != topic_kind:
         raise ContractError(
             f"event_type {event['event_type']!r} belongs on the {expected} topic, not the {topic_kind} topic"
         )
-    return to_row(event, ip_hasher)
+    return to_row(event, ip_hasher, latest_us, max_future_seconds)

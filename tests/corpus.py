@@ -15,9 +15,15 @@ ids = st.text(min_size=1, max_size=64)
 fen = st.integers(min_value=0, max_value=10**9)
 
 
+# Valid events happened in the past: capture refuses an occurred_at more than
+# quality.max_future_seconds after its capture time (`future` below).
+PAST = (datetime(2000, 1, 2), datetime(2026, 11, 1))
+FUTURE = (datetime(2090, 1, 1), datetime(2100, 12, 30))   # within the contract's years 2000-2100
+
+
 @st.composite
-def timestamps(draw) -> str:
-    instant = draw(st.datetimes(min_value=datetime(2000, 1, 2), max_value=datetime(2099, 12, 30)))
+def timestamps(draw, between=PAST) -> str:
+    instant = draw(st.datetimes(min_value=between[0], max_value=between[1]))
     offset_min = draw(st.sampled_from([0, 480, -300, 345, 60 * 14, -60 * 12]))
     dt = instant.replace(tzinfo=UTC).astimezone(timezone(timedelta(minutes=offset_min)))
     text = dt.isoformat(timespec=draw(st.sampled_from(["seconds", "milliseconds", "microseconds"])))
@@ -50,7 +56,7 @@ def valid_events(draw, etype=None):
         if draw(st.booleans()):
             e["user_agent"] = draw(st.none() | st.text(max_size=200))
         if draw(st.booleans()):
-            e["ip"] = draw(st.none() | st.ip_addresses().map(str))
+            e["ip"] = draw(st.none() | personal_ips())
     elif etype == "order_paid":
         e.update(order_id=draw(ids), buyer_id=draw(ids), currency="CNY", lines=draw(lines()))
         if draw(st.booleans()):
@@ -61,6 +67,12 @@ def valid_events(draw, etype=None):
     else:
         e["order_id"] = draw(ids)
     return e
+
+
+def personal_ips():
+    """IP addresses as a producer writes them (IPv4, IPv6, IPv4-mapped IPv6); not `::`, which is
+    nobody's address and too common as plain punctuation for the dead-letter masking to touch."""
+    return st.ip_addresses().map(str).filter(lambda ip: ip != "::")
 
 
 def encode(event) -> bytes:
@@ -88,7 +100,7 @@ def malformed(draw, max_message_bytes: int | None = None):
     """(topic kind, raw bytes, what is wrong) — every one of them must become a dead letter."""
     how = draw(st.sampled_from(["bytes", "not_object", "wrong_type", "missing", "timestamp", "negative",
                                 "arithmetic", "unknown_type", "wrong_topic", "extra_field", "enum",
-                                "currency"] + (["oversized"] if max_message_bytes else [])))
+                                "currency", "future", "ip_text"] + (["oversized"] if max_message_bytes else [])))
     e = draw(valid_events())
     if how == "bytes":
         raw = draw(st.binary(min_size=0, max_size=300))
@@ -142,6 +154,13 @@ def malformed(draw, max_message_bytes: int | None = None):
     elif how == "enum":
         field = draw(st.sampled_from(["source"] + (["channel"] if e["event_type"] == "click" else [])))
         e[field] = draw(st.text(max_size=12).filter(lambda t: t not in CHANNELS and t not in ("storefront", "bot")))
+    elif how == "future":     # dated long after any capture time: occurred_in_future
+        e["occurred_at"] = draw(timestamps(FUTURE))
+    elif how == "ip_text":    # free text (not JSON, maybe not UTF-8) quoting a buyer's IP address
+        ip = draw(personal_ips())
+        junk = draw(st.sampled_from([b"", b"\xff\xfe", "买家".encode("gbk"), b"\x00\x81"]))
+        raw = junk + draw(st.sampled_from([b"GET /s?ip=%s HTTP/1.1", b"client %s refused", b"[%s]:443 {"])) % ip.encode()
+        return _kind(e), raw, how
     elif how == "currency":
         e = draw(valid_events("order_paid"))
         e["currency"] = draw(st.sampled_from(["USD", "cny", "RMB", "", "HKD"]))

@@ -198,10 +198,17 @@ def test_malformed_corpus_becomes_dead_letters_and_the_good_around_them_land(bro
     offsets, event_ids, reasons = landed(cfg)
     assert offsets == every_offset_once(cfg)
     assert event_ids == Counter(e["event_id"] for e in good)
+    mask = salted_masker(cfg)
     for raw, how in bad:
-        assert reasons.get(raw), f"{how}: {raw[:200]!r} has no dead letter"
+        kept = mask.bytes(raw)          # dead letters keep the raw bytes with every IP masked
+        assert reasons.get(kept), f"{how}: {raw[:200]!r} has no dead letter"
         if how == "oversized":
-            assert "exceeds capture.max_message_bytes (8192)" in reasons[raw]
+            assert "exceeds capture.max_message_bytes (8192)" in reasons[kept]
+        if how == "future":
+            assert reasons[kept].startswith("occurred_in_future: ")
+        if how == "ip_text":
+            assert kept != raw and b"ip-masked:" in kept
+    assert all(mask.bytes(raw) == raw and mask.text(why) == why for raw, why in reasons.items())
     # the dead-letter topic has them too, with the reason in a header
     from kafka import KafkaConsumer
 
@@ -309,3 +316,120 @@ def test_publisher_raises_what_the_broker_did_not_acknowledge(broker, tmp_path):
     with pytest.raises(PublishError, match=r"^1 event\(s\) were not acknowledged by the broker") as err:
         pub.close()
     assert len(err.value.failed) == 1
+
+
+def salted_masker(cfg):
+    """The capture sink's IP masker, with the salt the tests give capture (SALT)."""
+    from streaming.consumer import ip_hasher
+    from streaming.privacy import IpMasker
+
+    env = cfg.capture.ip_salt_env
+    saved = os.environ.get(env)
+    os.environ[env] = SALT["O2P_IP_SALT"]
+    try:
+        return IpMasker(ip_hasher(cfg))
+    finally:
+        if saved is None:
+            del os.environ[env]
+        else:
+            os.environ[env] = saved
+
+
+def test_no_raw_ip_at_rest_and_events_from_the_future_are_dead_letters(broker, tmp_path):
+    """Rulebook §1 (v2): a click dated after its capture by more than quality.max_future_seconds
+    is a dead letter (`occurred_in_future`) and creates no day partition; and raw IPs are kept by
+    the source topics only: not in the landing zone (valid rows hold a salted hash), not in dead
+    letters (Parquet or the dead-letter topic), nowhere under O2P_HOME."""
+    from datetime import UTC, datetime, timedelta
+
+    from kafka import KafkaConsumer
+
+    from o2p.timeutil import SHANGHAI
+    from tests.at_rest import files_holding
+
+    cfg, cfg_file = make_cfg(broker, tmp_path, partitions=2)
+    t = cfg.kafka.topics
+    assert cfg.quality.max_future_seconds == 300
+
+    def click(eid, ip, **kw):
+        return {"event_id": eid, "event_type": "click", "occurred_at": "2026-11-20T10:00:00+08:00",
+                "source": "storefront", "schema_version": 1, "promoter_id": "P1", "share_id": "S1",
+                "buyer_id": f"B-{eid}", "device_id": f"D-{eid}", "sku_id": "SKU1", "channel": "group",
+                "user_agent": "Mozilla/5.0 (iPhone) MicroMessenger/8.0.47.2560 Chrome/120.0.6099.109",
+                "ip": ip, **kw}
+
+    # just inside quality.max_future_seconds (300) at publication, so at capture (later) too
+    soon = (datetime.now(UTC) + timedelta(seconds=290)).astimezone(SHANGHAI)
+    ips = {
+        "valid_v4": "203.0.113.10", "valid_v6": "2001:db8::10", "valid_mapped": "::ffff:203.0.113.11",
+        "valid_full": "2001:0db8:0000:0000:0000:ff00:0042:8329", "inside": "203.0.113.12",
+        "invalid": "198.51.100.20", "text_v4": "198.51.100.21", "text_v6": "2001:db8::21",
+        "future": "198.51.100.22", "bytes": "198.51.100.23", "etype": "198.51.100.24", "key": "198.51.100.25",
+        "long": "198.51.100.26", "mapped_dead": "::ffff:198.51.100.27",
+    }
+    valid = [click("v1", ips["valid_v4"]), click("v2", ips["valid_v6"]), click("v3", ips["valid_mapped"]),
+             click("v4", ips["valid_full"]),
+             click("inside", ips["inside"], occurred_at=soon.isoformat(timespec="seconds"))]
+    bad = [
+        (t.clicks, None, encode(click("d1", ips["invalid"], channel="tv"))),
+        (t.clicks, None, f"client {ips['text_v4']} sent [{ips['text_v6']}]:443 GET /?x=1".encode()),
+        (t.clicks, None, encode(click("d3", ips["future"], occurred_at="2099-01-01T00:00:00+08:00"))),
+        (t.clicks, None, b"\xff\xfe\x81 ip=" + ips["bytes"].encode() + b" \xc3( 10:00:00"),
+        (t.clicks, None, encode(click("d5", ips["mapped_dead"], event_type=ips["etype"]))),
+        (t.clicks, ips["key"].encode(), b"{not json"),
+        (t.clicks, None, encode(click("d7", ", ".join([ips["long"]] * 6)))),
+        (t.orders, None, encode(click("d8", ips["mapped_dead"]))),                       # wrong topic
+    ]
+    with EventPublisher(cfg) as pub:
+        for e in valid:
+            pub.publish(e)
+        for topic, key, raw in bad:
+            pub.publish_raw(topic, raw, key=key)
+    run_o2p("--config", str(cfg_file), "--home", str(cfg.home_path), "capture", "--until-idle", env=SALT)
+
+    offsets, event_ids, reasons = landed(cfg)
+    assert offsets == every_offset_once(cfg)
+    assert event_ids == Counter(e["event_id"] for e in valid)      # just inside max_future_seconds: landed
+    assert len(reasons) == len(bad)
+    future = [r for r in reasons.values() if r.startswith("occurred_in_future:")]
+    assert len(future) == 1 and future[0].startswith("occurred_in_future: occurred_at 2099-01-01T00:00:00+08:00 is ")
+    assert future[0].endswith(" days after its capture (quality.max_future_seconds = 300)")
+    assert not list(cfg.landing_path.rglob("event_date=2099-01-01"))
+    days = sorted(p.name for p in (cfg.landing_path / "clicks").iterdir())
+    assert days == sorted({"event_date=2026-11-20", f"event_date={soon.date().isoformat()}"})
+
+    # valid clicks keep the salted hash only; dead letters name it by its prefix
+    mask = salted_masker(cfg)
+    rows = ds.dataset(cfg.landing_path / "clicks", format="parquet").to_table().to_pylist()
+    hashes = {r["event_id"]: r["ip_hash"] for r in rows}
+    assert hashes["v1"] == mask.hasher(ips["valid_v4"]) and "ip" not in rows[0]
+    dead_raw = b"".join(reasons)
+    for name in ("invalid", "text_v4", "text_v6", "future", "bytes", "mapped_dead"):
+        assert mask.mask_for(ips[name]).encode() in dead_raw, name
+    assert any(mask.mask_for(ips["etype"]) in r for r in reasons.values())
+
+    # every file under O2P_HOME, except the source topics' own log segments if the broker lives here
+    source_dirs = []
+    broker_data = broker.home_path / "broker" / "data"
+    if broker_data.resolve().is_relative_to(cfg.home_path.resolve()):
+        source_dirs = [broker_data / f"{topic}-{p}" for topic in (t.clicks, t.orders, t.refunds)
+                       for p in range(cfg.kafka.partitions)]
+    needles = [*ips.values(), "203.0.113.1", "198.51.100.2", "2001:db8:", "0042:8329"]
+    found = files_holding(cfg.home_path, [n.encode(enc) for n in needles for enc in ("utf-8", "utf-16-le")],
+                          skip=lambda path: any(path.is_relative_to(d) for d in source_dirs))
+    assert found == []
+    assert len(list(cfg.landing_path.rglob("*.parquet"))) >= 3       # clicks (2 days) and dead letters
+
+    # and the dead-letter topic: values, keys and headers
+    dlq = KafkaConsumer(t.deadletter, bootstrap_servers=cfg.kafka.bootstrap_servers, auto_offset_reset="earliest",
+                        enable_auto_commit=False, consumer_timeout_ms=5000)
+    msgs, deadline = [], time.monotonic() + 30
+    while len(msgs) < len(bad) and time.monotonic() < deadline:
+        msgs += [m for recs in dlq.poll(timeout_ms=500).values() for m in recs]
+    dlq.close()
+    assert len(msgs) >= len(bad)
+    assert {m.value for m in msgs} == set(reasons)
+    for m in msgs:
+        for part in (m.key or b"", m.value or b"", *(v for _, v in m.headers)):
+            for ip in needles:
+                assert ip.encode() not in part, (ip, m)

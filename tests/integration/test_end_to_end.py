@@ -105,6 +105,9 @@ def test_order_to_payout_exact_fen(broker, tmp_path):
     assert gated.returncode == 3, gated.stderr
     assert "check attribution/clicks_validated:gx_landing: landing: FAILED" in gated.stderr
     assert "landing_deadletters: expect_column_values_to_be_between(dead_share)" in gated.stderr
+    # one o2p: line at the end names the cause; Dagster's stack traces are in the run's log file
+    assert gated.stderr.strip().splitlines()[-1].startswith("o2p: attribution_job: quality gate failed")
+    assert "Stack Trace" not in gated.stderr and "Traceback" not in gated.stderr, gated.stderr
     # the ceiling is business policy, in the config: raised, the same data passes
     cfg.write_text(cfg.read_text().replace('max_deadletter_share: "0.10"', 'max_deadletter_share: "0.25"'))
     run_o2p("run", env=env)

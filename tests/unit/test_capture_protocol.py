@@ -16,17 +16,7 @@ import pytest
 
 from o2p.config import load_config
 from streaming.consumer import Rec, Sink
-
-
-class FakeProducer:
-    def __init__(self):
-        self.sent = []
-
-    def send(self, topic, key=None, value=None, headers=None):
-        self.sent.append((topic, key, value, dict(headers or [])))
-
-    def flush(self):
-        pass
+from tests.recording_producer import RecordingProducer
 
 
 class Crash(BaseException):
@@ -50,7 +40,7 @@ BATCH = 8
 def _session(cfg, crash_after: int | None, counter: list, batch: int = BATCH) -> None:
     """One capture process: recover, then consume the rest in batches; `crash_after` steps in."""
     sink = Sink(cfg)
-    sink.dlq = FakeProducer()
+    sink.dlq = RecordingProducer()
     sink.acquire(TOPIC, PART)
     nxt = sink.recover(TOPIC, PART) or 0
     real_replace, real_fsync = os.replace, os.fsync
@@ -115,7 +105,7 @@ def test_crash_at_every_step_then_restart_lands_every_offset_once(tmp_path):
 
 def _sink(cfg):
     sink = Sink(cfg)
-    sink.dlq = FakeProducer()
+    sink.dlq = RecordingProducer()
     return sink
 
 
@@ -149,4 +139,4 @@ def test_redelivered_offsets_are_skipped_and_a_jump_is_recorded_as_a_gap(tmp_pat
     assert _landed(cfg.landing_path) == Counter({i: 1 for i in [*range(14), *range(20, 24)]})
     state = json.loads((cfg.landing_path / "_state" / "o2p.orders.v1+0.json").read_text())
     assert (state["next_offset"], state["consumed"], state["gaps"]) == (24, 18, [[14, 19]])
-    assert len(sink.dlq.sent) == 2 and all(h["o2p.reason"] for *_, h in sink.dlq.sent)   # 3 and 10
+    assert len(sink.dlq.sent) == 2 and all(dict(h)["o2p.reason"] for *_, h in sink.dlq.sent)   # 3 and 10

@@ -13,13 +13,15 @@ from streaming.contracts import ContractError, validate_event
 from tests.corpus import encode, malformed, valid_events
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# what capture passes: its capture time (here: now) plus quality.max_future_seconds (300)
+LATEST_US = (datetime.now(UTC) - EPOCH) // timedelta(microseconds=1) + 300_000_000
 
 
 @settings(max_examples=400, deadline=None)
 @given(valid_events())
 def test_every_valid_event_passes_with_its_instant_and_shanghai_date(event):
     kind = {"click": "clicks", "refund": "refunds"}.get(event["event_type"], "orders")
-    row = validate_event(encode(event), kind, lambda ip: "h:" + ip)
+    row = validate_event(encode(event), kind, lambda ip: "h:" + ip, LATEST_US, 300)
     text = event["occurred_at"]
     dt = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
     assert row["occurred_at"] == text
@@ -38,10 +40,13 @@ def test_every_valid_event_passes_with_its_instant_and_shanghai_date(event):
 def test_every_malformed_message_is_refused_with_a_reason(bad):
     kind, raw, how = bad
     try:
-        validate_event(raw, kind)
+        validate_event(raw, kind, None, LATEST_US, 300)
     except ContractError as exc:
         reason = str(exc)
         assert reason and len(reason) < 2000, how
+        if how == "future":
+            assert reason.startswith("occurred_in_future: occurred_at "), reason
+            assert reason.endswith(" after its capture (quality.max_future_seconds = 300)"), reason
         if how == "wrong_topic":
             assert "belongs on the" in reason
         if how == "arithmetic":

@@ -84,3 +84,17 @@ def test_the_dbt_dedupe_orders_copies_as_the_python_constant_does():
     macro = (REPO / "dbt_project" / "macros" / "dedupe_events.sql").read_text()
     order = re.search(r"order by ([^)]*)\)", macro).group(1)
     assert [c.strip().removeprefix("e.") for c in order.split(",")] == list(event_ids.CAPTURE_ORDER)
+
+
+def test_a_refund_reusing_an_order_events_id_is_a_conflict_and_a_retried_refund_is_not(tmp_path):
+    cfg = load_config(home=tmp_path)
+    _land(tmp_path, "orders", [_order("e1", "O1", 100, captured=10)], "a.parquet")
+    refund = {"event_id": "e1", "event_type": "refund", "occurred_at": "2026-10-03T12:00:00+08:00",
+              "occurred_at_us": 1_790_100_000_000_000, "event_date": "2026-10-03", "source": "storefront",
+              "schema_version": 1, "refund_id": "R1", "order_id": "O1", "line_id": "L1", "amount_fen": 100,
+              "_topic": "o2p.refunds.v1", "_partition": 0, "_offset": 0, "_captured_at_us": 20}
+    retried = {**refund, "event_id": "r2", "_offset": 1}
+    _land(tmp_path, "refunds", [refund, retried, {**retried, "_offset": 2, "_captured_at_us": 30}], "b.parquet")
+    assert event_ids.refresh(cfg) == 1
+    [loser] = pq.read_table(event_ids.path(cfg)).to_pylist()
+    assert (loser["event_id"], loser["landed_table"], loser["kept_table"]) == ("e1", "refunds", "orders")

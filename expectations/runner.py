@@ -22,6 +22,12 @@ class SuiteResult:
     error: str | None = None
     rows: int = 0
 
+    @property
+    def broken(self) -> bool:
+        """The suite could not run (an internal error) and found nothing: not a finding about the
+        data. A suite that found failures is failed, whatever else went wrong."""
+        return is_broken(self.as_dict())
+
     def as_dict(self) -> dict:
         return {"suite": self.suite, "success": self.success, "expectations": self.evaluated,
                 "rows": self.rows, "failures": self.failures, "error": self.error}
@@ -29,15 +35,20 @@ class SuiteResult:
     def describe(self) -> str:
         if self.success:
             return f"{self.suite}: passed ({self.evaluated} expectations on {self.rows} rows)"
-        if self.error:
+        if self.error and not self.failures:
             return f"{self.suite}: could not run: {self.error}"
-        parts = [f"{self.suite}: FAILED"]
+        parts = [f"{self.suite}: FAILED" + (f" (and part of it could not run: {self.error})" if self.error else "")]
         for f in self.failures:
             parts.append(
                 f"  {f.get('part', self.suite)}: {f['expectation']}({f.get('column') or ''}) observed {f.get('observed')!r}, "
                 f"{f.get('unexpected_count', '?')} failing rows, e.g. {f.get('sample')}"
             )
         return "\n".join(parts)
+
+
+def is_broken(result: dict) -> bool:
+    """`SuiteResult.broken` of a recorded result (as_dict)."""
+    return not result.get("success") and bool(result.get("error")) and not result.get("failures")
 
 
 _contexts: dict = {}

@@ -74,9 +74,9 @@ def _execute(cfg: Config, job_name: str, *, partition: str | None = None,
 def _raise_for(result, job_name: str) -> None:
     evaluations = [e.asset_check_evaluation_data for e in result.all_events
                    if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.asset_check_evaluation_data.passed]
-    # a check whose suite could not run carries an `error`: an internal error, not a data finding
-    broken = [c for c in evaluations if "error" in (c.metadata or {})]
-    failed_checks = [c for c in evaluations if "error" not in (c.metadata or {})]
+    # a check whose suite could not run (an `error`, no failures) is an internal error, not a finding
+    broken = [c for c in evaluations if _check_broken(c)]
+    failed_checks = [c for c in evaluations if not _check_broken(c)]
     errors = [e.step_failure_data.error for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     for err in errors:
         for c in _chain(err):
@@ -96,6 +96,14 @@ def _raise_for(result, job_name: str) -> None:
                        "".join(_stack(e) for e in errors))
     if not result.success:
         raise O2PError(f"{job_name} did not succeed")
+
+
+def _check_broken(evaluation) -> bool:
+    from expectations.runner import is_broken
+
+    md = evaluation.metadata or {}
+    value = lambda key: getattr(md.get(key), "value", md.get(key))   # noqa: E731 - MetadataValue or raw
+    return is_broken({"success": False, "error": value("error"), "failures": value("failures")})
 
 
 def _chain(err) -> list:
@@ -514,10 +522,11 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(args.config, home=args.home)
         return args.fn(cfg, args) or 0
     except BrokenPipeError:
-        # the reader of our output went away (`o2p capture --status | head`): what it read is what
-        # it wanted; no traceback, and nothing more to write to that pipe
+        # the reader of our output went away (`o2p capture --status | head`): no traceback, nothing
+        # more to write to that pipe, and the exit status of a process killed by SIGPIPE (the
+        # command may not have finished: a script must not read that as success)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+        return 141
     except KeyboardInterrupt:
         _fail("interrupted (Ctrl-C); what was written before is intact", cfg)
         return 130

@@ -147,7 +147,7 @@ class SparkConfig(_Strict):
 class QualityConfig(_Strict):
     max_deadletter_share: str = "0.05"
     # occurred_at is sane when it is at most this far after its capture (producer clock skew) ...
-    max_future_seconds: int = Field(300, ge=0)
+    max_future_seconds: int = Field(300, ge=0, le=86400)   # a day at most: `o2p run` attributes up to tomorrow
     # ... and at most this many days before it (older events are a replay or a broken clock)
     max_event_age_days: int = Field(400, ge=1)
 

@@ -47,6 +47,12 @@ _OS_ADVICE = {
 }
 
 
+# What kafka-python raises when no broker answers (the names differ between its releases): capture
+# retries these, and every command explains them in one line.
+KAFKA_UNREACHABLE = ("NoBrokersAvailable", "KafkaConnectionError", "NodeNotReadyError", "BrokerNotAvailableError")
+KAFKA_TIMEOUT = ("KafkaTimeoutError", "RequestTimedOutError")
+
+
 def explain_os_error(exc: OSError, where: object = None) -> str | None:
     """One sentence naming what happened, where, and what to do; None for an errno we have no
     advice for. Data that was landed or released before the error is intact: every write of
@@ -69,11 +75,10 @@ def operator_message(exc: BaseException, where: object = None) -> tuple[str, int
             if text:
                 return text, 1
         name = type(e).__name__
-        if name in ("NoBrokersAvailable", "KafkaConnectionError", "NodeNotReadyError", "BrokerNotAvailableError",
-                    "NoBrokerListening", "BrokerUnreachable"):
+        if name in KAFKA_UNREACHABLE:
             return ("the Kafka broker is not reachable: start it (`o2p kafka up`) or check "
                     "kafka.bootstrap_servers, then run the command again", 1)
-        if name in ("KafkaTimeoutError", "RequestTimedOutError"):
+        if name in KAFKA_TIMEOUT:
             return (f"the Kafka broker did not answer in time ({e}): check that it is up (`o2p kafka "
                     "status`) and run the command again", 1)
     return None

@@ -23,6 +23,7 @@ from pathlib import Path
 from o2p.config import Config
 from o2p.errors import InputError, O2PError
 from o2p.quoting import alias, java_property
+from streaming.producer import max_message_size
 
 REPO = Path(__file__).resolve().parent.parent
 POM = REPO / "broker" / "pom.xml"
@@ -122,7 +123,7 @@ def _properties(cfg: Config, data: Path) -> str:
         "group.initial.rebalance.delay.ms=0",
         "group.min.session.timeout.ms=1000",
         "auto.create.topics.enable=false",
-        f"message.max.bytes={max(cfg.capture.max_message_bytes * 2, 2097152)}",
+        f"message.max.bytes={max_message_size(cfg)}",   # what the publisher may send
         "",
     ])
 

@@ -54,7 +54,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from o2p.config import Config
-from o2p.errors import InputError, O2PError, operator_message
+from o2p.errors import KAFKA_TIMEOUT, KAFKA_UNREACHABLE, InputError, O2PError, operator_message
 from o2p.timeutil import US_PER_SECOND, shanghai_date
 from streaming.contracts import ContractError, validate_event
 from streaming.landing import SCHEMAS, file_name, fsync_dir, write_json_atomic
@@ -136,9 +136,7 @@ def _unreachable_errors() -> tuple:
     """What kafka-python raises when no broker answers (the names differ between its releases)."""
     import kafka.errors as ke
 
-    names = ("NoBrokersAvailable", "KafkaTimeoutError", "KafkaConnectionError", "NodeNotReadyError",
-             "BrokerNotAvailableError", "RequestTimedOutError")
-    return tuple(getattr(ke, n) for n in names if hasattr(ke, n))
+    return tuple(getattr(ke, n) for n in (*KAFKA_UNREACHABLE, *KAFKA_TIMEOUT) if hasattr(ke, n))
 
 
 class NoBrokerListening(ConnectionError):
@@ -170,8 +168,9 @@ class Sink:
     module docstring). It runs in the capture process or in its sink process; it never touches
     the consumer group."""
 
-    def __init__(self, cfg: Config):
+    def __init__(self, cfg: Config, give_up: bool = True):
         self.cfg = cfg
+        self.give_up = give_up   # on an unreachable broker after capture.broker_unreachable_seconds (until-idle)
         t = cfg.kafka.topics
         self.kind_of_topic = {t.clicks: "clicks", t.orders: "orders", t.refunds: "refunds"}
         self.landing = cfg.landing_path
@@ -289,36 +288,57 @@ class Sink:
 
     def _send_dead_letters(self, topic: str, partition: int, dead: list[dict]) -> None:
         """To the dead-letter topic, at least once (consumers dedupe on the source coordinates),
-        before the batch is committed: a send the broker never acknowledged is retried until
-        capture.broker_unreachable_seconds, then capture stops with one line (the batch is not
-        committed, so the next run lands it and sends its dead letters again)."""
+        before the batch is committed. What the broker does not acknowledge is sent again, for
+        capture.broker_unreachable_seconds under `--until-idle` (then capture stops with one
+        line: the batch is not committed, so the next run lands it and sends its dead letters
+        again) and for as long as it takes in the service. An error that no retry can mend
+        stops capture at once, naming it. A value over the largest request is cut to fit on the
+        topic (header `o2p.truncated`: its length); the landing zone keeps it whole."""
         from kafka.errors import KafkaError
 
+        from streaming.producer import max_message_size
+
         limit = self.cfg.capture.broker_unreachable_seconds
-        deadline = time.monotonic() + limit
+        started = time.monotonic()
+        room = max_message_size(self.cfg) - 64 * 1024   # key, headers and the batch's own overhead
         todo = dead
         while True:
-            sent = [(d, self.dlq.send(
-                self.cfg.kafka.topics.deadletter,
-                key=f"{topic}/{partition}/{d['_offset']}".encode(),
-                value=d["raw"] if d["raw"] is not None else b"",
-                headers=[("o2p.reason", d["reason"].encode("utf-8")),
-                         ("o2p.source", f"{topic}/{partition}/{d['_offset']}".encode())],
-            )) for d in todo]
+            sent, errors = [], []
             try:
-                self.dlq.flush(timeout=max(1.0, deadline - time.monotonic()))
+                for d in todo:
+                    value = d["raw"] if d["raw"] is not None else b""
+                    headers = [("o2p.reason", d["reason"].encode("utf-8")),
+                               ("o2p.source", f"{topic}/{partition}/{d['_offset']}".encode())]
+                    if len(value) > room:
+                        headers.append(("o2p.truncated", str(len(value)).encode()))
+                        value = value[:room]
+                    sent.append((d, self.dlq.send(self.cfg.kafka.topics.deadletter, value=value, headers=headers,
+                                                  key=f"{topic}/{partition}/{d['_offset']}".encode())))
+                self.dlq.flush(timeout=10)
             except KafkaError as exc:
-                log.warning("dead-letter topic: %s", exc)
-            todo = [d for d, fut in sent if not fut.is_done or fut.failed()]
-            if not todo:
+                errors.append(exc)
+            unsent = {id(d) for d, _ in sent}
+            failed = [d for d in todo if id(d) not in unsent]
+            for d, fut in sent:
+                if not fut.is_done or fut.failed():
+                    failed.append(d)
+                    if fut.is_done and fut.exception is not None:
+                        errors.append(fut.exception)
+            if not failed:
                 return
-            if time.monotonic() >= deadline:
+            fatal = [e for e in errors if not getattr(e, "retriable", True)]
+            waited = time.monotonic() - started
+            if fatal or (self.give_up and waited >= limit):
+                why = fatal[0] if fatal else (errors[-1] if errors else "no acknowledgement")
                 raise O2PError(
-                    f"could not send {len(todo)} dead letter(s) of {topic}[{partition}] to "
-                    f"{self.cfg.kafka.topics.deadletter} within {limit:g} s (capture.broker_unreachable_seconds): "
-                    "is the broker reachable? Nothing of this batch was committed; run capture again")
-            log.warning("%d dead letter(s) not acknowledged yet; sending them again", len(todo))
+                    f"could not send {len(failed)} dead letter(s) of {topic}[{partition}] to "
+                    f"{self.cfg.kafka.topics.deadletter}"
+                    + ("" if fatal else f" within {limit:g} s (capture.broker_unreachable_seconds)")
+                    + f": {why}; nothing of this batch was committed: run capture again once that is mended")
+            log.warning("%d dead letter(s) not acknowledged after %.0f s (%s); sending them again",
+                        len(failed), waited, errors[-1] if errors else "no answer")
             time.sleep(1)
+            todo = failed
 
     def land(self, topic: str, partition: int, records: list) -> dict | None:
         """Land one batch of one partition; returns what the consumer commits (None: nothing to)."""
@@ -402,7 +422,7 @@ class Sink:
 
 # ---- the sink process ------------------------------------------------------
 
-def _sink_main(cfg: Config, conn, parent_pid: int) -> None:
+def _sink_main(cfg: Config, conn, parent_pid: int, give_up: bool = True) -> None:
     """The sink process: land what the capture process sends, answer in order.
 
     It dies with its parent (PR_SET_PDEATHSIG = SIGKILL), so a killed capture process never
@@ -420,9 +440,10 @@ def _sink_main(cfg: Config, conn, parent_pid: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     gc.freeze()
     gc.set_threshold(200_000, 50, 100)
-    sink = Sink(cfg)
-    sink.owner_pid = parent_pid
+    sink = None
     try:
+        sink = Sink(cfg, give_up=give_up)   # may fail too (no salt in prod, a full disk): said below
+        sink.owner_pid = parent_pid
         while True:
             msg = conn.recv()
             op = msg[0]
@@ -443,14 +464,17 @@ def _sink_main(cfg: Config, conn, parent_pid: int) -> None:
     except BaseException as exc:
         import traceback
 
-        explained = operator_message(exc, where=cfg.home_path)
+        if isinstance(exc, O2PError):   # our own words, and their exit code (2: bad config)
+            text, code = (str(exc.args[0]) if exc.args else type(exc).__name__), exc.exit_code
+        else:
+            text, code = operator_message(exc, where=cfg.home_path) or (f"{type(exc).__name__}: {exc}", 1)
         try:
-            conn.send(("error", None, None, (explained[0] if explained else f"{type(exc).__name__}: {exc}",
-                                             traceback.format_exc())))
+            conn.send(("error", None, None, (text, code, traceback.format_exc())))
         except OSError:
             pass
     finally:
-        sink.close()
+        if sink is not None:
+            sink.close()
 
 
 class SinkProcess:
@@ -458,12 +482,12 @@ class SinkProcess:
     keeps polling while the previous batch is validated and written, on the other core);
     assign and release wait for the answer."""
 
-    def __init__(self, cfg: Config, max_in_flight: int = 3):
+    def __init__(self, cfg: Config, max_in_flight: int = 3, give_up: bool = True):
         import multiprocessing as mp
 
         ctx = mp.get_context("spawn")
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_sink_main, args=(cfg, child, os.getpid()), name="o2p-capture-sink",
+        self.proc = ctx.Process(target=_sink_main, args=(cfg, child, os.getpid(), give_up), name="o2p-capture-sink",
                                 daemon=True)
         self.proc.start()
         child.close()
@@ -483,9 +507,9 @@ class SinkProcess:
                                    "not committed was landed: run capture again")
             raise self.failed from None
         if kind == "error":
-            text, trace = payload
+            text, code, trace = payload
             # the sink's own words (a full disk: where, and what to do); its traceback goes to the log
-            self.failed = O2PError(f"capture stopped: {text}", trace)
+            self.failed = (InputError if code == 2 else O2PError)(f"capture stopped: {text}", trace)
             raise self.failed
         if kind == "landed":
             self.in_flight.remove((topic, partition))
@@ -612,10 +636,10 @@ class Capture:
                 capture.echo(f"capture: assigned {', '.join(f'{t.topic}[{t.partition}]' for t in sorted(assigned)) or 'nothing'}")
 
         if self.cfg.capture.sink_process:
-            self.sink = SinkProcess(self.cfg)
+            self.sink = SinkProcess(self.cfg, give_up=self._until_idle)
             self.sink.on_landed = self._landed
         else:
-            self.sink = Sink(self.cfg)
+            self.sink = Sink(self.cfg, give_up=self._until_idle)
         self.consumer = self._reachable("connecting", lambda: KafkaConsumer(
             bootstrap_servers=self.cfg.kafka.bootstrap_servers,
             group_id=self.group_id,
@@ -744,10 +768,7 @@ class Capture:
                     raise
                 time.sleep(self._broker_down(doing, exc))
                 continue
-            if self._unreachable_since is not None:
-                self.echo(f"capture: broker {self.cfg.kafka.bootstrap_servers} reachable again after "
-                          f"{time.monotonic() - self._unreachable_since:.0f} s")
-                self._unreachable_since = None
+            self._broker_back()
             return result
 
     def _caught_up(self, assigned) -> bool:
@@ -757,14 +778,18 @@ class Capture:
             if not self._tcp_up():
                 raise NoBrokerListening(f"no broker accepts connections at {self.cfg.kafka.bootstrap_servers}")
             ends = self.consumer.end_offsets(list(assigned), timeout_ms=5000)
+            positions = {tp: self.consumer.position(tp, timeout_ms=5000) for tp in assigned}
         except UNREACHABLE as exc:
             time.sleep(min(self._broker_down("checking the log ends", exc), 2.0))
             return False
+        self._broker_back()
+        return all(positions[tp] is not None and positions[tp] >= ends[tp] for tp in assigned)
+
+    def _broker_back(self) -> None:
         if self._unreachable_since is not None:
             self.echo(f"capture: broker {self.cfg.kafka.bootstrap_servers} reachable again after "
                       f"{time.monotonic() - self._unreachable_since:.0f} s")
             self._unreachable_since = None
-        return all(self.consumer.position(tp) >= ends[tp] for tp in assigned)
 
     def run(self, *, until_idle: bool = False, max_seconds: float | None = None,
             assignment_timeout: float = 60) -> dict:
@@ -809,6 +834,7 @@ class Capture:
                                 f"no broker accepts connections at {self.cfg.kafka.bootstrap_servers}")), 2.0))
                             unassigned_since = time.monotonic()
                             continue
+                        self._broker_back()
                         if now - unassigned_since > assignment_timeout:
                             raise O2PError(f"no partitions were assigned to capture within {assignment_timeout:.0f} s "
                                            f"(group {self.group_id}): is another capture holding them all?")

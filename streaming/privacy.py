@@ -40,9 +40,10 @@ from collections.abc import Callable
 MASK_PREFIX = "ip-masked:"
 HASH_CHARS = 12
 
-# Dotted quad: not preceded by a digit or dot, not followed by a digit or ".digit" (so
-# "1.2.3.4.5", a version, is left alone; "1.2.3.4." at the end of a sentence is not).
-_V4 = r"(?<![0-9.])(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?![0-9]|\.[0-9])"
+# Dotted quad: not preceded by a digit or "digit.", not followed by a digit or ".digit" (so
+# "1.2.3.4.5", a version, is left alone; "host.1.2.3.4" and "1.2.3.4." at the end of a sentence
+# are not).
+_V4 = r"(?<![0-9])(?<![0-9]\.)(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?![0-9]|\.[0-9])"
 # IPv6 candidate: a run of hex digits, dots and colons holding at least two colons, not glued to
 # a word on its left ("std::", "Foo::bar" are not addresses) unless through one colon ("ip:").
 _V6 = r"(?:(?<![0-9A-Za-z:.])|(?<=[A-Za-z]:))(?=[0-9A-Fa-f.]*:[0-9A-Fa-f.]*:)[0-9A-Fa-f:.]+"
@@ -122,7 +123,3 @@ class IpMasker:
                     even = len(out) - len(out) % 2
         return out
 
-
-def mask_ips(data: bytes | None, hasher: Callable[[str], str]) -> bytes | None:
-    """One-shot form of `IpMasker(hasher).bytes(data)`."""
-    return IpMasker(hasher).bytes(data)

@@ -25,3 +25,32 @@ class RecordingProducer:
 
     def close(self):
         pass
+
+
+class Refused:
+    """A future the broker answered with `error`."""
+
+    is_done = True
+
+    def __init__(self, error):
+        self.exception = error
+
+    @staticmethod
+    def failed() -> bool:
+        return True
+
+
+class RefusingProducer(RecordingProducer):
+    """Records like RecordingProducer, but the broker refuses the first `times` sends with `error`
+    (a retriable one, as when it is down; or not, as for a record it will never take)."""
+
+    def __init__(self, error, times: int = 10**9):
+        super().__init__()
+        self.error, self.left = error, times
+
+    def send(self, topic, key=None, value=None, headers=None):
+        if self.left > 0:
+            self.left -= 1
+            self.sent.append((topic, key, value, list(headers or [])))
+            return Refused(self.error)
+        return super().send(topic, key, value, headers)

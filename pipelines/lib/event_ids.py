@@ -5,8 +5,9 @@ The same `event_id` with *different* content is not a retry: the copy captured f
 ordered by `CAPTURE_ORDER` (capture time, then topic, partition, offset), across all three
 event tables, since an id is unique per logical event whatever its type — and every later
 copy that differs from it is a *conflict*: reported as an `event_id_conflict` anomaly, and
-read by no stage. A copy captured later can never displace one captured earlier, so an amount
-already released never changes because of it.
+read by no stage. A copy captured later can never displace one captured earlier, and a copy
+once kept stays kept (the previous judgement is read back), so an amount already released
+never changes because of it.
 
 `refresh(cfg)` judges the whole landing zone in one DuckDB pass (content compared as a hash of
 every contract field, the parsed event; `ip` as its salted hash) and writes the losing copies
@@ -63,6 +64,14 @@ def find(con, cfg: Config):
     if not selects:
         return SCHEMA.empty_table()
     order = ", ".join(CAPTURE_ORDER)
+    # A decision, once made, sticks: the copy kept by an earlier judgement stays kept while it is
+    # landed, whatever a later copy's capture time says (a clock stepped back, a second capture
+    # host running late), so an amount released on it never moves.
+    old = path(cfg)
+    previous = (f"(select distinct event_id, kept_topic, kept_partition, kept_offset from read_parquet({literal(old)}))"
+                if old.exists() else
+                "(select null::varchar as event_id, null::varchar as kept_topic, null::integer as kept_partition, "
+                "null::bigint as kept_offset where false)")
     rel = con.sql(f"""
         with copies as ({' union all '.join(selects)}),
         conflicted as (select event_id from copies group by event_id having count(distinct content) > 1),
@@ -75,8 +84,13 @@ def find(con, cfg: Config):
                    first_value(_partition) over w as kept_partition,
                    first_value(_offset) over w as kept_offset,
                    first_value(_captured_at_us) over w as kept_captured_at_us
-            from copies c semi join conflicted using (event_id)
-            window w as (partition by event_id order by {order})
+            from (
+                select c.*, p.event_id is not null as kept_before
+                from copies c semi join conflicted using (event_id)
+                left join {previous} p on p.event_id = c.event_id and p.kept_topic = c._topic
+                    and p.kept_partition = c._partition and p.kept_offset = c._offset
+            ) c
+            window w as (partition by event_id order by kept_before desc, {order})
         )
         select event_id, landed_table, event_date, occurred_at_us, _topic, _partition::integer as _partition, _offset,
                _captured_at_us, kept_table, kept_event_date, kept_topic, kept_partition::integer as kept_partition,

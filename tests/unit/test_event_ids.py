@@ -98,3 +98,16 @@ def test_a_refund_reusing_an_order_events_id_is_a_conflict_and_a_retried_refund_
     assert event_ids.refresh(cfg) == 1
     [loser] = pq.read_table(event_ids.path(cfg)).to_pylist()
     assert (loser["event_id"], loser["landed_table"], loser["kept_table"]) == ("e1", "refunds", "orders")
+
+
+def test_a_kept_copy_stays_kept_when_a_later_copy_claims_an_earlier_capture_time(tmp_path):
+    """A second capture host whose clock runs behind must not flip a decision already made."""
+    cfg = load_config(home=tmp_path)
+    _land(tmp_path, "orders", [_order("o1", "O1", 100, offset=1, captured=1000),
+                               _order("o1", "O2", 200, offset=2, captured=2000)], "a.parquet")
+    assert event_ids.refresh(cfg) == 1      # O2's copy loses
+    _land(tmp_path, "orders", [_order("o1", "O3", 300, partition=1, offset=0, captured=500)], "b.parquet")
+    assert event_ids.refresh(cfg) == 2
+    got = {(g["_partition"], g["_offset"]): (g["kept_partition"], g["kept_offset"])
+           for g in pq.read_table(event_ids.path(cfg)).to_pylist()}
+    assert got == {(0, 2): (0, 1), (1, 0): (0, 1)}   # O1's copy is still the one kept

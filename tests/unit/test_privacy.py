@@ -57,6 +57,8 @@ def test_an_ip_is_replaced_by_a_mask_naming_its_salted_hash(ip):
     ("from 203.0.113.7.", ["203.0.113.7"]),
     ("x=abc198.51.100.3", ["198.51.100.3"]),                        # hex letters glued before
     ("010.000.001.002", ["010.000.001.002"]),                       # leading zeros (ipaddress refuses)
+    ("host.203.0.113.9", ["203.0.113.9"]),                          # a dot glued before (a host name)
+    ("x..10.0.0.1", ["10.0.0.1"]),
 ])
 def test_ips_are_found_inside_punctuation(text, ips):
     out = M.text(text)

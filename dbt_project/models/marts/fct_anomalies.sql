@@ -21,7 +21,7 @@ conflicts as (
     select
         'event_id_conflict' as kind,
         coalesce(o.order_id, r.order_id) as order_id,
-        coalesce(r.line_id, cast(null as varchar)) as line_id,
+        r.line_id,
         cast(null as varchar) as promoter_id,
         x.event_id,
         r.refund_id,

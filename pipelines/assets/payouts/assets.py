@@ -20,7 +20,7 @@ from dagster import (
 )
 
 from expectations import suites
-from expectations.runner import run_suite
+from expectations.runner import is_broken, run_suite
 from o2p import release
 from o2p.config import Config
 from o2p.errors import GateBroken, GateFailed
@@ -123,8 +123,7 @@ def payout_batch(context: AssetExecutionContext, o2p: O2PConfig):
                         ", ".join(f"{f['expectation']}({f.get('column')}) observed {f.get('observed')}"
                                   for f in gates[n]["failures"]) or gates[n].get("error") or "failed")
             for n in failed)
-        broken = all(n in gates and gates[n].get("error") and not gates[n]["failures"] for n in failed)
-        if broken:   # a gate that could not run is an internal error, not a finding about the data
+        if all(n in gates and is_broken(gates[n]) for n in failed):   # a gate that could not run is an internal error, not a finding about the data
             raise GateBroken(f"period {period}: nothing released, quality gate(s) could not run: {details}")
         raise GateFailed(f"period {period}: nothing released, quality gate(s) failed: {details}")
 

@@ -137,7 +137,7 @@ def promoter_balances(context: AssetExecutionContext, o2p: O2PConfig):
     for result in upstream.values():
         quality.record(cfg, period, context.run_id, result)
     failed = [r for r in upstream.values() if not r.success]
-    if failed and all(r.error for r in failed):   # could not run: an internal error, not the data
+    if failed and all(r.broken for r in failed):   # could not run: an internal error, not the data
         raise GateBroken(f"period {period}: nothing released, quality gate(s) could not run "
                          "(an internal error, not a finding about the data):\n"
                          + "\n".join(r.describe() for r in failed))

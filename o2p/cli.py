@@ -21,16 +21,18 @@ def say(msg: str) -> None:
 
 
 # ---- Dagster execution -----------------------------------------------------------------
+_INVOCATION = "o2p"   # the command line, for the runs' tags (set by main)
+
+
 def _instance(cfg: Config):
+    """The project's instance ($O2P_HOME/dagster, or $DAGSTER_HOME): the one `o2p serve` shows."""
     from dagster import DagsterInstance
 
-    if os.environ.get("DAGSTER_HOME"):
-        return DagsterInstance.get()
-    home = cfg.home_path / "dagster"
-    home.mkdir(parents=True, exist_ok=True)
-    yaml = home / "dagster.yaml"
-    if not yaml.exists():   # a private instance for CLI runs: no telemetry banner, no pings
-        yaml.write_text("telemetry:\n  enabled: false\n")
+    from pipelines.lib.instance import dagster_home
+
+    home, note = dagster_home(cfg)
+    if note:
+        print(f"o2p: {note}", file=sys.stderr, flush=True)
     os.environ["DAGSTER_HOME"] = str(home)
     return DagsterInstance.get()
 
@@ -43,11 +45,13 @@ def _execute(cfg: Config, job_name: str, *, partition: str | None = None,
     from pipelines.definitions import defs
     from pipelines.resources import O2PConfig
 
+    from pipelines.lib.instance import run_tags
+
     job = defs.resolve_job_def(job_name)
-    tags = {}
+    tags = run_tags(_INVOCATION)
     if partition_range:
-        tags = {"dagster/asset_partition_range_start": partition_range[0],
-                "dagster/asset_partition_range_end": partition_range[1]}
+        tags |= {"dagster/asset_partition_range_start": partition_range[0],
+                 "dagster/asset_partition_range_end": partition_range[1]}
     # dbt's event stream and GX write to stdout; keep the terminal for our own progress lines and
     # the chatter in a log file per job run (its path is in any error message)
     log_dir = cfg.home_path / "logs"
@@ -268,7 +272,7 @@ def _run(cfg: Config, days: list[str]) -> None:
     months = sorted({d[:7] for d in days})
     for m in months:
         say(f"commission (dbt) for {m} …")
-        _execute(cfg, "commission_job", partition=f"{m}-01")
+        _execute(cfg, "commission_job", partition=m)
     _say_docs(cfg)
     say(f"done in {time.monotonic() - t0:.0f} s; release a period with `o2p payouts release --period {months[0]}`")
 
@@ -293,7 +297,7 @@ def release_period(cfg: Config, period: str) -> Path:
             return existing
         check_order(cfg, Registry(cfg.registry), period)   # refuse out-of-order periods before any run
         _execute(cfg, "reference_job")
-        _execute(cfg, "release_job", partition=f"{period}-01")
+        _execute(cfg, "release_job", partition=period)
     folder = batch_folder(cfg, period)
     if folder is None:
         raise O2PError(f"release of {period} finished without a batch")
@@ -412,6 +416,31 @@ def cmd_demo(cfg: Config, args) -> int:
     return 0
 
 
+def cmd_serve(cfg: Config, args) -> int:
+    """The Dagster webserver and daemon (`dagster dev`) on this home's instance: the runs of the
+    CLI, the sensors and schedules, the asset graph, with this config."""
+    import shutil
+
+    from pipelines.lib.instance import dagster_home
+
+    home, note = dagster_home(cfg)
+    if note:
+        print(f"o2p: {note}", file=sys.stderr, flush=True)
+    repo = Path(__file__).resolve().parent.parent
+    exe = shutil.which("dagster", path=os.pathsep.join([str(Path(sys.executable).parent),
+                                                        os.environ.get("PATH", "")]))
+    if exe is None:
+        raise O2PError("the dagster command is not installed beside this Python: run ./dev serve (it installs it)")
+    env = {**os.environ, "DAGSTER_HOME": str(home), "O2P_HOME": str(cfg.home_path),
+           "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")}
+    if cfg.source != "<defaults>":
+        env["O2P_CONFIG"] = cfg.source
+    say(f"o2p serve: Dagster UI on http://{args.host}:{args.port} (instance {home}, home {cfg.home_path})")
+    os.chdir(repo)
+    os.execve(exe, [exe, "dev", "-w", str(repo / "workspace.yaml"), "-h", args.host, "-p", str(args.port)], env)
+    return 0   # not reached
+
+
 def _month_before_last() -> str:
     """So that the demo's month and the one after it have both ended (they can be released)."""
     from o2p.timeutil import previous_period
@@ -498,6 +527,12 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--csv", metavar="FILE", help="write them as CSV to FILE instead of printing")
     an.set_defaults(fn=cmd_anomalies)
 
+    sv = sub.add_parser("serve", help="the Dagster UI and daemon on this home's instance (the CLI's runs, "
+                                      "sensors, schedules); telemetry off")
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    sv.add_argument("--port", type=int, default=3000, help="port (default 3000)")
+    sv.set_defaults(fn=cmd_serve)
+
     d = sub.add_parser("demo", help="all of it on synthetic data: broker, simulate, capture, run, release")
     d.add_argument("--month", default=_month_before_last(),
                    help="YYYY-MM of the simulated orders (default: the month before last, "
@@ -517,6 +552,8 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", module=r"dagster(\.|$)")
     warnings.filterwarnings("ignore", module=r"pipelines\.assets")
     args = build_parser().parse_args(argv)
+    global _INVOCATION
+    _INVOCATION = " ".join(["o2p", *(sys.argv[1:] if argv is None else argv)])
     cfg = None
     try:
         cfg = load_config(args.config, home=args.home)

@@ -14,7 +14,8 @@ TIMEZONE = "Asia/Shanghai"
 START = "2025-10-01"
 
 daily = DailyPartitionsDefinition(start_date=START, timezone=TIMEZONE, end_offset=1)
-monthly = MonthlyPartitionsDefinition(start_date=START, timezone=TIMEZONE, end_offset=1)
+# Monthly keys are the rulebook's periods, YYYY-MM, in the UI as in the CLI, files and registry.
+monthly = MonthlyPartitionsDefinition(start_date=START[:7], timezone=TIMEZONE, end_offset=1, fmt="%Y-%m")
 
 
 def window_dates(start_key: str, end_key: str, before: int = 0, after: int = 0) -> list[str]:
@@ -24,17 +25,22 @@ def window_dates(start_key: str, end_key: str, before: int = 0, after: int = 0) 
     return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
 
 
+# Landed days at most this far apart are attributed in one run (an empty day in a Spark job costs
+# next to nothing; another run costs its start-up): a week, the attribution lookback's order.
+JOIN_GAP_DAYS = 7
+
+
 def run_ranges(days: list[str], today: str) -> tuple[list[tuple[str, str]], list[str]]:
-    """The landed days a run may attribute, as ranges of consecutive days (one Spark run each), and
-    the days it must skip: before START or after tomorrow (the daily partitions' end), which no
-    event can have since capture dead-letters events from the future (rulebook §1). A run never
-    spans days without data: a click dated 2099 once made `o2p run` attribute 26,000 empty days."""
+    """The landed days a run may attribute, as ranges (one Spark run each) that never bridge more
+    than JOIN_GAP_DAYS without data, and the days it must skip: before START or after tomorrow
+    (the daily partitions' end), which no event can have since capture dead-letters events from
+    the future (rulebook §1). A click dated 2099 once made `o2p run` attribute 26,000 empty days."""
     last_ok = (date.fromisoformat(today) + timedelta(days=1)).isoformat()
     ok = sorted(d for d in set(days) if START <= d <= last_ok)
     skipped = sorted(d for d in set(days) if not START <= d <= last_ok)
     ranges: list[tuple[str, str]] = []
     for d in ok:
-        if ranges and date.fromisoformat(d) - date.fromisoformat(ranges[-1][1]) <= timedelta(days=1):
+        if ranges and date.fromisoformat(d) - date.fromisoformat(ranges[-1][1]) <= timedelta(days=JOIN_GAP_DAYS + 1):
             ranges[-1] = (ranges[-1][0], d)
         else:
             ranges.append((d, d))

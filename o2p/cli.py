@@ -43,9 +43,8 @@ def _execute(cfg: Config, job_name: str, *, partition: str | None = None,
     if cfg.source != "<defaults>":
         os.environ["O2P_CONFIG"] = cfg.source
     from pipelines.definitions import defs
-    from pipelines.resources import O2PConfig
-
     from pipelines.lib.instance import run_tags
+    from pipelines.resources import O2PConfig
 
     job = defs.resolve_job_def(job_name)
     tags = run_tags(_INVOCATION)

@@ -165,6 +165,12 @@ class PayoutConfig(_Strict):
     wechat_user_name_min_fen: int = Field(200000, ge=0)
 
 
+class AlertsConfig(_Strict):
+    webhook_url_env: str = "O2P_ALERT_WEBHOOK"
+    format: Literal["slack", "wecom", "feishu"] = "slack"
+    timeout_seconds: float = Field(5, gt=0, le=60)
+
+
 class Config(_Strict):
     environment: Literal["local", "ci", "prod"] = "local"
     reference_dir: str | None = None
@@ -182,6 +188,7 @@ class Config(_Strict):
     registry_url: str | None = None
     quality: QualityConfig = QualityConfig()
     payout: PayoutConfig = PayoutConfig()
+    alerts: AlertsConfig = AlertsConfig()
 
     @field_validator("reference_encoding", mode="before")
     @classmethod

@@ -20,6 +20,7 @@ from pipelines.assets.landing.assets import (
 )
 from pipelines.assets.payouts.assets import payout_batch
 from pipelines.assets.settlement.assets import promoter_balances
+from pipelines.lib.alerts import alert_on_failure
 from pipelines.lib.partitions import daily, monthly
 from pipelines.resources import O2PConfig
 
@@ -53,7 +54,7 @@ defs = Definitions(
             promoter_balances, payout_batch],
     asset_checks=[gx_commission],
     jobs=[reference_job, attribution_job, commission_job, release_job],
-    sensors=[landing_sensor, capture_health_sensor],
+    sensors=[landing_sensor, capture_health_sensor, alert_on_failure],
     resources={
         "o2p": O2PConfig(config_path=os.environ.get("O2P_CONFIG"), home=os.environ.get("O2P_HOME")),
         "dbt": DbtCliResource(project_dir=dbt_project, profiles_dir=str(dbt_project.project_dir)),

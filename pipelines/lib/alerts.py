@@ -14,7 +14,12 @@ import logging
 import os
 import urllib.request
 
-from dagster import DagsterEventType, DefaultSensorStatus, RunFailureSensorContext, run_failure_sensor
+from dagster import (
+    DagsterEventType,
+    DefaultSensorStatus,
+    RunFailureSensorContext,
+    run_failure_sensor,
+)
 
 from pipelines.resources import O2PConfig
 

@@ -78,6 +78,16 @@ def _port_open(host: str, port: int) -> bool:
         return s.connect_ex((host.strip("[]"), port)) == 0
 
 
+def listening(cfg: Config) -> bool:
+    """Whether any bootstrap server accepts a TCP connection (0.5 s at most each): asked before a
+    Kafka client call that could otherwise block for its whole timeout on a stopped broker."""
+    for hp in cfg.kafka.bootstrap_servers.split(","):
+        host, _, port = hp.strip().rpartition(":")
+        if _port_open(host.strip("[]"), int(port)):
+            return True
+    return False
+
+
 def ensure_jars(log=print) -> Path:
     """Resolve the broker's classpath from Maven Central (once)."""
     if LIB.is_dir() and any(LIB.glob("kafka_2.13-*.jar")):

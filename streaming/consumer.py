@@ -866,14 +866,9 @@ class Capture:
                     log.warning("closing the sink: %s", exc)
 
     def _tcp_up(self) -> bool:
-        """Whether any bootstrap server accepts a TCP connection (0.5 s at most each)."""
-        from streaming.broker import _port_open
+        from streaming.broker import listening
 
-        for hp in self.cfg.kafka.bootstrap_servers.split(","):
-            host, _, port = hp.strip().rpartition(":")
-            if _port_open(host, int(port)):
-                return True
-        return False
+        return listening(self.cfg)
 
     def _measure_lag(self) -> None:
         try:

@@ -35,8 +35,12 @@ def log_offsets(cfg: Config, timeout_ms: int = 5000) -> dict[tuple[str, int], tu
     from kafka import KafkaConsumer, TopicPartition
     from kafka.errors import KafkaConnectionError, KafkaTimeoutError
 
+    from streaming.broker import listening
+
     unreachable = (KafkaConnectionError, KafkaTimeoutError)
     t = cfg.kafka.topics
+    if not listening(cfg):   # a stopped broker: say so at once, not after the client's timeouts
+        return None
     try:
         cons = KafkaConsumer(bootstrap_servers=cfg.kafka.bootstrap_servers, client_id="o2p-health",
                              enable_auto_commit=False, request_timeout_ms=timeout_ms + 1000)
@@ -45,7 +49,7 @@ def log_offsets(cfg: Config, timeout_ms: int = 5000) -> dict[tuple[str, int], tu
     try:
         tps = [TopicPartition(topic, p) for topic in (t.clicks, t.orders, t.refunds)
                for p in sorted(cons.partitions_for_topic(topic) or ())]
-        begin, end = cons.beginning_offsets(tps), cons.end_offsets(tps)
+        begin, end = cons.beginning_offsets(tps, timeout_ms=timeout_ms), cons.end_offsets(tps, timeout_ms=timeout_ms)
         return {(tp.topic, tp.partition): (begin[tp], end[tp]) for tp in tps}
     except unreachable:
         return None

@@ -80,7 +80,13 @@ def test_landing_sensor_requests_one_range_run_for_late_clicks(tmp_path):
         pq.write_table(SCHEMAS[table].empty_table(), d / "x.parquet")
     sensor = defs.get_sensor_def("landing_sensor")
     with build_sensor_context(resources={"o2p": O2PConfig(home=str(tmp_path))}) as ctx:
-        (req,) = list(sensor(ctx))
+        result = sensor(ctx)
+        (req,) = result.run_requests
         assert (req.tags["dagster/asset_partition_range_start"], req.tags["dagster/asset_partition_range_end"]) == \
             ("2026-10-04", "2026-10-20")
+        # the days landed become the landing assets' partition status in the UI
+        assert sorted((e.asset_key.to_user_string(), e.partition) for e in result.asset_events) == [
+            ("landing/clicks", "2026-10-05"), ("landing/orders", "2026-10-20")]
         assert ctx.cursor
+        again = sensor(ctx)   # nothing new since the cursor: no run, no event
+        assert not again.run_requests and not again.asset_events

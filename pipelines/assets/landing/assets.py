@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 from dagster import (
     AssetExecutionContext,
     AssetKey,
+    AssetMaterialization,
     AssetObservation,
     AssetSpec,
     DefaultSensorStatus,
@@ -25,7 +26,7 @@ from dagster import (
 )
 
 from o2p.reference import load_reference
-from pipelines.lib.partitions import affected_range, daily
+from pipelines.lib.partitions import START, affected_range, daily
 from pipelines.resources import O2PConfig
 from streaming.health import capture_health, log_offsets
 from streaming.landing import TABLES
@@ -95,7 +96,7 @@ def landing_sensor(context: SensorEvaluationContext, o2p: O2PConfig):
     cfg = o2p.get()
     cursor = int(context.cursor or 0)
     newest = cursor
-    new: dict[str, set[str]] = {"clicks": set(), "orders": set()}
+    new: dict[str, set[str]] = {table: set() for table in TABLES}
     for table in new:
         root = cfg.landing_path / table
         if not root.is_dir():
@@ -107,15 +108,21 @@ def landing_sensor(context: SensorEvaluationContext, o2p: O2PConfig):
                     new[table].add(part.name.split("=", 1)[1])
                     newest = max(newest, m)
     last_key = daily.get_last_partition_key()
+    # the landing assets' partition status: a day with new files is a day landed (by capture)
+    landed = [AssetMaterialization(AssetKey(["landing", table]), partition=day,
+                                   metadata={"path": str(cfg.landing_path / table / f"event_date={day}"),
+                                             "files": len(list((cfg.landing_path / table / f"event_date={day}").glob("*.parquet")))})
+              for table, days in new.items() for day in sorted(days) if START <= day <= last_key]
     rng = affected_range(new["clicks"], new["orders"], cfg.attribution.lookback_days,
                          cfg.attribution.model, last_key)
+    if newest > cursor:
+        context.update_cursor(str(newest))
     if rng is None:
-        yield SkipReason("no new landed click or order files")
-        return
+        return SensorResult(asset_events=landed, skip_reason=None if landed else "no new landed files")
     start, end = rng
-    yield RunRequest(run_key=f"{start}..{end}:{newest}",
-                     tags={"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end})
-    context.update_cursor(str(newest))
+    return SensorResult(asset_events=landed, run_requests=[RunRequest(
+        run_key=f"{start}..{end}:{newest}",
+        tags={"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end})])
 
 
 @sensor(

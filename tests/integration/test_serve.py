@@ -29,11 +29,13 @@ def _land(cfg) -> None:
     """The end-to-end test's events, landed by capture's own sink (no broker needed here)."""
     sink = Sink(cfg)
     topics = {"click": cfg.kafka.topics.clicks, "refund": cfg.kafka.topics.refunds}
-    for n, e in enumerate(EVENTS):
+    offsets: dict[str, int] = {}
+    for e in EVENTS:
         topic = topics.get(e["event_type"], cfg.kafka.topics.orders)
         sink.acquire(topic, 0)
         sink.recover(topic, 0)
-        sink.land(topic, 0, [Rec(n, None, encode(e), 0)])
+        offsets[topic] = offsets.get(topic, -1) + 1
+        sink.land(topic, 0, [Rec(offsets[topic], None, encode(e), 0)])
     sink.close()
 
 
@@ -44,7 +46,8 @@ def _graphql(port: int, query: str) -> dict:
         return json.loads(resp.read())["data"]
 
 
-def test_the_ui_shows_the_runs_the_cli_made_in_this_home(tmp_path):
+def _home_with_events(tmp_path) -> tuple:
+    """A home whose landing zone holds the end-to-end test's events; the env to run o2p in it."""
     home, ref = tmp_path / "home", tmp_path / "reference"
     ref.mkdir()
     (ref / "promoters.csv").write_text(PROMOTERS, encoding="utf-8")
@@ -58,6 +61,11 @@ def test_the_ui_shows_the_runs_the_cli_made_in_this_home(tmp_path):
     _land(cfg)
     env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
     env |= {"O2P_CONFIG": str(cfg_file), "O2P_HOME": str(home), "O2P_USER": "analyst-li"}
+    return home, env
+
+
+def test_the_ui_shows_the_runs_the_cli_made_in_this_home(tmp_path):
+    home, env = _home_with_events(tmp_path)
     run_o2p("run", env=env)
     assert (home / "dagster" / "dagster.yaml").read_text().count("enabled: false") == 1   # telemetry off
 
@@ -100,3 +108,33 @@ def test_a_dagster_home_that_does_not_exist_is_created_with_telemetry_off(tmp_pa
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: true\n")     # an operator's own file stays
     assert dagster_home(load_config(home=tmp_path / "o2p")) == (home, None)
     assert "enabled: true" in (home / "dagster.yaml").read_text()
+
+
+def test_the_production_instance_keeps_the_runs_in_postgresql(tmp_path, postgres, monkeypatch):
+    """deploy/dagster.yaml as documented: run, event-log and schedule storage in PostgreSQL."""
+    import shutil
+
+    import psycopg
+    from dagster import DagsterInstance
+
+    from o2p import cli
+
+    home, env = _home_with_events(tmp_path)
+    instance_dir = tmp_path / "dagster-prod"
+    instance_dir.mkdir()
+    shutil.copy(REPO / "deploy" / "dagster.yaml", instance_dir / "dagster.yaml")
+    # dagster-postgres speaks psycopg2 (SQLAlchemy 2.1's default PostgreSQL driver is psycopg 3)
+    url = postgres.database("dagster").replace("postgresql+psycopg://", "postgresql+psycopg2://")
+    for key in ("O2P_HOME", "O2P_CONFIG", "O2P_USER"):
+        monkeypatch.setenv(key, env[key])
+    monkeypatch.setenv("DAGSTER_HOME", str(instance_dir))
+    monkeypatch.setenv("DAGSTER_PG_URL", url)
+    # the CLI's own way of running a job (the reference job: the quickest), on this instance
+    cli._execute(load_config(env["O2P_CONFIG"], home=home), "reference_job")
+    assert not (instance_dir / "history").exists()       # no SQLite run storage beside the yaml
+    with psycopg.connect(url.replace("+psycopg2", "")) as con:
+        assert con.execute("select count(*) from runs").fetchone() == (1,)
+    with DagsterInstance.from_config(str(instance_dir)) as instance:
+        [run] = instance.get_runs()
+        assert run.job_name == "reference_job" and run.tags["o2p/user"] == "analyst-li"
+        assert instance.run_retries_max_retries == 2

@@ -520,7 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("folder")
     py.set_defaults(fn=cmd_payouts)
 
-    an = sub.add_parser("anomalies", help="what a period reports instead of paying: duplicate orders, "
+    an = sub.add_parser("anomalies", help="what a period reports instead of paying: duplicate orders, conflicting event ids, "
                                           "over-refunds, held refunds, unknown promoters")
     an.add_argument("--period", required=True, help="YYYY-MM")
     an.add_argument("--csv", metavar="FILE", help="write them as CSV to FILE instead of printing")

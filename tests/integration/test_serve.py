@@ -64,8 +64,10 @@ def _home_with_events(tmp_path) -> tuple:
     return home, env
 
 
-def test_the_ui_shows_the_runs_the_cli_made_in_this_home(tmp_path):
+def test_the_ui_shows_the_runs_the_cli_made_in_this_home(tmp_path, monkeypatch):
     home, env = _home_with_events(tmp_path)
+    # no DAGSTER_HOME at all (an in-process CLI run of another test may have set one here)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
     run_o2p("run", env=env)
     assert (home / "dagster" / "dagster.yaml").read_text().count("enabled: false") == 1   # telemetry off
 

@@ -38,7 +38,7 @@ def conflicts(con, landing: Path, clicks: int) -> int:
     for t in ("x1", "x2"):
         con.execute(f"""copy (select *, occurred_at_us::varchar as occurred_at, {day} as event_date from {t})
                         to '{landing / "orders"}' (format parquet, partition_by (event_date), write_partition_columns true,
-                        compression zstd, filename_pattern '{t}_{{i}}', append true)""")
+                        compression zstd, filename_pattern '{t}_{{uuid}}', append true)""")
     return sum(con.execute(f"select count(*) from {t}").fetchone()[0] for t in ("x1", "x2"))
 
 

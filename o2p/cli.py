@@ -34,7 +34,13 @@ def _instance(cfg: Config):
     if note:
         print(f"o2p: {note}", file=sys.stderr, flush=True)
     os.environ["DAGSTER_HOME"] = str(home)
-    return DagsterInstance.get()
+    instance = DagsterInstance.get()
+    from pipelines.lib.instance import reap_dead_cli_runs
+
+    for run_id in reap_dead_cli_runs(instance):
+        print(f"o2p: run {run_id[:8]} of a command whose process is gone was marked failed and its "
+              "warehouse slot freed", file=sys.stderr, flush=True)
+    return instance
 
 
 def _execute(cfg: Config, job_name: str, *, partition: str | None = None,
@@ -56,11 +62,12 @@ def _execute(cfg: Config, job_name: str, *, partition: str | None = None,
     log_dir = cfg.home_path / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{job_name}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
+    instance = _instance(cfg)
     # Dagster's own error events (with their stack traces) go there too: the terminal gets one
     # `o2p:` line that names the cause (see main)
     with open(log_path, "a", encoding="utf-8") as fh, contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
         result = job.execute_in_process(
-            instance=_instance(cfg), partition_key=partition, tags=tags, raise_on_error=False,
+            instance=instance, partition_key=partition, tags=tags, raise_on_error=False,
             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
             # this config, not the one the environment named when the definitions were imported
             resources={"o2p": O2PConfig(config_path=None if cfg.source == "<defaults>" else cfg.source,
@@ -249,31 +256,31 @@ def cmd_run(cfg: Config, args) -> int:
 
 
 def _run(cfg: Config, days: list[str]) -> None:
+    """The plan the daemon follows (pipelines/lib/plan.py), executed here in order, in-process."""
     from o2p.timeutil import shanghai_date
-    from pipelines.lib.partitions import START, run_ranges
+    from pipelines.lib.partitions import START
+    from pipelines.lib.plan import pipeline_plan
 
     t0 = time.monotonic()
-    ranges, skipped = run_ranges(days, shanghai_date(time.time_ns() // 1000).isoformat())
+    steps, skipped = pipeline_plan(days, shanghai_date(time.time_ns() // 1000).isoformat())
     if skipped:
         print(f"o2p run: skipping {len(skipped)} landed day(s) outside the daily partitions ({START} to tomorrow): "
               f"{', '.join(skipped[:5])}{' …' if len(skipped) > 5 else ''}; events from the future are dead "
               "letters since capture checks quality.max_future_seconds; move these folders out of the "
               "landing zone once you have looked at them", file=sys.stderr, flush=True)
-    days = [d for d in days if d not in set(skipped)]
-    if not ranges:
+    if not steps:
         say("no landed day to run")
         return
-    say("reference data …")
-    _execute(cfg, "reference_job")
-    for first, last in ranges:
-        say(f"attribution (Spark) for {first} … {last} …")
-        _execute(cfg, "attribution_job", partition_range=(first, last))
-    months = sorted({d[:7] for d in days})
-    for m in months:
-        say(f"commission (dbt) for {m} …")
-        _execute(cfg, "commission_job", partition=m)
+    what = {"reference_job": "reference data", "attribution_job": "attribution (Spark) for",
+            "commission_job": "commission (dbt) for"}
+    for step in steps:
+        where = (f" {step.partition_range[0]} … {step.partition_range[1]}" if step.partition_range
+                 else f" {step.partition}" if step.partition else "")
+        say(f"{what[step.job]}{where} …")
+        _execute(cfg, step.job, partition=step.partition, partition_range=step.partition_range)
     _say_docs(cfg)
-    say(f"done in {time.monotonic() - t0:.0f} s; release a period with `o2p payouts release --period {months[0]}`")
+    first_month = next(s.partition for s in steps if s.job == "commission_job")
+    say(f"done in {time.monotonic() - t0:.0f} s; release a period with `o2p payouts release --period {first_month}`")
 
 
 def release_period(cfg: Config, period: str) -> Path:

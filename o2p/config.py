@@ -171,6 +171,16 @@ class AlertsConfig(_Strict):
     timeout_seconds: float = Field(5, gt=0, le=60)
 
 
+class AutomationConfig(_Strict):
+    """What the daemon of `o2p serve` does by itself (pipelines/automation.py). Each sensor or
+    schedule stays "running" when switched off and says on each tick which switch stops it."""
+
+    attribute_landed_days: bool = True   # landing_sensor: newly landed clicks/orders → attribution
+    commission_estimates: bool = True    # after attribution / new refunds: commission of open months too
+    monthly_release: bool = True         # release_schedule: the ended month, once every gate passes
+    reference_data: bool = True          # reference_sensor: changed reference CSVs → reference_job
+
+
 class Config(_Strict):
     environment: Literal["local", "ci", "prod"] = "local"
     reference_dir: str | None = None
@@ -189,6 +199,7 @@ class Config(_Strict):
     quality: QualityConfig = QualityConfig()
     payout: PayoutConfig = PayoutConfig()
     alerts: AlertsConfig = AlertsConfig()
+    automation: AutomationConfig = AutomationConfig()
 
     @field_validator("reference_encoding", mode="before")
     @classmethod

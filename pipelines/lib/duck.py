@@ -1,4 +1,6 @@
-"""DuckDB helpers. One writer at a time: every asset that writes the file is in pool 'duckdb'."""
+"""DuckDB helpers. One writer at a time: every asset that writes the warehouse (the DuckDB file,
+or Parquet that Spark and dbt read) is in the pool 'warehouse', limited to one slot in the
+instance's dagster.yaml, for runs of the daemon, the UI and the CLI alike."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ import duckdb
 
 from o2p.config import Config
 
-POOL = "duckdb"
+POOL = "warehouse"
 
 
 def connect(cfg: Config, read_only: bool = False):

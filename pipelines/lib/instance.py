@@ -17,10 +17,25 @@ from o2p.config import Config
 DEFAULT_YAML = """\
 # The Dagster instance of this o2p home (written by o2p; edit freely, o2p never rewrites it).
 # Storage is SQLite under this folder; production points run, event and schedule storage at
+# PostgreSQL here (dagster-postgres, see deploy/dagster.yaml).
+telemetry:
+  enabled: false
+# One writer at a time, whoever started the run (daemon, UI or `o2p run`): every asset that
+# writes the warehouse is in the pool `warehouse`; the queue starts one run at a time.
+concurrency:
+  pools:
+    default_limit: 1
+  runs:
+    max_concurrent_runs: 1
+"""
+# What o2p wrote before the pools: replaced by DEFAULT_YAML (a file anyone edited is kept)
+_OLD_DEFAULTS = ("""\
+# The Dagster instance of this o2p home (written by o2p; edit freely, o2p never rewrites it).
+# Storage is SQLite under this folder; production points run, event and schedule storage at
 # PostgreSQL here (dagster-postgres).
 telemetry:
   enabled: false
-"""
+""",)
 
 
 def dagster_home(cfg: Config) -> tuple[Path, str | None]:
@@ -34,7 +49,7 @@ def dagster_home(cfg: Config) -> tuple[Path, str | None]:
         if explicit:
             note = f"DAGSTER_HOME {home} did not exist: created it, with telemetry off"
     yaml = home / "dagster.yaml"
-    if not yaml.exists():
+    if not yaml.exists() or yaml.read_text(encoding="utf-8") in _OLD_DEFAULTS:
         yaml.write_text(DEFAULT_YAML, encoding="utf-8")
     return home, note
 
@@ -45,5 +60,36 @@ def who() -> str:
 
 
 def run_tags(command: str) -> dict[str, str]:
-    """Tags on every run the CLI launches: which command, which person, from which host."""
-    return {"o2p/command": command, "o2p/user": who(), "o2p/host": os.uname().nodename}
+    """Tags on every run the CLI launches: which command, which person, from which host and
+    process (so that a run whose process died can be told from one still running)."""
+    return {"o2p/command": command, "o2p/user": who(), "o2p/host": os.uname().nodename, "o2p/pid": str(os.getpid())}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reap_dead_cli_runs(instance) -> list[str]:
+    """Runs the CLI started on this host whose process is gone (killed, power cut) stay STARTED
+    for ever and keep their `warehouse` pool slot, so every later run would wait for it: mark
+    them failed and free their slots. Runs of the daemon are the daemon's run monitoring's."""
+    from dagster import DagsterRunStatus, RunsFilter
+
+    host = os.uname().nodename
+    reaped = []
+    runs = instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.STARTED, DagsterRunStatus.STARTING],
+                                        tags={"o2p/host": host}))
+    for run in runs:
+        pid = run.tags.get("o2p/pid")
+        if pid and pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            instance.report_run_failed(run, f"its process {pid} on {host} is gone (found by a later o2p command)")
+            if instance.event_log_storage.supports_global_concurrency_limits:
+                instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+            reaped.append(run.run_id)
+    return reaped

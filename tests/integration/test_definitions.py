@@ -90,3 +90,100 @@ def test_landing_sensor_requests_one_range_run_for_late_clicks(tmp_path):
         assert ctx.cursor
         again = sensor(ctx)   # nothing new since the cursor: no run, no event
         assert not again.run_requests and not again.asset_events
+
+
+def _land(home, table, day):
+    import pyarrow.parquet as pq
+
+    from streaming.landing import SCHEMAS
+
+    d = home / "landing" / table / f"event_date={day}"
+    d.mkdir(parents=True, exist_ok=True)
+    pq.write_table(SCHEMAS[table].empty_table(), d / f"{table}-{day}.parquet")
+
+
+def test_landing_sensor_sends_new_refunds_to_commission_of_their_month_and_later(tmp_path):
+    from dagster import build_sensor_context
+
+    from pipelines.definitions import defs
+    from pipelines.resources import O2PConfig
+
+    _land(tmp_path, "orders", "2026-09-20")
+    _land(tmp_path, "orders", "2026-11-02")
+    sensor = defs.get_sensor_def("landing_sensor")
+    with build_sensor_context(resources={"o2p": O2PConfig(home=str(tmp_path))}) as ctx:
+        (req,) = sensor(ctx).run_requests
+        # attribution first; its success carries commission from the first month it touched
+        assert req.job_name == "attribution_job" and req.tags["o2p/commission_from"] == "2026-09"
+        _land(tmp_path, "refunds", "2026-10-05")   # a refund alone: no attribution, commission 10 and 11
+        reqs = sensor(ctx).run_requests
+        assert [(r.job_name, r.partition_key) for r in reqs] == [("commission_job", "2026-10"), ("commission_job", "2026-11")]
+
+
+def test_automation_switches_say_which_switch_stops_them(tmp_path):
+    from dagster import build_schedule_context, build_sensor_context
+
+    from pipelines.definitions import defs
+    from pipelines.resources import O2PConfig
+
+    _land(tmp_path, "orders", "2026-09-20")
+    cfg = tmp_path / "o2p.yaml"
+    cfg.write_text("automation:\n  attribute_landed_days: false\n  monthly_release: false\n", encoding="utf-8")
+    res = {"o2p": O2PConfig(config_path=str(cfg), home=str(tmp_path))}
+    with build_sensor_context(resources=res) as ctx:
+        skip = defs.get_sensor_def("landing_sensor")(ctx)
+    assert "automation.attribute_landed_days is false" in skip.skip_message and str(cfg) in skip.skip_message
+    with build_schedule_context(resources=res) as ctx:
+        skip = defs.get_schedule_def("release_schedule")(ctx)
+    assert "automation.monthly_release is false" in skip.skip_message
+
+
+def test_release_schedule_releases_the_earliest_ended_period_not_released(tmp_path):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from dagster import build_schedule_context
+
+    from pipelines.definitions import defs
+    from pipelines.resources import O2PConfig
+
+    _land(tmp_path, "orders", "2026-09-20")
+    res = {"o2p": O2PConfig(home=str(tmp_path))}
+    tick = datetime(2026, 12, 1, 6, tzinfo=ZoneInfo("Asia/Shanghai"))
+    with build_schedule_context(resources=res, scheduled_execution_time=tick) as ctx:
+        req = defs.get_schedule_def("release_schedule")(ctx)
+    # September is the first period and nothing is released: it goes first (periods in order)
+    assert (req.job_name, req.partition_key) == ("release_job", "2026-09")
+    early = datetime(2026, 9, 25, 6, tzinfo=ZoneInfo("Asia/Shanghai"))
+    with build_schedule_context(resources=res, scheduled_execution_time=early) as ctx:
+        skip = defs.get_schedule_def("release_schedule")(ctx)
+    assert skip.skip_message == "the first period 2026-09 has not ended yet"
+
+
+def test_commission_follows_a_successful_attribution_run(tmp_path):
+    from dagster import DagsterEvent, DagsterInstance, build_run_status_sensor_context
+    from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
+
+    from pipelines.definitions import defs
+    from pipelines.resources import O2PConfig
+
+    for day in ("2026-09-20", "2026-10-03", "2026-11-02"):
+        _land(tmp_path, "orders", day)
+    sensor = defs.get_sensor_def("commission_after_attribution")
+    res = {"o2p": O2PConfig(home=str(tmp_path))}
+
+    def requests(tags):
+        run = DagsterRun(job_name="attribution_job", run_id="a" * 36, status=DagsterRunStatus.SUCCESS, tags=tags)
+        event = DagsterEvent(event_type_value="PIPELINE_SUCCESS", job_name="attribution_job")
+        with DagsterInstance.ephemeral() as instance:
+            ctx = build_run_status_sensor_context("commission_after_attribution", event, instance, run, resources=res)
+            return sensor(ctx)
+
+    # a range re-run of October from the UI: October's and November's estimates, not September's
+    reqs = requests({"dagster/asset_partition_range_start": "2026-10-01", "dagster/asset_partition_range_end": "2026-10-31"})
+    assert [(r.job_name, r.partition_key) for r in reqs] == [("commission_job", "2026-10"), ("commission_job", "2026-11")]
+    one = requests({"dagster/partition": "2026-11-02"})
+    assert [r.partition_key for r in one] == ["2026-11"]
+    # `o2p run` runs its own commission steps: no second run of each
+    skip = requests({"dagster/partition": "2026-11-02", "o2p/command": "o2p run"})
+    assert "o2p run" in skip.skip_message

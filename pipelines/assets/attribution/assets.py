@@ -18,6 +18,7 @@ from dagster import (
 from o2p.reference import load_reference
 from pipelines.assets.landing.assets import REFERENCE_KEYS
 from pipelines.lib import event_ids, gates, quality
+from pipelines.lib.duck import POOL
 from pipelines.lib.partitions import daily, window_dates
 from pipelines.lib.spark import get_spark
 from pipelines.resources import O2PConfig
@@ -41,6 +42,7 @@ def _range(context: AssetExecutionContext) -> tuple[str, str]:
                                                                 allow_nonexistent_upstream_partitions=True))],
     group_name="attribution",
     kinds={"spark", "parquet"},
+    pool=POOL,
     # The landing tables are written by the capture service; their gate runs here, where Dagster
     # first reads them, and blocks everything downstream of these days.
     check_specs=[
@@ -81,6 +83,7 @@ def clicks_validated(context: AssetExecutionContext, o2p: O2PConfig) -> Material
     ],
     group_name="attribution",
     kinds={"spark", "parquet"},
+    pool=POOL,
     check_specs=[AssetCheckSpec("gx_attribution", asset=ORDER_ATTRIBUTION, blocking=True,
                                 description="one row per order; an attributed order's click exists, is valid, "
                                             "is the buyer's, is not after the order, lies in the window")],

@@ -1,8 +1,8 @@
 """The landing zone (written by the capture service, not by Dagster) and the reference data.
 
 Capture is a service (style.md §6); Dagster sees its tables as external assets partitioned by
-Asia/Shanghai event date, and a sensor turns new landed files into runs of the partitions they
-belong to (late events re-run old partitions).
+Asia/Shanghai event date; `landing_sensor` (pipelines/automation.py) turns new landed files into
+runs of the partitions they make stale (late events re-run old partitions).
 """
 
 
@@ -11,13 +11,11 @@ import pyarrow.parquet as pq
 from dagster import (
     AssetExecutionContext,
     AssetKey,
-    AssetMaterialization,
     AssetObservation,
     AssetSpec,
     DefaultSensorStatus,
     MaterializeResult,
     MetadataValue,
-    RunRequest,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
@@ -26,7 +24,8 @@ from dagster import (
 )
 
 from o2p.reference import load_reference
-from pipelines.lib.partitions import START, affected_range, daily
+from pipelines.lib.duck import POOL
+from pipelines.lib.partitions import daily
 from pipelines.resources import O2PConfig
 from streaming.health import capture_health, log_offsets
 from streaming.landing import TABLES
@@ -48,6 +47,7 @@ REFERENCE_KEYS = [AssetKey(["reference", n]) for n in ("promoters", "products", 
 
 @multi_asset(
     name="reference_data",
+    pool=POOL,
     specs=[AssetSpec(k, group_name="landing", kinds={"python", "parquet"},
                      description=f"{k.path[-1]}.csv, validated (file, row, field) and typed for dbt.")
            for k in REFERENCE_KEYS],
@@ -83,46 +83,6 @@ def reference_data(context: AssetExecutionContext, o2p: O2PConfig):
         yield MaterializeResult(asset_key=AssetKey(["reference", name]), metadata={
             "source": str(cfg.reference_path / f"{name}.csv"), "rows": tbl.num_rows,
             "path": str(out / f"{name}.parquet")})
-
-
-@sensor(
-    name="landing_sensor",
-    minimum_interval_seconds=30,
-    description="Requests one attribution run over every daily partition that newly landed click "
-                "and order files make stale (late clicks re-run the days whose orders they can win).",
-    target=[AssetKey(["attribution", "clicks_validated"]), AssetKey(["attribution", "order_attribution"])],
-)
-def landing_sensor(context: SensorEvaluationContext, o2p: O2PConfig):
-    cfg = o2p.get()
-    cursor = int(context.cursor or 0)
-    newest = cursor
-    new: dict[str, set[str]] = {table: set() for table in TABLES}
-    for table in new:
-        root = cfg.landing_path / table
-        if not root.is_dir():
-            continue
-        for part in root.glob("event_date=*"):
-            for f in part.glob("*.parquet"):
-                m = f.stat().st_mtime_ns
-                if m > cursor:
-                    new[table].add(part.name.split("=", 1)[1])
-                    newest = max(newest, m)
-    last_key = daily.get_last_partition_key()
-    # the landing assets' partition status: a day with new files is a day landed (by capture)
-    landed = [AssetMaterialization(AssetKey(["landing", table]), partition=day,
-                                   metadata={"path": str(cfg.landing_path / table / f"event_date={day}"),
-                                             "files": len(list((cfg.landing_path / table / f"event_date={day}").glob("*.parquet")))})
-              for table, days in new.items() for day in sorted(days) if START <= day <= last_key]
-    rng = affected_range(new["clicks"], new["orders"], cfg.attribution.lookback_days,
-                         cfg.attribution.model, last_key)
-    if newest > cursor:
-        context.update_cursor(str(newest))
-    if rng is None:
-        return SensorResult(asset_events=landed, skip_reason=None if landed else "no new landed files")
-    start, end = rng
-    return SensorResult(asset_events=landed, run_requests=[RunRequest(
-        run_key=f"{start}..{end}:{newest}",
-        tags={"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end})])
 
 
 @sensor(

@@ -1,0 +1,38 @@
+"""The jobs: what one run materializes. Which run follows which is `pipelines/lib/plan.py`."""
+
+from dagster import AssetSelection, define_asset_job, in_process_executor
+
+from pipelines.assets.attribution.assets import clicks_validated, order_attribution
+from pipelines.assets.commission.assets import commission_dbt
+from pipelines.assets.landing.assets import reference_data
+from pipelines.assets.payouts.assets import payout_batch
+from pipelines.assets.settlement.assets import promoter_balances
+from pipelines.lib.partitions import daily, monthly
+
+attribution_job = define_asset_job(
+    "attribution_job",
+    selection=AssetSelection.assets(clicks_validated, order_attribution),
+    partitions_def=daily,
+    description="Click validity and attribution for a range of days (one Spark job).",
+)
+reference_job = define_asset_job(
+    "reference_job",
+    selection=AssetSelection.assets(reference_data),
+    description="Validate the reference CSVs and type them for dbt.",
+)
+commission_job = define_asset_job(
+    "commission_job",
+    selection=AssetSelection.assets(commission_dbt),
+    partitions_def=monthly,
+    description="The dbt commission models of one period, with their dbt tests and the GX commission gate "
+                "(for an open month: estimated figures).",
+)
+release_job = define_asset_job(
+    "release_job",
+    selection=AssetSelection.assets(commission_dbt, promoter_balances, payout_batch),
+    partitions_def=monthly,
+    executor_def=in_process_executor,
+    description="Commission, settlement and the payout release of one ended period, gated by every check.",
+)
+
+JOBS = [reference_job, attribution_job, commission_job, release_job]

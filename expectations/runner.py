@@ -6,6 +6,7 @@ GX has no DuckDB source: DuckDB tables are validated through pandas (style.md §
 
 from __future__ import annotations
 
+import logging
 import shutil
 import traceback
 from collections.abc import Callable
@@ -74,6 +75,35 @@ def docs_index(home: Path) -> Path:
     return Path(home) / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
 
 
+_docs_warned: set[str] = set()
+
+
+def offline_docs(home: Path) -> bool:
+    """Make the Data Docs of `home` load nothing from the network (expectations/datadocs.py):
+    vendored CSS/JS instead of CDNs, no tracking logo, no external links. Never raises: when the
+    pinned files are not cached and cannot be downloaded, the pages stay as GX wrote them and one
+    warning line says so (once per process). A gate never fails because of its docs."""
+    log = logging.getLogger("o2p.datadocs")
+    site = docs_index(home).parent
+    try:
+        from expectations import datadocs
+
+        if "vendor" in _docs_warned:    # tried (and failed) in this process: do not wait again
+            return False
+        report = datadocs.make_offline(site, timeout=10)
+        if report.unexpected and "unexpected" not in _docs_warned:
+            _docs_warned.add("unexpected")
+            log.warning("Data Docs: dropped external files that expectations/vendor.py does not pin "
+                        "(a newer GX?): %s", ", ".join(sorted(report.unexpected)))
+        return True
+    except Exception as exc:   # docs are a convenience; the gate's result stands without them
+        _docs_warned.add("vendor")
+        log.warning("Data Docs under %s left as GX wrote them (CSS/JS from public CDNs, shown bare "
+                    "offline): %s; run `python -m expectations.vendor` once with network access",
+                    site, exc)
+        return False
+
+
 def run_suite(name: str, df, build: Callable[[object], list], *, home: Path | None = None,
               id_columns: list[str] | None = None) -> SuiteResult:
     """Validate `df` with the suite `build(gx.expectations)` through a GX checkpoint.
@@ -108,6 +138,8 @@ def run_suite(name: str, df, build: Callable[[object], list], *, home: Path | No
             # prune before the run, so the Data Docs index the action rebuilds lists what is kept
             prune_results(Path(home), name)
         run = checkpoint.run(batch_parameters={"dataframe": df})
+        if home:
+            offline_docs(Path(home))
         res = next(iter(run.run_results.values()))
         failures = []
         for r in res.results:

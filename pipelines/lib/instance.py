@@ -20,6 +20,16 @@ DEFAULT_YAML = """\
 # PostgreSQL here (dagster-postgres, see deploy/dagster.yaml).
 telemetry:
   enabled: false
+nux:
+  enabled: false   # no "Join the Dagster community" sign-up modal
+# A run whose process died is marked failed (and its pool slot freed) by the daemon
+run_monitoring:
+  enabled: true
+# ... and retried at most twice when its process was lost; a failed step (a gate) is not retried
+run_retries:
+  enabled: true
+  max_retries: 2
+  retry_on_asset_or_op_failure: false
 # One writer at a time, whoever started the run (daemon, UI or `o2p run`): every asset that
 # writes the warehouse is in the pool `warehouse`; the queue starts one run at a time.
 concurrency:

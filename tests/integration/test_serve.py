@@ -46,8 +46,9 @@ def _graphql(port: int, query: str) -> dict:
         return json.loads(resp.read())["data"]
 
 
-def _home_with_events(tmp_path) -> tuple:
-    """A home whose landing zone holds the end-to-end test's events; the env to run o2p in it."""
+def _home_with_events(tmp_path, automation: bool = True) -> tuple:
+    """A home whose landing zone holds the end-to-end test's events; the env to run o2p in it
+    (with the daemon's automation switched off, `o2p serve` only shows what the CLI did)."""
     home, ref = tmp_path / "home", tmp_path / "reference"
     ref.mkdir()
     (ref / "promoters.csv").write_text(PROMOTERS, encoding="utf-8")
@@ -56,7 +57,9 @@ def _home_with_events(tmp_path) -> tuple:
     cfg_file = tmp_path / "o2p.yaml"
     cfg_file.write_text(f"reference_dir: {json.dumps(str(ref))}\n"
                         'spark:\n  conf: {"spark.sql.shuffle.partitions": "2"}\n'
-                        "quality:\n  max_event_age_days: 36500\n")
+                        "quality:\n  max_event_age_days: 36500\n"
+                        + ("" if automation else "automation:\n  attribute_landed_days: false\n  commission_estimates: false\n"
+                           "  monthly_release: false\n  reference_data: false\n"))
     cfg = load_config(cfg_file, home=home)
     _land(cfg)
     env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
@@ -65,7 +68,7 @@ def _home_with_events(tmp_path) -> tuple:
 
 
 def test_the_ui_shows_the_runs_the_cli_made_in_this_home(tmp_path, monkeypatch):
-    home, env = _home_with_events(tmp_path)
+    home, env = _home_with_events(tmp_path, automation=False)
     # no DAGSTER_HOME at all (an in-process CLI run of another test may have set one here)
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     run_o2p("run", env=env)

@@ -55,13 +55,21 @@ def _range(context: AssetExecutionContext) -> tuple[str, str]:
     description="Every click, deduplicated on event_id, flagged ua_bot and/or flood (rulebook §3).",
 )
 def clicks_validated(context: AssetExecutionContext, o2p: O2PConfig) -> MaterializeResult:
-    from pipelines.assets.attribution.spark_jobs import run_click_validity
+    from pipelines.assets.attribution.spark_jobs import missing_validated_days, run_click_validity
+    from pipelines.lib.partitions import run_ranges
 
     cfg = o2p.get()
     first, last = _range(context)
     context.log.info(f"click validity for {first}..{last}")
     conflicts = event_ids.refresh(cfg)   # before any stage reads the landing zone (rulebook §1)
-    stats = {**run_click_validity(get_spark(cfg), cfg, first, last), "event_id_conflicts": conflicts}
+    spark = get_spark(cfg)
+    # the days attribution reads before this range, if never validated (a day re-run alone)
+    filled = missing_validated_days(cfg, first, last)
+    for a, b in run_ranges(filled, last)[0]:
+        context.log.info(f"click validity of {a}..{b} too: attribution of {first} reads them and they were never validated")
+        run_click_validity(spark, cfg, a, b)
+    stats = {**run_click_validity(spark, cfg, first, last), "event_id_conflicts": conflicts,
+             "lookback_days_validated": len(filled)}
     checked = gates.validate(cfg, window_dates(first, last), ("landing", "click_validity"))
     return MaterializeResult(
         metadata={**stats, "first_day": first, "last_day": last, "path": str(cfg.warehouse_path / "clicks_validated")},

@@ -294,6 +294,24 @@ def run_click_validity(spark, cfg: Config, first: str, last: str) -> dict:
     return {"clicks": int(row["n"]), "invalid": int(row["bad"] or 0)}
 
 
+def missing_validated_days(cfg: Config, first: str, last: str) -> list[str]:
+    """The days before `first` that attribution of first..last reads (its lookback; under
+    `wechat_lock`, every landed day before it) whose clicks landed but were never validated.
+
+    Click validity of a day is a pure function of the landed clicks of that day and its
+    neighbours, so validating them here writes what a run of those days writes: a single day
+    re-run alone, in any order, reads the same candidates (issue #17)."""
+    from streaming.landing import landed_dates
+
+    landed = set(landed_dates(cfg.landing_path, "clicks"))
+    if cfg.attribution.model == "wechat_lock":
+        before = [d for d in landed if d < first]
+    else:
+        before = window_dates(first, first, cfg.attribution.lookback_days, 0)[:-1]
+    target = cfg.warehouse_path / "clicks_validated"
+    return sorted(d for d in before if d in landed and not (target / f"event_date={d}").is_dir())
+
+
 ATTRIBUTION_SCHEMA = [
     ("order_id", "string"), ("order_event_id", "string"), ("buyer_id", "string"),
     ("share_id", "string"), ("paid_at_us", "int64"), ("promoter_id", "string"),

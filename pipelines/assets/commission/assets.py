@@ -66,7 +66,9 @@ class Translator(DagsterDbtTranslator):
         return super().get_asset_key(props)
 
     def get_group_name(self, props: Mapping[str, Any]) -> str | None:
-        return "commission"
+        """dbt models grouped by layer in the UI (staging, intermediate, marts), as dbt Labs'
+        guide lays a project out."""
+        return props.get("config", {}).get("schema") or "marts"
 
 
 def dbt_vars(cfg: Config, period: str) -> dict:

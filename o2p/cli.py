@@ -48,6 +48,9 @@ def _execute(cfg: Config, job_name: str, *, partition: str | None = None,
     os.environ["O2P_HOME"] = str(cfg.home_path)
     if cfg.source != "<defaults>":
         os.environ["O2P_CONFIG"] = cfg.source
+    from pipelines.lib.dbt_manifest import prepare
+
+    prepare()   # the dbt manifest the definitions load, parsed again if a model changed
     from pipelines.definitions import defs
     from pipelines.lib.instance import run_tags
     from pipelines.resources import O2PConfig
@@ -295,7 +298,7 @@ def release_period(cfg: Config, period: str) -> Path:
     if existing:
         return existing
     from o2p.registry import Registry
-    from pipelines.assets.settlement.assets import check_order
+    from pipelines.lib.periods import check_order
 
     with exclusive(cfg.home_path / "locks" / "pipeline.lock", f"o2p payouts release --period {period}"):
         existing = batch_folder(cfg, period)   # released while we waited for nothing: same batch
@@ -432,6 +435,10 @@ def cmd_serve(cfg: Config, args) -> int:
     home, note = dagster_home(cfg)
     if note:
         print(f"o2p: {note}", file=sys.stderr, flush=True)
+    from pipelines.lib.dbt_manifest import prepare
+
+    if prepare():
+        say("o2p serve: the dbt models changed: manifest parsed again")
     repo = Path(__file__).resolve().parent.parent
     exe = shutil.which("dagster", path=os.pathsep.join([str(Path(sys.executable).parent),
                                                         os.environ.get("PATH", "")]))

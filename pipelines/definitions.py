@@ -11,14 +11,15 @@ from dagster import Definitions, in_process_executor
 from dagster_dbt import DbtCliResource
 
 from pipelines.assets.attribution.assets import clicks_validated, order_attribution
-from pipelines.assets.commission.assets import commission_dbt, dbt_project, gx_commission
+from pipelines.assets.commission.assets import commission_dbt, gx_commission
 from pipelines.assets.landing.assets import capture_health_sensor, landing_specs, reference_data
 from pipelines.assets.payouts.assets import payout_batch
 from pipelines.assets.settlement.assets import promoter_balances
 from pipelines.automation import SCHEDULES, SENSORS
 from pipelines.jobs import JOBS
 from pipelines.lib.alerts import alert_on_failure
-from pipelines.resources import O2PConfig
+from pipelines.lib.dbt_manifest import DBT_EXECUTABLE, dbt_project
+from pipelines.resources import O2PConfig, SparkResource
 
 defs = Definitions(
     assets=[*landing_specs, reference_data, clicks_validated, order_attribution, commission_dbt,
@@ -29,7 +30,9 @@ defs = Definitions(
     schedules=SCHEDULES,
     resources={
         "o2p": O2PConfig(config_path=os.environ.get("O2P_CONFIG"), home=os.environ.get("O2P_HOME")),
-        "dbt": DbtCliResource(project_dir=dbt_project, profiles_dir=str(dbt_project.project_dir)),
+        "spark": SparkResource(),
+        "dbt": DbtCliResource(project_dir=dbt_project, profiles_dir=str(dbt_project.project_dir),
+                              dbt_executable=DBT_EXECUTABLE),
     },
     executor=in_process_executor,
 )

@@ -1,4 +1,5 @@
-"""Resources: the validated config (one environment switch: O2P_CONFIG / O2P_HOME) and dbt."""
+"""Resources: the validated config (one environment switch: O2P_CONFIG / O2P_HOME), Spark,
+and dbt (pipelines/definitions.py)."""
 
 from __future__ import annotations
 
@@ -22,3 +23,20 @@ class O2PConfig(ConfigurableResource):
 
     def get(self) -> Config:
         return _load(self.config_path, self.home)
+
+
+class SparkResource(ConfigurableResource):
+    """The Spark session of a run: `spark.master` and `spark.conf` from the o2p config, which
+    `master` / `conf` here override (e.g. a standalone cluster for one deployment). Started on
+    first use, one per process (pipelines/lib/spark.py): loading the definitions starts no JVM."""
+
+    master: str | None = None
+    conf: dict[str, str] = {}
+
+    def session(self, cfg: Config):
+        from pipelines.lib.spark import get_spark
+
+        if self.master or self.conf:
+            cfg = cfg.model_copy(update={"spark": cfg.spark.model_copy(update={
+                "master": self.master or cfg.spark.master, "conf": {**cfg.spark.conf, **self.conf}})})
+        return get_spark(cfg)

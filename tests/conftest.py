@@ -8,6 +8,14 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
+def pytest_configure(config):
+    """The dbt manifest the Dagster definitions load (./dev prepares it at install; a test
+    session on a changed model parses it again, as `o2p run` does)."""
+    from pipelines.lib.dbt_manifest import prepare
+
+    prepare()
+
+
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory):
     """A real single-node KRaft broker on loopback for the whole test session."""

@@ -251,9 +251,8 @@ def test_the_ui_operates_the_pipeline(served):
 
 
 def _check_results(port: int, run_id: str) -> dict[str, bool]:
-    q = ('{ runOrError(runId: "%s") { ... on Run { stepStats { stepKey } } } '
-         'logsForRun(runId: "%s") { ... on EventConnection { events { __typename '
-         '... on AssetCheckEvaluationEvent { evaluation { checkName success } } } } } }') % (run_id, run_id)
+    q = ('{ logsForRun(runId: "RUN") { ... on EventConnection { events { __typename '
+         '... on AssetCheckEvaluationEvent { evaluation { checkName success } } } } } }').replace("RUN", run_id)
     events = _graphql(port, q)["logsForRun"]["events"]
     return {e["evaluation"]["checkName"]: e["evaluation"]["success"] for e in events
             if e["__typename"] == "AssetCheckEvaluationEvent"}

@@ -20,8 +20,8 @@ from pipelines.assets.landing.assets import REFERENCE_KEYS
 from pipelines.lib import event_ids, gates, quality
 from pipelines.lib.duck import POOL
 from pipelines.lib.partitions import daily, window_dates
-from pipelines.lib.spark import get_spark
-from pipelines.resources import O2PConfig
+from pipelines.lib.periods import refuse_future_days
+from pipelines.resources import O2PConfig, SparkResource
 
 CLICKS_VALIDATED = AssetKey(["attribution", "clicks_validated"])
 ORDER_ATTRIBUTION = AssetKey(["attribution", "order_attribution"])
@@ -54,21 +54,22 @@ def _range(context: AssetExecutionContext) -> tuple[str, str]:
     ],
     description="Every click, deduplicated on event_id, flagged ua_bot and/or flood (rulebook §3).",
 )
-def clicks_validated(context: AssetExecutionContext, o2p: O2PConfig) -> MaterializeResult:
+def clicks_validated(context: AssetExecutionContext, o2p: O2PConfig, spark: SparkResource) -> MaterializeResult:
     from pipelines.assets.attribution.spark_jobs import missing_validated_days, run_click_validity
     from pipelines.lib.partitions import run_ranges
 
     cfg = o2p.get()
     first, last = _range(context)
+    refuse_future_days(cfg, first, last)   # before any work (rulebook §1)
     context.log.info(f"click validity for {first}..{last}")
     conflicts = event_ids.refresh(cfg)   # before any stage reads the landing zone (rulebook §1)
-    spark = get_spark(cfg)
+    session = spark.session(cfg)
     # the days attribution reads before this range, if never validated (a day re-run alone)
     filled = missing_validated_days(cfg, first, last)
     for a, b in run_ranges(filled, last)[0]:
         context.log.info(f"click validity of {a}..{b} too: attribution of {first} reads them and they were never validated")
-        run_click_validity(spark, cfg, a, b)
-    stats = {**run_click_validity(spark, cfg, first, last), "event_id_conflicts": conflicts,
+        run_click_validity(session, cfg, a, b)
+    stats = {**run_click_validity(session, cfg, first, last), "event_id_conflicts": conflicts,
              "lookback_days_validated": len(filled)}
     checked = gates.validate(cfg, window_dates(first, last), ("landing", "click_validity"))
     return MaterializeResult(
@@ -98,13 +99,13 @@ def clicks_validated(context: AssetExecutionContext, o2p: O2PConfig) -> Material
     description="One row per order_paid event: promoter, click, reason (share_token | last_click | organic, "
                 "or lock | organic under attribution.model: wechat_lock), candidates, model, config hash.",
 )
-def order_attribution(context: AssetExecutionContext, o2p: O2PConfig) -> MaterializeResult:
+def order_attribution(context: AssetExecutionContext, o2p: O2PConfig, spark: SparkResource) -> MaterializeResult:
     from pipelines.assets.attribution.spark_jobs import run_attribution
 
     cfg = o2p.get()
     first, last = _range(context)
     ref = load_reference(cfg.reference_path, encoding=cfg.reference_encoding)
-    stats = run_attribution(get_spark(cfg), cfg, first, last, ref.promoters)
+    stats = run_attribution(spark.session(cfg), cfg, first, last, ref.promoters)
     checked = gates.validate(cfg, window_dates(first, last), ("attribution",))
     return MaterializeResult(
         metadata={**stats, "first_day": first, "last_day": last, "model": cfg.attribution.model,

@@ -4,9 +4,7 @@ period's bounds as vars), and the Great Expectations commission gate as a blocki
 
 import json
 import os
-import sys
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from dagster import (
@@ -16,40 +14,21 @@ from dagster import (
     AssetKey,
     asset_check,
 )
-from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from expectations import suites
 from expectations.runner import SuiteResult, run_suite
 from o2p.config import Config
 from o2p.errors import GateFailed, O2PError
 from o2p.quoting import dbt_glob
+from o2p.registry import Registry
 from pipelines.lib import event_ids, quality
+from pipelines.lib.dbt_manifest import manifest_path
 from pipelines.lib.duck import POOL, connect
 from pipelines.lib.partitions import monthly, period_dbt_vars
+from pipelines.lib.periods import check_order
 from pipelines.resources import O2PConfig
 from streaming.landing import ensure_schema_files
-
-DBT_DIR = Path(__file__).resolve().parents[3] / "dbt_project"
-# dbt is installed beside this interpreter (the project's virtualenv), which need not be on PATH.
-_BIN = str(Path(sys.executable).parent)
-if _BIN not in os.environ.get("PATH", "").split(os.pathsep):
-    os.environ["PATH"] = _BIN + os.pathsep + os.environ.get("PATH", "")
-dbt_project = DbtProject(project_dir=DBT_DIR, profiles_dir=DBT_DIR)
-
-
-def _manifest_is_stale() -> bool:
-    """No manifest yet (a fresh clone), or a model, macro, test or the project file is newer."""
-    if not dbt_project.manifest_path.exists():
-        return True
-    built = dbt_project.manifest_path.stat().st_mtime
-    sources = [DBT_DIR / "dbt_project.yml", *(f for d in ("models", "macros", "tests")
-                                              for f in (DBT_DIR / d).rglob("*") if f.is_file())]
-    return any(f.stat().st_mtime > built for f in sources)
-
-
-if _manifest_is_stale():
-    # `dbt parse`, so the definitions load what the models say (no warehouse needed)
-    dbt_project.preparer.prepare(dbt_project)
 
 ENTITLEMENTS = AssetKey(["marts", "fct_commission_entitlements"])
 
@@ -87,7 +66,7 @@ def dbt_vars(cfg: Config, period: str) -> dict:
 
 
 @dbt_assets(
-    manifest=dbt_project.manifest_path,
+    manifest=manifest_path(),
     dagster_dbt_translator=Translator(),
     partitions_def=monthly,
     pool=POOL,
@@ -95,6 +74,9 @@ def dbt_vars(cfg: Config, period: str) -> dict:
 )
 def commission_dbt(context: AssetExecutionContext, dbt: DbtCliResource, o2p: O2PConfig):
     cfg = o2p.get()
+    if context.job_def.name == "release_job":   # refused before any work: the month has not ended, or P−1 is not released
+        for key in context.partition_keys:
+            check_order(cfg, Registry(cfg.registry), key[:7])
     ensure_schema_files(cfg.landing_path)
     cfg.warehouse_path.mkdir(parents=True, exist_ok=True)
     conflicts = event_ids.refresh(cfg)   # copies landed since attribution ran are ignored too

@@ -93,7 +93,7 @@ def payout_frame(s: Settlement, promoters, end_us: int):
     kinds={"python", "csv"},
     check_specs=[AssetCheckSpec("gx_payout", asset=PAYOUT, blocking=True,
                                 description="one row per promoter, gross ≥ threshold, payee present, net = gross − tax, nobody suspended")],
-    description="payouts/<period>/<batch_id>/: payout.csv, statement.csv, carried.csv, wechat_transfer.json, manifest.json.",
+    description="payouts/PERIOD/BATCH_ID/: payout.csv, statement.csv, carried.csv, wechat_transfer.json, manifest.json.",
 )
 def payout_batch(context: AssetExecutionContext, o2p: O2PConfig):
     cfg = o2p.get()

@@ -22,47 +22,15 @@ from o2p.errors import GateBroken, GateFailed, InputError
 from o2p.reference import load_reference
 from o2p.registry import Registry
 from o2p.settlement import Settlement, balances
-from o2p.timeutil import next_period, period_end_us, previous_period
+from o2p.timeutil import period_end_us, previous_period
 from pipelines.assets.commission.assets import ENTITLEMENTS
 from pipelines.lib import gates, quality
 from pipelines.lib.duck import POOL, connect, replace_period
 from pipelines.lib.partitions import monthly
+from pipelines.lib.periods import check_order, first_period  # noqa: F401 - first_period: the settlement's API
 from pipelines.resources import O2PConfig
-from streaming.landing import landed_days
 
 SETTLEMENT = AssetKey(["settlement", "promoter_balances"])
-
-
-def first_period(cfg: Config, registry: Registry) -> str | None:
-    released = registry.released()
-    if released:
-        return released[0]["period"]
-    dates = landed_days(cfg.landing_path)
-    return dates[0][:7] if dates else None
-
-
-def check_order(cfg: Config, registry: Registry, period: str) -> None:
-    """Refuse to settle P before it has ended, or unless P−1 is released (or P is the first)."""
-    import time
-
-    if period_end_us(period) > time.time_ns() // 1000:
-        raise InputError(f"period {period} has not ended yet (it ends {next_period(period)}-01T00:00:00+08:00); "
-                         "a month is released once it is over")
-    first = first_period(cfg, registry)
-    if first is None:
-        raise InputError(f"period {period}: nothing has been captured yet")
-    if period < first:
-        raise InputError(f"period {period} is before the first period {first}")
-    later = [b["period"] for b in registry.released() if b["period"] > period]
-    if later:
-        raise InputError(f"period {period} cannot be released after the later period {later[-1]}")
-    if period > first:
-        prev = registry.batch(previous_period(period))
-        if prev is None or prev["status"] != "released":
-            raise InputError(
-                f"period {period} cannot be released before {previous_period(period)}: release "
-                f"{previous_period(period)} first (periods are released in order, starting at {first})"
-            )
 
 
 def compute(cfg: Config, registry: Registry, period: str, log=None) -> Settlement:

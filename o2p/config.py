@@ -97,6 +97,9 @@ class CaptureConfig(_Strict):
     max_message_bytes: int = Field(1048576, ge=1024)
     ip_salt_env: str = "O2P_IP_SALT"
     broker_unreachable_seconds: float = Field(300, gt=0)
+    # the landing assets' freshness check fails when the topics have lag and nothing has landed
+    # for this long (capture stopped, stuck or too slow)
+    stale_after_seconds: float = Field(900, gt=0)
 
 
 class ClickValidityConfig(_Strict):

@@ -12,7 +12,12 @@ from dagster_dbt import DbtCliResource
 
 from pipelines.assets.attribution.assets import clicks_validated, order_attribution
 from pipelines.assets.commission.assets import commission_dbt, gx_commission
-from pipelines.assets.landing.assets import capture_health_sensor, landing_specs, reference_data
+from pipelines.assets.landing.assets import (
+    capture_health_sensor,
+    landing_freshness,
+    landing_specs,
+    reference_data,
+)
 from pipelines.assets.payouts.assets import payout_batch
 from pipelines.assets.settlement.assets import promoter_balances
 from pipelines.automation import SCHEDULES, SENSORS
@@ -24,7 +29,7 @@ from pipelines.resources import O2PConfig, SparkResource
 defs = Definitions(
     assets=[*landing_specs, reference_data, clicks_validated, order_attribution, commission_dbt,
             promoter_balances, payout_batch],
-    asset_checks=[gx_commission],
+    asset_checks=[gx_commission, landing_freshness],
     jobs=JOBS,
     sensors=[*SENSORS, capture_health_sensor, alert_on_failure],
     schedules=SCHEDULES,

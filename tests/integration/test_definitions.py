@@ -187,3 +187,21 @@ def test_commission_follows_a_successful_attribution_run(tmp_path):
     # `o2p run` runs its own commission steps: no second run of each
     skip = requests({"dagster/partition": "2026-11-02", "o2p/command": "o2p run"})
     assert "o2p run" in skip.skip_message
+
+
+def test_assets_carry_owners_code_versions_and_checks_the_ui_shows():
+    from dagster import AssetKey
+
+    from pipelines.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    mart = graph.get(AssetKey(["marts", "fct_commission_entitlements"]))
+    assert mart.owners == ["team:data-platform", "team:finance"] and "marts" in mart.tags
+    assert graph.get(AssetKey(["staging", "stg_refunds"])).group_name == "staging"
+    for key in (["attribution", "clicks_validated"], ["settlement", "promoter_balances"], ["payouts", "payout_batch"]):
+        node = graph.get(AssetKey(key))
+        assert node.owners and len(node.code_version or "") == 12, (key, node.owners, node.code_version)
+    columns = {c.name: c.description for c in mart.metadata["dagster/column_schema"].columns}
+    assert columns["entitled_fen"], "column descriptions reach the UI"
+    checks = {f"{k.asset_key.to_user_string()}:{k.name}" for k in graph.asset_check_keys}
+    assert {"landing/clicks:landing_fresh", "landing/orders:landing_fresh", "landing/refunds:landing_fresh"} <= checks

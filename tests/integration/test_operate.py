@@ -134,7 +134,20 @@ def test_automation_ran_everything_without_a_command(served):
     assert ("attribution_job", "landing_sensor", "SUCCESS") in by, by
     assert not [r for r in runs if "o2p/command" in r["tags"]]   # nothing was started by the CLI
     assert not served.failed_runs()
-    assert (served.home / "warehouse" / "o2p.duckdb").is_file()
+    # the mart's materialization carries its row count for the period and a preview of its rows
+    import duckdb
+
+    q = ('{ assetOrError(assetKey: {path: ["marts", "fct_commission_entitlements"]}) { ... on Asset { '
+         'assetMaterializations(limit: 1) { partition metadataEntries { label '
+         '... on IntMetadataEntry { intValue } ... on MarkdownMetadataEntry { mdStr } } } } } }')
+    [mat] = _graphql(served.port, q)["assetOrError"]["assetMaterializations"]
+    meta = {e["label"]: e.get("intValue", e.get("mdStr")) for e in mat["metadataEntries"]}
+    with duckdb.connect(str(served.home / "warehouse" / "o2p.duckdb"), read_only=True) as con:
+        (rows,) = con.execute("select count(*) from marts.fct_commission_entitlements where period = '2026-10'").fetchone()
+        (first,) = con.execute("select order_id from marts.fct_commission_entitlements where period = '2026-10' "
+                               "order by all limit 1").fetchone()
+    assert mat["partition"] == "2026-10" and meta["dagster/row_count"] == rows > 0, meta
+    assert meta["preview"].startswith(f"first {min(rows, 5)} of {rows} rows of 2026-10") and first in meta["preview"]
 
 
 # ---- the browser ------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from pipelines.lib import event_ids, gates, quality
 from pipelines.lib.duck import POOL
 from pipelines.lib.partitions import daily, window_dates
 from pipelines.lib.periods import refuse_future_days
+from pipelines.lib.versions import DATA_PLATFORM, code_version
 from pipelines.resources import O2PConfig, SparkResource
 
 CLICKS_VALIDATED = AssetKey(["attribution", "clicks_validated"])
@@ -42,6 +43,9 @@ def _range(context: AssetExecutionContext) -> tuple[str, str]:
                                                                 allow_nonexistent_upstream_partitions=True))],
     group_name="attribution",
     kinds={"spark", "parquet"},
+    owners=[DATA_PLATFORM],
+    tags={"domain": "attribution", "cadence": "daily"},
+    code_version=code_version("pipelines/assets/attribution/spark_jobs.py", "pipelines/lib/event_ids.py"),
     pool=POOL,
     # The landing tables are written by the capture service; their gate runs here, where Dagster
     # first reads them, and blocks everything downstream of these days.
@@ -92,6 +96,9 @@ def clicks_validated(context: AssetExecutionContext, o2p: O2PConfig, spark: Spar
     ],
     group_name="attribution",
     kinds={"spark", "parquet"},
+    owners=[DATA_PLATFORM],
+    tags={"domain": "attribution", "cadence": "daily"},
+    code_version=code_version("pipelines/assets/attribution/spark_jobs.py", "pipelines/assets/attribution/lock.py"),
     pool=POOL,
     check_specs=[AssetCheckSpec("gx_attribution", asset=ORDER_ATTRIBUTION, blocking=True,
                                 description="one row per order; an attributed order's click exists, is valid, "

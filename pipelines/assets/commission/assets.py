@@ -12,6 +12,8 @@ from dagster import (
     AssetCheckResult,
     AssetExecutionContext,
     AssetKey,
+    MetadataValue,
+    Output,
     asset_check,
 )
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
@@ -91,7 +93,15 @@ def commission_dbt(context: AssetExecutionContext, dbt: DbtCliResource, o2p: O2P
         # period (dagster-dbt's default is a new folder in the project for every run, forever)
         target = cfg.home_path / "dbt" / vars_["period"]
         run = dbt.cli(["build", "--vars", json.dumps(vars_)], context=context, target_path=target, raise_on_error=False)
-        yield from run.stream()
+        marts = []   # held until dbt has exited (DuckDB: one process at a time), then counted
+        for event in run.stream():
+            if isinstance(event, Output) and context.asset_key_for_output(event.output_name).path[0] == "marts":
+                marts.append(event)
+            else:
+                yield event
+        for event in marts:
+            yield event.with_metadata({**event.metadata, **mart_metadata(
+                cfg, context.asset_key_for_output(event.output_name), vars_["period"])})
         if not run.is_successful():
             try:
                 results = run.get_artifact("run_results.json")
@@ -99,6 +109,30 @@ def commission_dbt(context: AssetExecutionContext, dbt: DbtCliResource, o2p: O2P
                 raise O2PError(f"period {vars_['period']}: dbt build failed before it ran any model "
                                "(its error is in the run's log)") from None
             raise_for_dbt(results, vars_["period"], cfg)
+
+
+PREVIEW_ROWS = 5
+
+
+def mart_metadata(cfg: Config, key: AssetKey, period: str) -> dict:
+    """A mart's rows of this period (`dagster/row_count`: the UI's row count) and its first rows
+    as a preview; nothing when the warehouse cannot be read (the materialization stands)."""
+    table = ".".join(key.path)
+    try:
+        with connect(cfg, read_only=True) as con:
+            cols = {r[0] for r in con.execute("select column_name from information_schema.columns "
+                                              "where table_schema = ? and table_name = ?", key.path).fetchall()}
+            where, params = ("where period = ?", [period]) if "period" in cols else ("", [])
+            count = con.execute(f"select count(*) from {table} {where}", params).fetchone()[0]
+            cur = con.execute(f"select * from {table} {where} order by all limit {PREVIEW_ROWS}", params)
+            names, rows = [d[0] for d in cur.description], cur.fetchall()
+    except Exception:  # noqa: BLE001 - metadata only
+        return {}
+    cell = lambda v: "" if v is None else str(v).replace("|", "\\|")  # noqa: E731
+    md = "\n".join(["| " + " | ".join(names) + " |", "|" + "---|" * len(names),
+                    *("| " + " | ".join(cell(v) for v in row) + " |" for row in rows)])
+    return {"dagster/row_count": MetadataValue.int(int(count)),
+            "preview": MetadataValue.md(f"first {len(rows)} of {count} rows of {period if where else 'the table'}:\n\n{md}")}
 
 
 def _sample(cfg: Config, relation: str | None) -> str:

@@ -9,6 +9,11 @@ runs of the partitions they make stale (late events re-run old partitions).
 import pyarrow as pa
 import pyarrow.parquet as pq
 from dagster import (
+    AssetCheckEvaluation,
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
     AssetObservation,
@@ -20,12 +25,14 @@ from dagster import (
     SensorResult,
     SkipReason,
     multi_asset,
+    multi_asset_check,
     sensor,
 )
 
 from o2p.reference import load_reference
 from pipelines.lib.duck import POOL
 from pipelines.lib.partitions import daily
+from pipelines.lib.versions import DATA_PLATFORM, FINANCE, code_version
 from pipelines.resources import O2PConfig
 from streaming.health import capture_health, log_offsets
 from streaming.landing import TABLES
@@ -37,6 +44,8 @@ landing_specs = [
         partitions_def=daily,
         group_name="landing",
         kinds={"kafka", "parquet"},
+        owners=[DATA_PLATFORM],
+        tags={"domain": "capture", "cadence": "streaming"},
         metadata={"path": f"$O2P_HOME/landing/{table}"},
     )
     for table in TABLES
@@ -48,7 +57,8 @@ REFERENCE_KEYS = [AssetKey(["reference", n]) for n in ("promoters", "products", 
 @multi_asset(
     name="reference_data",
     pool=POOL,
-    specs=[AssetSpec(k, group_name="landing", kinds={"python", "parquet"},
+    specs=[AssetSpec(k, group_name="landing", kinds={"python", "parquet"}, owners=[FINANCE, DATA_PLATFORM],
+                     tags={"domain": "reference"}, code_version=code_version("o2p/reference.py"),
                      description=f"{k.path[-1]}.csv, validated (file, row, field) and typed for dbt.")
            for k in REFERENCE_KEYS],
 )
@@ -99,10 +109,54 @@ def capture_health_sensor(context: SensorEvaluationContext, o2p: O2PConfig):
     if not rows:
         return SkipReason("nothing captured yet and no topic partitions found")
     kind = {getattr(cfg.kafka.topics, t): t for t in TABLES}
-    return SensorResult(asset_events=[
-        observation(table, [r for r in rows if kind.get(r["topic"]) == table], broker_up=offsets is not None)
-        for table in TABLES
-    ])
+    events = []
+    for table in TABLES:
+        mine = [r for r in rows if kind.get(r["topic"]) == table]
+        events.append(observation(table, mine, broker_up=offsets is not None))
+        events.append(freshness_evaluation(table, mine, offsets is not None, cfg.capture.stale_after_seconds))
+    return SensorResult(asset_events=events)
+
+
+def freshness(rows: list[dict], broker_up: bool, stale_after_s: float) -> tuple[bool, str]:
+    """Fresh unless the topics have lag and nothing has landed for `stale_after_s` (pure)."""
+    if not broker_up:
+        return False, "the broker is not reachable: lag unknown, so freshness cannot be judged"
+    lag = sum(r["lag"] or 0 for r in rows)
+    ages = [r["last_flush_age_s"] for r in rows if r["last_flush_age_s"] is not None]
+    newest = min(ages) if ages else None
+    if lag == 0:
+        return True, "no lag: everything published has landed"
+    if newest is None:
+        return False, f"{lag} records waiting and nothing has ever landed: is `o2p capture` running?"
+    if newest > stale_after_s:
+        return False, (f"{lag} records waiting and nothing landed for {newest:.0f} s "
+                       f"(capture.stale_after_seconds = {stale_after_s:.0f}): is `o2p capture` running?")
+    return True, f"{lag} records waiting, last landed {newest:.0f} s ago"
+
+
+def freshness_evaluation(table: str, rows: list[dict], broker_up: bool, stale_after_s: float) -> AssetCheckEvaluation:
+    ok, why = freshness(rows, broker_up, stale_after_s)
+    return AssetCheckEvaluation(asset_key=AssetKey(["landing", table]), check_name="landing_fresh", passed=ok,
+                                severity=AssetCheckSeverity.WARN, description=why)
+
+
+@multi_asset_check(
+    specs=[AssetCheckSpec("landing_fresh", asset=AssetKey(["landing", t]),
+                          description="capture keeps up: fails when the topic has lag and nothing has landed for "
+                                      "capture.stale_after_seconds (judged by capture_health_sensor every minute)")
+           for t in TABLES],
+    name="landing_freshness",
+)
+def landing_freshness(context: AssetCheckExecutionContext, o2p: O2PConfig):
+    cfg = o2p.get()
+    offsets = log_offsets(cfg)
+    rows = capture_health(cfg, offsets)
+    kind = {getattr(cfg.kafka.topics, t): t for t in TABLES}
+    for table in TABLES:
+        ok, why = freshness([r for r in rows if kind.get(r["topic"]) == table], offsets is not None,
+                            cfg.capture.stale_after_seconds)
+        yield AssetCheckResult(asset_key=AssetKey(["landing", table]), check_name="landing_fresh", passed=ok,
+                               severity=AssetCheckSeverity.WARN, description=why)
 
 
 def observation(table: str, rows: list[dict], broker_up: bool) -> AssetObservation:

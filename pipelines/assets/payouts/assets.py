@@ -32,6 +32,7 @@ from pipelines.assets.settlement.assets import SETTLEMENT
 from pipelines.lib import quality
 from pipelines.lib.duck import POOL, connect
 from pipelines.lib.partitions import monthly
+from pipelines.lib.versions import DATA_PLATFORM, FINANCE, code_version
 from pipelines.resources import O2PConfig
 from streaming.landing import TABLES
 
@@ -91,6 +92,9 @@ def payout_frame(s: Settlement, promoters, end_us: int):
     pool=POOL,
     group_name="payouts",
     kinds={"python", "csv"},
+    owners=[FINANCE, DATA_PLATFORM],
+    tags={"domain": "money", "cadence": "monthly"},
+    code_version=code_version("o2p/release.py", "o2p/money.py"),
     check_specs=[AssetCheckSpec("gx_payout", asset=PAYOUT, blocking=True,
                                 description="one row per promoter, gross ≥ threshold, payee present, net = gross − tax, nobody suspended")],
     description="payouts/PERIOD/BATCH_ID/: payout.csv, statement.csv, carried.csv, wechat_transfer.json, manifest.json.",

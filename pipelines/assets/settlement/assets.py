@@ -28,6 +28,7 @@ from pipelines.lib import gates, quality
 from pipelines.lib.duck import POOL, connect, replace_period
 from pipelines.lib.partitions import monthly
 from pipelines.lib.periods import check_order, first_period  # noqa: F401 - first_period: the settlement's API
+from pipelines.lib.versions import DATA_PLATFORM, FINANCE, code_version
 from pipelines.resources import O2PConfig
 
 SETTLEMENT = AssetKey(["settlement", "promoter_balances"])
@@ -87,6 +88,9 @@ def statement_frame(s: Settlement):
     pool=POOL,
     group_name="settlement",
     kinds={"python", "duckdb"},
+    owners=[FINANCE, DATA_PLATFORM],
+    tags={"domain": "money", "cadence": "monthly"},
+    code_version=code_version("o2p/settlement.py", "o2p/tax.py", "o2p/ledger_mirror.py", "o2p/money.py"),
     check_specs=[AssetCheckSpec("gx_settlement", asset=SETTLEMENT, blocking=True,
                                 description="carried in + movement = paid + carried out; net = gross − tax")],
     description="Per promoter: carried in, movement, balance, gross paid, tax, net, carried out (and why).",

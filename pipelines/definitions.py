@@ -24,7 +24,7 @@ from pipelines.automation import SCHEDULES, SENSORS
 from pipelines.jobs import JOBS
 from pipelines.lib.alerts import alert_on_failure
 from pipelines.lib.dbt_manifest import DBT_EXECUTABLE, dbt_project
-from pipelines.resources import O2PConfig, SparkResource
+from pipelines.resources import O2PConfig, RegistryResource, SparkResource
 
 defs = Definitions(
     assets=[*landing_specs, reference_data, clicks_validated, order_attribution, commission_dbt,
@@ -36,6 +36,7 @@ defs = Definitions(
     resources={
         "o2p": O2PConfig(config_path=os.environ.get("O2P_CONFIG"), home=os.environ.get("O2P_HOME")),
         "spark": SparkResource(),
+        "registry": RegistryResource(),
         "dbt": DbtCliResource(project_dir=dbt_project, profiles_dir=str(dbt_project.project_dir),
                               dbt_executable=DBT_EXECUTABLE),
     },

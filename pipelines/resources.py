@@ -1,5 +1,5 @@
 """Resources: the validated config (one environment switch: O2P_CONFIG / O2P_HOME), Spark,
-and dbt (pipelines/definitions.py)."""
+the release registry, and dbt (pipelines/definitions.py)."""
 
 from __future__ import annotations
 
@@ -40,3 +40,15 @@ class SparkResource(ConfigurableResource):
             cfg = cfg.model_copy(update={"spark": cfg.spark.model_copy(update={
                 "master": self.master or cfg.spark.master, "conf": {**cfg.spark.conf, **self.conf}})})
         return get_spark(cfg)
+
+
+class RegistryResource(ConfigurableResource):
+    """The release registry: the config's `registry_url` (SQLite under the home by default,
+    PostgreSQL in production), which `url` here overrides for one deployment."""
+
+    url: str | None = None
+
+    def get(self, cfg: Config):
+        from o2p.registry import Registry
+
+        return Registry(self.url or cfg.registry)

@@ -33,7 +33,7 @@ from pipelines.lib import quality
 from pipelines.lib.duck import POOL, connect
 from pipelines.lib.partitions import monthly
 from pipelines.lib.versions import DATA_PLATFORM, FINANCE, code_version
-from pipelines.resources import O2PConfig
+from pipelines.resources import O2PConfig, RegistryResource
 from streaming.landing import TABLES
 
 PAYOUT = AssetKey(["payouts", "payout_batch"])
@@ -99,10 +99,10 @@ def payout_frame(s: Settlement, promoters, end_us: int):
                                 description="one row per promoter, gross ≥ threshold, payee present, net = gross − tax, nobody suspended")],
     description="payouts/PERIOD/BATCH_ID/: payout.csv, statement.csv, carried.csv, wechat_transfer.json, manifest.json.",
 )
-def payout_batch(context: AssetExecutionContext, o2p: O2PConfig):
+def payout_batch(context: AssetExecutionContext, o2p: O2PConfig, registry: RegistryResource):
     cfg = o2p.get()
     period = context.partition_key[:7]
-    registry = Registry(cfg.registry)
+    registry = registry.get(cfg)
     existing = registry.batch(period)
     if existing and existing["status"] == "released":
         context.log.info(f"period {period} already released as {existing['batch_id']}")

@@ -29,7 +29,7 @@ from pipelines.lib.duck import POOL, connect, replace_period
 from pipelines.lib.partitions import monthly
 from pipelines.lib.periods import check_order, first_period  # noqa: F401 - first_period: the settlement's API
 from pipelines.lib.versions import DATA_PLATFORM, FINANCE, code_version
-from pipelines.resources import O2PConfig
+from pipelines.resources import O2PConfig, RegistryResource
 
 SETTLEMENT = AssetKey(["settlement", "promoter_balances"])
 
@@ -95,10 +95,10 @@ def statement_frame(s: Settlement):
                                 description="carried in + movement = paid + carried out; net = gross − tax")],
     description="Per promoter: carried in, movement, balance, gross paid, tax, net, carried out (and why).",
 )
-def promoter_balances(context: AssetExecutionContext, o2p: O2PConfig):
+def promoter_balances(context: AssetExecutionContext, o2p: O2PConfig, registry: RegistryResource):
     cfg = o2p.get()
     period = context.partition_key[:7]
-    registry = Registry(cfg.registry)
+    registry = registry.get(cfg)
     existing = registry.batch(period)
     if existing and existing["status"] == "released":
         raise InputError(f"period {period} is already released (batch {existing['batch_id']}); released periods are never recomputed")

@@ -161,6 +161,8 @@ class QualityConfig(_Strict):
 
 
 class PayoutConfig(_Strict):
+    # the AppID bound to the merchant (transfer-bills requires it): set yours; the default is a placeholder
+    wechat_appid: str = Field("wx0000000000000000", pattern=r"^wx[0-9A-Za-z]{16}$")
     wechat_transfer_scene_id: str = "1005"
     wechat_post_type: str = "推广员"
     wechat_reward_desc: str = "推广佣金"

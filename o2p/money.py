@@ -23,3 +23,14 @@ def fen_to_cny(fen: int) -> str:
     sign = "-" if fen < 0 else ""
     q, r = divmod(abs(fen), 100)
     return f"{sign}{q}.{r:02d}"
+
+
+def cny_to_fen(text: str) -> int:
+    """'1234.50' → 123450: the inverse of fen_to_cny, exact; anything else is refused."""
+    import re
+
+    if not isinstance(text, str) or not re.fullmatch(r"-?\d+\.\d{2}", text):
+        raise ValueError(f"{text!r} is not an amount in CNY with two decimals")
+    sign = -1 if text.startswith("-") else 1
+    whole, cents = text.lstrip("-").split(".")
+    return sign * (int(whole) * 100 + int(cents))

@@ -23,10 +23,16 @@ from o2p.settlement import Settlement
 
 PAYOUT_COLUMNS = ["batch_id", "period", "promoter_id", "payee_name", "payee_openid", "gross_cny", "tax_cny", "net_cny"]
 STATEMENT_COLUMNS = [
-    "promoter_id", "order_id", "line_id", "role", "click_event_id", "attribution_reason", "rate",
-    "net_fen", "entitled_fen", "previously_booked_fen", "movement_fen",
+    "batch_id", "period", "promoter_id", "order_id", "line_id", "role", "click_event_id", "attribution_reason",
+    "rate", "net_cny", "entitled_cny", "previously_booked_cny", "movement_cny", "note",
 ]
-CARRIED_COLUMNS = ["promoter_id", "carried_in_fen", "movement_fen", "balance_fen", "reason"]
+CARRIED_COLUMNS = ["batch_id", "period", "promoter_id", "carried_in_cny", "returned_cny", "movement_cny",
+                   "balance_cny", "reason"]
+# Columns that hold numbers (never neutralised: "-30.00" is an amount, not a formula)
+NUMERIC_COLUMNS = {"gross_cny", "tax_cny", "net_cny", "rate", "entitled_cny", "previously_booked_cny",
+                   "movement_cny", "carried_in_cny", "returned_cny", "balance_cny"}
+# A text cell starting with one of these is run as a formula by spreadsheets (OWASP CSV injection)
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -59,12 +65,52 @@ def out_bill_no(batch_id: str, promoter_id: str) -> str:
     return "O2P" + hashlib.sha256(f"{batch_id}/{promoter_id}".encode()).hexdigest()[:29].upper()
 
 
-def _csv(rows: list[list], columns: list[str], bom: bool = False) -> bytes:
+def neutralise(text: str) -> str:
+    """A text cell for people: a leading `'` when a spreadsheet would run it as a formula
+    (rulebook §8); JSON files keep the raw text."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def restore(text: str) -> str:
+    """The raw text of a neutralised cell (for tools that read the CSVs back)."""
+    return text[1:] if text.startswith("'") and text[1:].startswith(FORMULA_STARTS) else text
+
+
+def read_people_csv(path: Path) -> list[dict]:
+    """Rows of a release CSV, text restored and amounts as integer fen (`<name>_fen` keys), in
+    either format: rulebook v2 (BOM, CNY, neutralised text) or v1 batches (fen)."""
+    from o2p.money import cny_to_fen
+
+    out = []
+    for r in csv.DictReader(io.StringIO(path.read_bytes().decode("utf-8-sig"))):
+        row = {}
+        for k, v in r.items():
+            if k.endswith("_cny"):
+                row[k[:-4] + "_fen"] = cny_to_fen(v)
+            elif k.endswith("_fen") and v not in (None, ""):
+                row[k] = int(v)
+            else:
+                row[k] = restore(v) if isinstance(v, str) and k not in NUMERIC_COLUMNS else v
+        out.append(row)
+    return out
+
+
+def _csv(rows: list[list], columns: list[str]) -> bytes:
+    """Every CSV for people: UTF-8 with a BOM (Excel), text cells neutralised (rulebook §8)."""
+    text_cols = [i for i, c in enumerate(columns) if c not in NUMERIC_COLUMNS]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
+    # Python's csv quotes a field holding "\n" but not one holding a lone "\r", which readers
+    # then take for a line end: such a row is written fully quoted
+    quoted = csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_ALL)
     w.writerow(columns)
-    w.writerows(rows)
-    return (("\ufeff" if bom else "") + buf.getvalue()).encode("utf-8")
+    for row in rows:
+        row = list(row)
+        for i in text_cols:
+            if isinstance(row[i], str):
+                row[i] = neutralise(row[i])
+        (quoted if any(isinstance(v, str) and "\r" in v for v in row) else w).writerow(row)
+    return ("\ufeff" + buf.getvalue()).encode("utf-8")
 
 
 def render(cfg: Config, batch_id: str, s: Settlement, promoters: dict[str, Promoter]) -> dict[str, bytes]:
@@ -76,6 +122,7 @@ def render(cfg: Config, batch_id: str, s: Settlement, promoters: dict[str, Promo
         payout_rows.append([batch_id, s.period, b.promoter_id, p.payee_name, p.payee_openid,
                             fen_to_cny(b.gross_fen), fen_to_cny(b.tax_fen), fen_to_cny(b.net_fen)])
         body = {
+            "appid": cfg.payout.wechat_appid,
             "out_bill_no": out_bill_no(batch_id, b.promoter_id),
             "transfer_scene_id": cfg.payout.wechat_transfer_scene_id,
             "openid": p.payee_openid,
@@ -89,18 +136,27 @@ def render(cfg: Config, batch_id: str, s: Settlement, promoters: dict[str, Promo
         if b.net_fen >= cfg.payout.wechat_user_name_min_fen:
             body["user_name"] = p.payee_name   # encrypted by the payment service before sending
         transfers.append(body)
-    statement = [[r.promoter_id, r.order_id, r.line_id, r.role, r.click_event_id or "",
-                  r.attribution_reason or "", rate_text(r.rate_e4), r.net_fen, r.entitled_fen,
-                  r.previously_booked_fen, r.movement_fen]
+    statement = [[batch_id, s.period, r.promoter_id, r.order_id, r.line_id, r.role, r.click_event_id or "",
+                  r.attribution_reason or "", rate_text(r.rate_e4), fen_to_cny(r.net_fen), fen_to_cny(r.entitled_fen),
+                  fen_to_cny(r.previously_booked_fen), fen_to_cny(r.movement_fen), ""]
                  for r in sorted(s.statement, key=lambda r: (r.promoter_id, r.order_id, r.line_id, r.role))]
-    carried = [[b.promoter_id, b.carried_in_fen, b.movement_fen, b.balance_fen, b.carry_reason]
+    carried = [[batch_id, s.period, b.promoter_id, fen_to_cny(b.carried_in_fen), fen_to_cny(0),
+                fen_to_cny(b.movement_fen), fen_to_cny(b.balance_fen), b.carry_reason]
                for b in s.balances if b.carried_out_fen != 0]
-    return {
-        "payout.csv": _csv(payout_rows, PAYOUT_COLUMNS, bom=True),
+    files = {
+        "payout.csv": _csv(payout_rows, PAYOUT_COLUMNS),
         "statement.csv": _csv(statement, STATEMENT_COLUMNS),
         "carried.csv": _csv(carried, CARRIED_COLUMNS),
         "wechat_transfer.json": (json.dumps(transfers, ensure_ascii=False, indent=2) + "\n").encode("utf-8"),
     }
+    from o2p.workbook import payout_workbook
+
+    files["payout.xlsx"] = payout_workbook(batch_id, s.period, [
+        ("payout", PAYOUT_COLUMNS, payout_rows),
+        ("statement", STATEMENT_COLUMNS, statement),
+        ("carried", CARRIED_COLUMNS, carried),
+    ], totals(s), NUMERIC_COLUMNS)
+    return files
 
 
 def totals(s: Settlement) -> dict:

@@ -12,6 +12,7 @@ from o2p.config import Config
 from o2p.money import fen_to_cny
 from o2p.quoting import file_list
 from o2p.registry import Registry
+from o2p.release import read_people_csv
 from o2p.timeutil import SHANGHAI, from_us
 
 ANOMALY_COLUMNS = ["period", "kind", "order_id", "line_id", "promoter_id", "event_id", "refund_id", "amount_fen", "detail"]
@@ -74,9 +75,7 @@ def promoter_statement(cfg: Config, promoter_id: str, period: str | None = None)
     per_period = []
     ids: list[str] = []
     for b in released:
-        path = Path(b["folder"]) / "statement.csv"
-        lines = [r for r in csv.DictReader(io.StringIO(path.read_text(encoding="utf-8")))
-                 if r["promoter_id"] == promoter_id]
+        lines = [r for r in read_people_csv(Path(b["folder"]) / "statement.csv") if r["promoter_id"] == promoter_id]
         ids += [r["click_event_id"] for r in lines if r["click_event_id"]]
         per_period.append((b, lines, reg.balance(b["period"], promoter_id)))
     clicks = _clicks(cfg, ids)

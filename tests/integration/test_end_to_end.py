@@ -130,22 +130,37 @@ def test_order_to_payout_exact_fen(broker, tmp_path):
         ["batch_id", "period", "promoter_id", "payee_name", "payee_openid", "gross_cny", "tax_cny", "net_cny"],
         [batch_id, "2026-10", "PB", "推客乙", "oB-openid", "28.05", "0.00", "28.05"],
     ]
-    carried = list(csv.DictReader(io.StringIO((folder / "carried.csv").read_text())))
-    assert [(r["promoter_id"], r["balance_fen"], r["reason"]) for r in carried] == [("PA", "461", "below_threshold")]
-    statement = list(csv.DictReader(io.StringIO((folder / "statement.csv").read_text())))
-    got = sorted((r["promoter_id"], r["order_id"], r["line_id"], r["role"], r["entitled_fen"]) for r in statement)
+    # every CSV for people: BOM, CNY with two decimals, batch_id and period on each row (rulebook §8)
+    for name in ("carried.csv", "statement.csv"):
+        assert (folder / name).read_bytes().startswith(b"\xef\xbb\xbf"), name
+    carried = list(csv.DictReader(io.StringIO((folder / "carried.csv").read_bytes().decode("utf-8-sig"))))
+    assert [(r["batch_id"], r["period"], r["promoter_id"], r["carried_in_cny"], r["returned_cny"], r["movement_cny"],
+             r["balance_cny"], r["reason"]) for r in carried] == [
+        (batch_id, "2026-10", "PA", "0.00", "0.00", "4.61", "4.61", "below_threshold")]
+    statement = list(csv.DictReader(io.StringIO((folder / "statement.csv").read_bytes().decode("utf-8-sig"))))
+    assert {(r["batch_id"], r["period"], r["note"]) for r in statement} == {(batch_id, "2026-10", "")}
+    got = sorted((r["promoter_id"], r["order_id"], r["line_id"], r["role"], r["entitled_cny"]) for r in statement)
     assert got == sorted([
-        ("PB", "O1", "L1", "direct", "1500"), ("PB", "O1", "L2", "direct", "1005"),
-        ("PB", "O2", "L1", "direct", "300"), ("PA", "O1", "L1", "override", "300"),
-        ("PA", "O1", "L2", "override", "101"), ("PA", "O2", "L1", "override", "60"),
+        ("PB", "O1", "L1", "direct", "15.00"), ("PB", "O1", "L2", "direct", "10.05"),
+        ("PB", "O2", "L1", "direct", "3.00"), ("PA", "O1", "L1", "override", "3.00"),
+        ("PA", "O1", "L2", "override", "1.01"), ("PA", "O2", "L1", "override", "0.60"),
     ])
+    # the same in a workbook, ids as text and money as numbers (rulebook §8)
+    import openpyxl
+
+    wb = openpyxl.load_workbook(folder / "payout.xlsx")
+    assert wb.sheetnames == ["payout", "statement", "carried", "summary"]
+    cells = list(wb["payout"].iter_rows(min_row=2, values_only=False))[0]
+    assert [(c.value, c.data_type) for c in cells][:3] == [(batch_id, "s"), ("2026-10", "s"), ("PB", "s")]
+    assert (cells[5].value, cells[5].data_type, cells[5].number_format) == (28.05, "n", "0.00")
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["totals_fen"] == {"gross": 2805, "tax": 0, "net": 2805}
     assert {g["suite"]: g["success"] for g in manifest["quality_gates"]} == {
         "landing": True, "click_validity": True, "attribution": True,
         "commission": True, "settlement": True, "payout": True}
     transfer = json.loads((folder / "wechat_transfer.json").read_text())
-    assert [(t["openid"], t["transfer_amount"], t["transfer_scene_id"]) for t in transfer] == [("oB-openid", 2805, "1005")]
+    assert [(t["appid"], t["openid"], t["transfer_amount"], t["transfer_scene_id"]) for t in transfer] == [
+        ("wx0000000000000000", "oB-openid", 2805, "1005")]
 
     # Releasing again returns the same batch, byte for byte; verify passes, then fails on a changed byte.
     again = Path(run_o2p("payouts", "release", "--period", "2026-10", env=env).stdout.strip().splitlines()[-1])

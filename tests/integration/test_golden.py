@@ -235,6 +235,9 @@ def pipeline(cfg, period):
     return release_period(cfg, period)
 
 
+from o2p.release import read_people_csv  # noqa: E402 - beside the reader of payout.csv
+
+
 def read_csv(path: Path) -> list[dict]:
     return list(csv.DictReader(io.StringIO(path.read_bytes().decode("utf-8-sig"))))
 
@@ -285,7 +288,7 @@ def test_three_months_exact_to_the_fen(request, tmp_path, spark_cfg, model, tax,
         got = [(r["promoter_id"], fen(r["gross_cny"]), fen(r["tax_cny"])) for r in rows]
         assert got == want, period
         assert all(fen(r["net_cny"]) == fen(r["gross_cny"]) - fen(r["tax_cny"]) for r in rows)
-        carried = [(r["promoter_id"], int(r["balance_fen"]), r["reason"]) for r in read_csv(folder / "carried.csv")]
+        carried = [(r["promoter_id"], r["balance_fen"], r["reason"]) for r in read_people_csv(folder / "carried.csv")]
         assert carried == CARRIED[period], period
         man = json.loads((folder / "manifest.json").read_text())
         assert man["totals_fen"] == {"gross": sum(gross.values()), "tax": sum(t for *_, t in want),
@@ -297,19 +300,19 @@ def test_three_months_exact_to_the_fen(request, tmp_path, spark_cfg, model, tax,
                              for a in anomalies(cfg, period)]
             assert got_anomalies == ANOMALIES_AUGUST
 
-    statement = {period: {(r["promoter_id"], r["order_id"], r["role"]): r for r in read_csv(f / "statement.csv")}
+    statement = {period: {(r["promoter_id"], r["order_id"], r["role"]): r for r in read_people_csv(f / "statement.csv")}
                  for period, f in folders.items()}
     oa1 = statement["2026-08"][("PA", "OA1", "direct")]
-    assert (oa1["rate"], oa1["net_fen"], oa1["entitled_fen"]) == ("0.1000", "12345", "1235")
-    assert statement["2026-08"][("PA", "OB1", "override")]["entitled_fen"] == "1"       # 0.5 → 1
+    assert (oa1["rate"], oa1["net_fen"], oa1["entitled_fen"]) == ("0.1000", 12345, 1235)
+    assert statement["2026-08"][("PA", "OB1", "override")]["entitled_fen"] == 1       # 0.5 → 1
     assert ("PN", "ON1", "direct") not in statement["2026-08"]                        # unknown in August
-    assert statement["2026-09"][("PN", "ON1", "direct")]["movement_fen"] == "1500"    # named in September
+    assert statement["2026-09"][("PN", "ON1", "direct")]["movement_fen"] == 1500    # named in September
     ob3 = statement["2026-09"][("PB", "OB3", "direct")]
-    assert (ob3["entitled_fen"], ob3["previously_booked_fen"], ob3["movement_fen"]) == ("0", "3000", "-3000")
+    assert (ob3["entitled_fen"], ob3["previously_booked_fen"], ob3["movement_fen"]) == (0, 3000, -3000)
     assert statement["2026-09"][("PD", "OD2", "direct")]["rate"] == "0.1000"           # R1 not yet in force
     assert ("PS", "OS2", "direct") not in statement["2026-09"]                        # after the suspension
     assert ("PA", "OA4", "direct") not in statement["2026-08"] and ("PA", "OA4", "direct") in statement["2026-09"]
-    assert statement["2026-10"][("PC", "OC2", "direct")]["movement_fen"] == "1000"    # late August order
+    assert statement["2026-10"][("PC", "OC2", "direct")]["movement_fen"] == 1000    # late August order
     ox1 = statement["2026-08"][("PA" if model == "wechat_lock" else "PB", "OX1", "direct")]
     assert ox1["attribution_reason"] == ("lock" if model == "wechat_lock" else "last_click")
 

@@ -21,7 +21,7 @@ from o2p.timeutil import period_end_us
 from tests.conftest import run_o2p
 
 PERIOD = "2026-10"
-LISTED = ["carried.csv", "payout.csv", "statement.csv", "wechat_transfer.json"]
+LISTED = ["carried.csv", "payout.csv", "payout.xlsx", "statement.csv", "wechat_transfer.json"]
 
 
 def _ent(pid, order, entitled):

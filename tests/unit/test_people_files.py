@@ -1,0 +1,122 @@
+"""Files for people (rulebook §8): every CSV starts with a BOM, gives money in CNY with two
+decimals and carries batch_id and period; a text cell that a spreadsheet would run as a formula
+is written with a leading `'` (OWASP CSV injection), while JSON keeps the raw text; payout.xlsx
+types ids as text and money as numbers, and is the same bytes every time it is written."""
+
+import csv
+import io
+import json
+
+import openpyxl
+import pytest
+
+from o2p import release
+from o2p.config import load_config
+from o2p.money import cny_to_fen, fen_to_cny
+from o2p.reference import Promoter
+from o2p.settlement import settle
+from o2p.timeutil import period_end_us
+
+PERIOD = "2026-10"
+HOSTILE = ["=HYPERLINK(\"http://x\",\"点击\")", "+86 138", "-2+3", "@SUM(A1)", "\tTAB", "\rCR"]
+
+
+def _ent(pid, order, entitled, line="L1"):
+    return {"promoter_id": pid, "order_id": order, "line_id": line, "role": "direct", "entitled_fen": entitled,
+            "net_fen": entitled * 10, "rate_e4": 1000, "click_event_id": "=c1", "attribution_reason": "last_click"}
+
+
+@pytest.fixture
+def files(tmp_path):
+    cfg = load_config(None, home=tmp_path)
+    # payees named as a CRM export can name them; order ids as an upstream can send them
+    promoters = {f"P{i}": Promoter(f"P{i}", None, "g", f"B{i}", f"o{i}", name, 0, None)
+                 for i, name in enumerate(HOSTILE)}
+    promoters["-P9"] = Promoter("-P9", None, "g", "B9", "o9", "普通", 0, None)
+    ents = [_ent(p, f"=O{i}", 6000 + i) for i, p in enumerate(promoters) if p != "P0"] + [
+        _ent("P0", "4200000000000000000000000001", 5300, "L2")]
+    s = settle(PERIOD, period_end_us(PERIOD), ents, {}, {}, promoters, {}, threshold_fen=6000, tax_rule="none")
+    return release.render(cfg, f"{PERIOD}-test", s, promoters), s
+
+
+def _rows(data: bytes) -> list[list[str]]:
+    assert data.startswith(b"\xef\xbb\xbf")
+    return list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
+
+
+def test_every_csv_has_a_bom_cny_and_batch_and_period(files):
+    f, _ = files
+    for name, cols in (("payout.csv", release.PAYOUT_COLUMNS), ("statement.csv", release.STATEMENT_COLUMNS),
+                       ("carried.csv", release.CARRIED_COLUMNS)):
+        rows = _rows(f[name])
+        assert rows[0] == cols and rows[0][:2] == ["batch_id", "period"], name
+        assert rows[1:] and all(r[0] == f"{PERIOD}-test" and r[1] == PERIOD for r in rows[1:]), name
+        for r in rows[1:]:
+            for c, v in zip(cols, r, strict=True):
+                if c.endswith("_cny"):
+                    assert fen_to_cny(cny_to_fen(v)) == v, (name, c, v)   # exactly two decimals, CNY
+
+
+def test_formula_cells_are_neutralised_in_csv_and_raw_in_json(files):
+    f, _ = files
+    payout = _rows(f["payout.csv"])[1:]
+    names = {r[2]: r[3] for r in payout}
+    for i, raw in enumerate(HOSTILE[1:], start=1):   # P0 is below the threshold: carried
+        assert names[f"P{i}"] == "'" + raw, (raw, names)
+    assert names["'-P9"] == "普通"                     # an id starting with '-' too
+    statement = _rows(f["statement.csv"])[1:]
+    assert {r[3] for r in statement} >= {"'=O1", "4200000000000000000000000001"}
+    assert {r[6] for r in statement} == {"'=c1"}
+    carried = _rows(f["carried.csv"])[1:]
+    assert [(r[2], r[3], r[6], r[7]) for r in carried] == [("P0", "0.00", "53.00", "below_threshold")]
+    # money is never text: a negative amount keeps its sign (no quote)
+    transfers = json.loads(f["wechat_transfer.json"])
+    assert {t["user_name"] for t in transfers if "user_name" in t} == set()
+    assert {t["appid"] for t in transfers} == {"wx0000000000000000"}
+    # the reader gets the raw text back
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "payout.csv"
+        p.write_bytes(f["payout.csv"])
+        back = {r["promoter_id"]: r for r in release.read_people_csv(p)}
+    assert back["P1"]["payee_name"] == HOSTILE[1] and back["-P9"]["gross_fen"] == 6006
+
+
+def test_negative_amounts_are_numbers_not_neutralised():
+    assert release.neutralise("-3000") == "'-3000"     # as text it would be
+    rows = _rows(release._csv([["b", PERIOD, "P1", "-30.00", "0.00", "-30.00", "-30.00", "negative"]],
+                              ["batch_id", "period", "promoter_id", "carried_in_cny", "returned_cny", "movement_cny",
+                               "balance_cny", "reason"]))
+    assert rows[1][3:7] == ["-30.00", "0.00", "-30.00", "-30.00"]
+
+
+def test_the_workbook_types_ids_as_text_and_money_as_numbers_and_is_reproducible(files, tmp_path):
+    f, s = files
+    path = tmp_path / "payout.xlsx"
+    path.write_bytes(f["payout.xlsx"])
+    wb = openpyxl.load_workbook(path)
+    assert wb.sheetnames == ["payout", "statement", "carried", "summary"]
+    ws = wb["payout"]
+    assert [c.value for c in ws[1]] == release.PAYOUT_COLUMNS
+    first = {r[2].value: r for r in ws.iter_rows(min_row=2)}
+    row = first["P1"]
+    assert (row[3].value, row[3].data_type) == (HOSTILE[1], "s")          # text, never a formula
+    assert (row[5].value, row[5].data_type, row[5].number_format) == (60.01, "n", "0.00")
+    st = {r[3].value: r for r in wb["statement"].iter_rows(min_row=2)}
+    long_id = st["4200000000000000000000000001"]
+    assert long_id[3].data_type == "s" and long_id[10].number_format == "0.00"   # no 4.2E+27
+    assert st["=O1"][3].data_type == "s"
+    summary = {r[0].value: r[1].value for r in wb["summary"].iter_rows(min_row=2)}
+    assert summary["batch_id"] == f"{PERIOD}-test" and summary["promoters_paid"] == len(s.paid)
+    assert summary["net_cny"] == float(fen_to_cny(sum(b.net_fen for b in s.paid)))
+    cfg = load_config(None, home=tmp_path)
+    again = release.render(cfg, f"{PERIOD}-test", s, _promoters())
+    assert again["payout.xlsx"] == f["payout.xlsx"]                       # byte for byte
+
+
+def _promoters():
+    p = {f"P{i}": Promoter(f"P{i}", None, "g", f"B{i}", f"o{i}", name, 0, None) for i, name in enumerate(HOSTILE)}
+    p["-P9"] = Promoter("-P9", None, "g", "B9", "o9", "普通", 0, None)
+    return p

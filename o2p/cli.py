@@ -336,20 +336,43 @@ def cmd_payouts(cfg: Config, args) -> int:
         rows = Registry(cfg.registry).released()
         if not rows:
             say("no period released yet")
+        from o2p.approval import needs_approval
         from o2p.money import fen_to_cny
 
-        say(f"{'period':8} {'status':10} {'rows':>5} {'gross CNY':>12} {'tax CNY':>10} {'net CNY':>12}  batch")
+        reg = Registry(cfg.registry)
+        approved = reg.approvals()
+        say(f"{'period':8} {'status':10} {'rows':>5} {'gross CNY':>12} {'tax CNY':>10} {'net CNY':>12}  "
+            f"{'released by':14} {'approval':24} batch")
         for b in rows:
+            if b["period"] in approved:
+                ap = f"by {approved[b['period']]['approved_by']}"
+            elif b["status"] == "released" and b["folder"] and needs_approval(Path(b["folder"])):
+                ap = "awaiting approval"
+            else:
+                ap = "not required"
             say(f"{b['period']:8} {b['status']:10} {b['row_count'] or 0:>5} {fen_to_cny(b['gross_fen'] or 0):>12} "
-                f"{fen_to_cny(b['tax_fen'] or 0):>10} {fen_to_cny(b['net_fen'] or 0):>12}  {b['folder'] or b['batch_id']}")
+                f"{fen_to_cny(b['tax_fen'] or 0):>10} {fen_to_cny(b['net_fen'] or 0):>12}  "
+                f"{(b['released_by'] or '-')[:14]:14} {ap[:24]:24} {b['folder'] or b['batch_id']}")
+        return 0
+    if args.action == "approve":
+        from o2p.approval import approve
+        from o2p.identity import who
+
+        folder, rec, fresh = approve(cfg, args.period, who())
+        if not fresh:
+            print(f"o2p: {args.period} was already approved by {rec['approved_by']} at {rec['approved_at']}",
+                  file=sys.stderr)
+        say(str(folder / "wechat_transfer.json"))
         return 0
     if args.action == "abandon":
+        from o2p.identity import who
+
         reg = Registry(cfg.registry)
         b = reg.batch(args.period)
         if not b or b["status"] != "releasing":
             raise InputError(f"period {args.period} has no release in progress to abandon"
                              + (f" (it is {b['status']})" if b else ""))
-        reg.abandon(args.period, claimed_by=b["claimed_by"])
+        reg.abandon(args.period, claimed_by=b["claimed_by"], by=who())
         say(f"abandoned the claim on {args.period} by {b['claimed_by']} (since {b['claimed_at']}); "
             "nothing had been released")
         return 0
@@ -361,7 +384,16 @@ def cmd_payouts(cfg: Config, args) -> int:
             for p in problems:
                 say(f"FAIL {p}")
             return 1
-        say(f"OK {args.folder}: every hash and total matches the manifest and the registry")
+        from o2p.approval import needs_approval
+
+        reg = Registry(cfg.registry)
+        man = json.loads((Path(args.folder) / "manifest.json").read_bytes())
+        state = ""
+        if needs_approval(Path(args.folder)):
+            rec = reg.approval(man.get("period", ""))
+            state = (f"; approved by {rec['approved_by']} at {rec['approved_at']}" if rec
+                     else "; awaiting approval (no transfer instructions yet)")
+        say(f"OK {args.folder}: every hash and total matches the manifest and the registry{state}")
         return 0
     raise InputError(f"unknown payouts action {args.action}")
 
@@ -478,6 +510,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--config", help="YAML config (default: $O2P_CONFIG, else the shipped defaults)")
     p.add_argument("--home", help="state folder (default: $O2P_HOME, else ./.o2p)")
+    p.add_argument("--as", dest="as_user", metavar="NAME",
+                   help="who runs this command, recorded with every change of money (default: $O2P_USER, "
+                        "else the operating-system user)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     k = sub.add_parser("kafka", help="start, stop or inspect the local single-node KRaft broker")
@@ -527,6 +562,9 @@ def build_parser() -> argparse.ArgumentParser:
     st = psub.add_parser("statement", help="one promoter's released money, each fen from click to payout")
     st.add_argument("--promoter", required=True, help="promoter_id")
     st.add_argument("--period", help="YYYY-MM (default: every released period)")
+    ap = psub.add_parser("approve", help="approve a released period (payout.require_approval): a second person; "
+                                         "writes its transfer instructions")
+    ap.add_argument("--period", required=True, help="YYYY-MM")
     ab = psub.add_parser("abandon", help="clear the claim of a release that died on another host "
                                          "(never touches a released period)")
     ab.add_argument("--period", required=True, help="YYYY-MM")
@@ -565,6 +603,11 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", module=r"dagster(\.|$)")
     warnings.filterwarnings("ignore", module=r"pipelines\.assets")
     args = build_parser().parse_args(argv)
+    if args.as_user is not None:
+        if not args.as_user.strip():
+            print("o2p: --as: a name is required (who runs this command)", file=sys.stderr)
+            return 2
+        os.environ["O2P_USER"] = args.as_user.strip()   # this command and the Dagster runs it starts
     global _INVOCATION
     _INVOCATION = " ".join(["o2p", *(sys.argv[1:] if argv is None else argv)])
     cfg = None

@@ -168,6 +168,8 @@ class PayoutConfig(_Strict):
     wechat_reward_desc: str = "推广佣金"
     wechat_transfer_remark: str = "推广佣金结算"
     wechat_user_name_min_fen: int = Field(200000, ge=0)
+    # a second person approves a released batch before its transfer instructions exist (§10)
+    require_approval: bool = False
 
 
 class AlertsConfig(_Strict):

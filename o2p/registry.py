@@ -14,6 +14,7 @@ import socket
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy import (
     BigInteger,
@@ -31,6 +32,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from o2p.errors import O2PError
@@ -55,6 +57,27 @@ batches = Table(
     Column("claimed_at", String(40)),
     Column("claimed_by", String(200)),                    # "pid N on HOST" of the releasing process
     Column("released_at", String(40)),
+    Column("released_by", String(200)),                   # the person (rulebook §10), NULL before 0002
+)
+# The approval of a released batch (payout.require_approval, rulebook §10)
+approvals = Table(
+    "approvals", metadata,
+    Column("period", String(7), primary_key=True),
+    Column("batch_id", String(64), nullable=False, unique=True),
+    Column("approved_by", String(200), nullable=False),
+    Column("approved_at", String(40), nullable=False),
+    Column("manifest_sha256", String(64), nullable=False),
+    Column("approval_sha256", String(64)),
+)
+# Append-only: every command that changed money, who ran it and when
+actions = Table(
+    "actions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", String(40), nullable=False),
+    Column("who", String(200), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("period", String(7)),
+    Column("detail", Text),
 )
 batch_files = Table(
     "batch_files", metadata,
@@ -142,13 +165,19 @@ def _insert_ledger(c, period: str, entries: list[dict], use_copy: bool = True) -
 class Registry:
     def __init__(self, url: str):
         self.url = url
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)   # a new home: its folder
         self.engine = create_engine(url, future=True)
-        # Two processes opening a new registry at once both try to create the tables; the loser's
-        # CREATE fails ("already exists", or a unique violation in PostgreSQL's catalogue) and
-        # its second look finds them.
+        # The schema is Alembic's (o2p/migrations): a new registry is created, an older one
+        # upgraded in place. Two processes opening a new registry at once both try to create the
+        # tables; the loser's CREATE fails ("already exists", or a unique violation in
+        # PostgreSQL's catalogue) and its second look finds them.
+        from o2p.migrations import upgrade
+
         for attempt in (1, 2, 3):
             try:
-                metadata.create_all(self.engine)
+                upgrade(self.engine)
                 break
             except (OperationalError, ProgrammingError, IntegrityError):
                 if attempt == 3:
@@ -237,8 +266,46 @@ class Registry:
                 out.setdefault(r.promoter_id, []).append(PriorPayout(int(r.period[5:7]), r.gross_fen, r.tax_fen))
         return out
 
+    def approval(self, period: str) -> dict | None:
+        with self.engine.connect() as c:
+            row = c.execute(select(approvals).where(approvals.c.period == period)).mappings().first()
+            return dict(row) if row else None
+
+    def approvals(self) -> dict[str, dict]:
+        with self.engine.connect() as c:
+            return {r["period"]: dict(r) for r in c.execute(select(approvals)).mappings()}
+
+    def history(self, period: str | None = None) -> list[dict]:
+        q = select(actions).order_by(actions.c.id)
+        if period is not None:
+            q = q.where(actions.c.period == period)
+        with self.engine.connect() as c:
+            return [dict(r) for r in c.execute(q).mappings()]
+
     # ---- writes ------------------------------------------------------------
-    def claim(self, period: str, batch_id: str) -> None:
+    def record(self, who: str, action: str, period: str | None, detail: str = "", c=None) -> None:
+        """One line of the append-only log of commands that changed money."""
+        row = {"at": _now(), "who": who, "action": action, "period": period, "detail": detail}
+        if c is not None:
+            c.execute(insert(actions).values(**row))
+            return
+        with self.engine.begin() as conn:
+            conn.execute(insert(actions).values(**row))
+
+    def approve(self, period: str, batch_id: str, *, approved_by: str, manifest_sha256: str,
+                approval_sha256: str) -> None:
+        """Record the approval (unique per period: a second approver loses, nothing written twice)."""
+        with self.engine.begin() as c:
+            c.execute(insert(approvals).values(period=period, batch_id=batch_id, approved_by=approved_by,
+                                               approved_at=_now(), manifest_sha256=manifest_sha256,
+                                               approval_sha256=approval_sha256))
+            self.record(approved_by, "approve", period, f"batch {batch_id}", c=c)
+
+    def set_approval_sha256(self, period: str, sha: str) -> None:
+        with self.engine.begin() as c:
+            c.execute(update(approvals).where(approvals.c.period == period).values(approval_sha256=sha))
+
+    def claim(self, period: str, batch_id: str, released_by: str | None = None) -> None:
         """Insert the period as `releasing`; refuse if any release (running, or done) holds it.
 
         A claim left by a release that died on this host (its pid is gone) is stale: it is removed
@@ -249,7 +316,7 @@ class Registry:
             try:
                 with self.engine.begin() as c:
                     c.execute(insert(batches).values(period=period, batch_id=batch_id, status="releasing",
-                                                     claimed_at=_now(), claimed_by=_me()))
+                                                     claimed_at=_now(), claimed_by=_me(), released_by=released_by))
                 return
             except IntegrityError:
                 existing = self.batch(period)
@@ -268,13 +335,16 @@ class Registry:
                     f"period {period} is already {existing['status'] if existing else 'claimed'} "
                     f"(batch {existing and existing['batch_id']})") from None
 
-    def abandon(self, period: str, claimed_by: str | None = None) -> int:
+    def abandon(self, period: str, claimed_by: str | None = None, by: str | None = None) -> int:
         """Remove a `releasing` claim (never a released period); returns the rows removed."""
         q = delete(batches).where(batches.c.period == period, batches.c.status == "releasing")
         if claimed_by is not None:
             q = q.where(batches.c.claimed_by == claimed_by)
         with self.engine.begin() as c:
-            return c.execute(q).rowcount
+            n = c.execute(q).rowcount
+            if n:
+                self.record(by or _me(), "abandon", period, f"claim of {claimed_by or 'a release'} removed", c=c)
+            return n
 
     def complete(self, period: str, *, folder: str, totals: dict, files: dict[str, str],
                  manifest_sha256: str, config_hash: str, input_fingerprint: str,
@@ -296,3 +366,6 @@ class Registry:
                 gross_fen=totals["gross_fen"], tax_fen=totals["tax_fen"], net_fen=totals["net_fen"],
                 config_hash=config_hash, input_fingerprint=input_fingerprint,
                 manifest_sha256=manifest_sha256, released_at=_now()))
+            released_by = c.execute(select(batches.c.released_by).where(batches.c.period == period)).scalar()
+            self.record(released_by or _me(), "release", period,
+                        f"{totals['row_count']} payees, net {totals['net_fen']} fen, {folder}", c=c)

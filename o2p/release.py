@@ -113,29 +113,39 @@ def _csv(rows: list[list], columns: list[str]) -> bytes:
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
 
 
+def transfer_instructions(cfg: Config, batch_id: str, period: str,
+                          payees: list[tuple[str, str, str, int]]) -> bytes:
+    """wechat_transfer.json (rulebook §8): one transfer-bills request body per payee, from
+    (promoter_id, payee_name, payee_openid, net_fen) sorted by promoter_id."""
+    transfers = []
+    for promoter_id, payee_name, payee_openid, net_fen in payees:
+        body = {
+            "appid": cfg.payout.wechat_appid,
+            "out_bill_no": out_bill_no(batch_id, promoter_id),
+            "transfer_scene_id": cfg.payout.wechat_transfer_scene_id,
+            "openid": payee_openid,
+            "transfer_amount": net_fen,
+            "transfer_remark": cfg.payout.wechat_transfer_remark,
+            "transfer_scene_report_infos": [
+                {"info_type": "岗位类型", "info_content": cfg.payout.wechat_post_type},
+                {"info_type": "报酬说明", "info_content": f"{cfg.payout.wechat_reward_desc} {period}"},
+            ],
+        }
+        if net_fen >= cfg.payout.wechat_user_name_min_fen:
+            body["user_name"] = payee_name   # encrypted by the payment service before sending
+        transfers.append(body)
+    return (json.dumps(transfers, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+
 def render(cfg: Config, batch_id: str, s: Settlement, promoters: dict[str, Promoter]) -> dict[str, bytes]:
+    """The files written at release. Under `payout.require_approval` the transfer instructions
+    are not among them: `o2p payouts approve` writes them after a second person approved."""
     paid = sorted(s.paid, key=lambda b: b.promoter_id)
     payout_rows = []
-    transfers = []
     for b in paid:
         p = promoters[b.promoter_id]
         payout_rows.append([batch_id, s.period, b.promoter_id, p.payee_name, p.payee_openid,
                             fen_to_cny(b.gross_fen), fen_to_cny(b.tax_fen), fen_to_cny(b.net_fen)])
-        body = {
-            "appid": cfg.payout.wechat_appid,
-            "out_bill_no": out_bill_no(batch_id, b.promoter_id),
-            "transfer_scene_id": cfg.payout.wechat_transfer_scene_id,
-            "openid": p.payee_openid,
-            "transfer_amount": b.net_fen,
-            "transfer_remark": cfg.payout.wechat_transfer_remark,
-            "transfer_scene_report_infos": [
-                {"info_type": "岗位类型", "info_content": cfg.payout.wechat_post_type},
-                {"info_type": "报酬说明", "info_content": f"{cfg.payout.wechat_reward_desc} {s.period}"},
-            ],
-        }
-        if b.net_fen >= cfg.payout.wechat_user_name_min_fen:
-            body["user_name"] = p.payee_name   # encrypted by the payment service before sending
-        transfers.append(body)
     statement = [[batch_id, s.period, r.promoter_id, r.order_id, r.line_id, r.role, r.click_event_id or "",
                   r.attribution_reason or "", rate_text(r.rate_e4), fen_to_cny(r.net_fen), fen_to_cny(r.entitled_fen),
                   fen_to_cny(r.previously_booked_fen), fen_to_cny(r.movement_fen), ""]
@@ -147,8 +157,12 @@ def render(cfg: Config, batch_id: str, s: Settlement, promoters: dict[str, Promo
         "payout.csv": _csv(payout_rows, PAYOUT_COLUMNS),
         "statement.csv": _csv(statement, STATEMENT_COLUMNS),
         "carried.csv": _csv(carried, CARRIED_COLUMNS),
-        "wechat_transfer.json": (json.dumps(transfers, ensure_ascii=False, indent=2) + "\n").encode("utf-8"),
     }
+    if not cfg.payout.require_approval:
+        files["wechat_transfer.json"] = transfer_instructions(
+            cfg, batch_id, s.period,
+            [(b.promoter_id, promoters[b.promoter_id].payee_name, promoters[b.promoter_id].payee_openid, b.net_fen)
+             for b in paid])
     from o2p.workbook import payout_workbook
 
     files["payout.xlsx"] = payout_workbook(batch_id, s.period, [
@@ -181,6 +195,8 @@ def manifest(cfg: Config, batch_id: str, period: str, files: dict[str, bytes], t
         "code_version": code_version(),
         "quality_gates": gates,
     }
+    if cfg.payout.require_approval:   # the transfer instructions come with the approval (rulebook §10)
+        doc["approval_required"] = True
     return (json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=False) + "\n").encode("utf-8")
 
 
@@ -260,7 +276,8 @@ def verify(folder: Path, registry=None) -> list[str]:
                             "regular files only)")
         elif sha256_file(p) != want:
             problems.append(f"{_shown(name)}: SHA-256 differs from the manifest")
-    expected = {n for n in listed if _plain_name(n)} | {"manifest.json"}
+    approval_files = _check_approval(folder, man, mpath, registry, problems)
+    expected = {n for n in listed if _plain_name(n)} | {"manifest.json"} | approval_files
     with os.scandir(folder) as entries:
         extra = sorted(((e.name, e.stat(follow_symlinks=False)) for e in entries if e.name not in expected),
                        key=lambda t: t[0])
@@ -287,6 +304,53 @@ def verify(folder: Path, registry=None) -> list[str]:
                 if man.get("files", {}).get(name) != h:
                     problems.append(f"{name}: registry hash differs from the manifest")
     return problems
+
+
+APPROVAL = "approval.json"
+
+
+def _check_approval(folder: Path, man: dict, mpath: Path, registry, problems: list[str]) -> set[str]:
+    """The approval record and the files it adds (rulebook §10): approval.json names the
+    manifest it approved and hashes what it wrote; the registry holds approval.json's hash.
+    Returns the names an approval adds to the folder."""
+    path = folder / APPROVAL
+    recorded = registry.approval(man.get("period", "")) if registry is not None else None
+    if not path.exists() and not path.is_symlink():
+        if recorded:
+            problems.append(f"{APPROVAL}: missing (approved by {recorded['approved_by']} at {recorded['approved_at']})")
+        return set()
+    if path.is_symlink() or not path.is_file():
+        problems.append(f"{APPROVAL}: not a regular file")
+        return {APPROVAL}
+    if not man.get("approval_required"):
+        problems.append(f"{APPROVAL}: present, but the batch was released without approval")
+    try:
+        doc = json.loads(path.read_bytes().decode("utf-8"))
+        files = dict(doc["files"])
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        problems.append(f"{APPROVAL}: unreadable ({type(exc).__name__}: {exc})")
+        return {APPROVAL}
+    if doc.get("manifest_sha256") != sha256_file(mpath):
+        problems.append(f"{APPROVAL}: approves another manifest (its SHA-256 differs from manifest.json)")
+    if doc.get("batch_id") != man.get("batch_id"):
+        problems.append(f"{APPROVAL}: names batch {doc.get('batch_id')}, the manifest {man.get('batch_id')}")
+    names = set()
+    for name, want in files.items():
+        if not _plain_name(name) or name in man.get("files", {}) or name in ("manifest.json", APPROVAL):
+            problems.append(f"{APPROVAL}: lists {name!r}, not a file an approval adds")
+            continue
+        names.add(name)
+        p = folder / name
+        if p.is_symlink() or not p.is_file():
+            problems.append(f"{_shown(name)}: missing or not a regular file (written at approval)")
+        elif sha256_file(p) != want:
+            problems.append(f"{_shown(name)}: SHA-256 differs from {APPROVAL}")
+    if registry is not None:
+        if recorded is None:
+            problems.append(f"{APPROVAL}: the registry records no approval of period {man.get('period')}")
+        elif recorded["approval_sha256"] != sha256_file(path):
+            problems.append(f"{APPROVAL}: SHA-256 differs from the registry's approval record")
+    return names | {APPROVAL}
 
 
 def _check_payout_rows(rows: list[dict], man: dict, problems: list[str]) -> None:

@@ -8,11 +8,11 @@ is never touched (production configures PostgreSQL storage there).
 
 from __future__ import annotations
 
-import getpass
 import os
 from pathlib import Path
 
 from o2p.config import Config
+from o2p.identity import who
 
 DEFAULT_YAML = """\
 # The Dagster instance of this o2p home (written by o2p; edit freely, o2p never rewrites it).
@@ -62,11 +62,6 @@ def dagster_home(cfg: Config) -> tuple[Path, str | None]:
     if not yaml.exists() or yaml.read_text(encoding="utf-8") in _OLD_DEFAULTS:
         yaml.write_text(DEFAULT_YAML, encoding="utf-8")
     return home, note
-
-
-def who() -> str:
-    """Who runs a command: $O2P_USER, else the operating-system user."""
-    return os.environ.get("O2P_USER") or getpass.getuser()
 
 
 def run_tags(command: str) -> dict[str, str]:

@@ -136,7 +136,12 @@ def payout_batch(context: AssetExecutionContext, o2p: O2PConfig, registry: Regis
                  for n, g in sorted(gates.items())]
     files["manifest.json"] = release.manifest(cfg, batch_id, period, files, tot, fingerprint, gate_list)
     folder = cfg.payouts_path / period / batch_id
-    registry.claim(period, batch_id)
+    # who released it (rulebook §10): the person the run names (`o2p --as`, $O2P_USER, the UI's
+    # launcher when the instance knows it), else the automation that started it
+    tags = context.run.tags
+    released_by = tags.get("o2p/user") or tags.get("user") or (
+        f"{tags['o2p/automation']} (o2p serve)" if "o2p/automation" in tags else f"Dagster run {context.run_id[:8]}")
+    registry.claim(period, batch_id, released_by=released_by)
     try:
         release.write_folder(folder, files)
         registry.complete(

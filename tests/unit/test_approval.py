@@ -1,0 +1,123 @@
+"""Approval of a released batch (rulebook §10): no transfer instructions before a second person
+approves; the releaser cannot approve; periods are approved in order; the released files never
+change; `verify` checks the approval record and the files it added; every change of money is
+logged with who made it. A real SQLite registry and the release's own functions."""
+
+import json
+
+import pytest
+
+from o2p import release
+from o2p.approval import approve
+from o2p.config import load_config
+from o2p.errors import InputError
+from o2p.reference import Promoter
+from o2p.registry import Registry
+from o2p.settlement import settle
+from o2p.timeutil import period_end_us
+from tests.conftest import run_o2p
+
+
+def _release(cfg, period, released_by):
+    promoters = {p: Promoter(p, None, "g", f"B{p}", f"o{p}", name, 0, None)
+                 for p, name in (("P1", "=推客一"), ("P2", "推客二"))}
+    ents = [{"promoter_id": p, "order_id": f"O{p}{period}", "line_id": "L1", "role": "direct", "entitled_fen": e,
+             "net_fen": e * 10, "rate_e4": 1000, "click_event_id": "c", "attribution_reason": "last_click"}
+            for p, e in (("P1", 250_000), ("P2", 1200))]
+    s = settle(period, period_end_us(period), ents, {}, {}, promoters, {}, threshold_fen=1000, tax_rule="none")
+    reg = Registry(cfg.registry)
+    batch_id = f"{period}-t"
+    files = release.render(cfg, batch_id, s, promoters)
+    tot = release.totals(s)
+    files["manifest.json"] = release.manifest(cfg, batch_id, period, files, tot, "fp", [])
+    folder = cfg.payouts_path / period / batch_id
+    reg.claim(period, batch_id, released_by=released_by)
+    release.write_folder(folder, files)
+    reg.complete(period, folder=str(folder), totals=tot,
+                 files={n: release.sha256_bytes(d) for n, d in files.items() if n != "manifest.json"},
+                 manifest_sha256=release.sha256_bytes(files["manifest.json"]), config_hash=cfg.config_hash,
+                 input_fingerprint="fp",
+                 entries=[{k: getattr(r, k) for k in ("promoter_id", "order_id", "line_id", "role", "entitled_fen",
+                                                      "previously_booked_fen", "movement_fen")} for r in s.statement],
+                 balance_rows=[dict(vars(b)) for b in s.balances])
+    return folder, {n: (folder / n).read_bytes() for n in files}
+
+
+@pytest.fixture
+def home(tmp_path):
+    cfg_file = tmp_path / "o2p.yaml"
+    cfg_file.write_text("payout:\n  require_approval: true\n  wechat_appid: wx1234567890abcdef\n")
+    return load_config(cfg_file, home=tmp_path / "home"), cfg_file
+
+
+def test_no_transfer_instructions_before_a_second_person_approves(home):
+    cfg, _ = home
+    folder, released = _release(cfg, "2026-10", "li")
+    reg = Registry(cfg.registry)
+    assert not (folder / "wechat_transfer.json").exists()
+    assert json.loads(released["manifest.json"])["approval_required"] is True
+    assert release.verify(folder, reg) == []                       # awaiting approval is not a problem
+    with pytest.raises(InputError, match="li released 2026-10: a second person must approve it"):
+        approve(cfg, "2026-10", "li")
+    assert reg.approval("2026-10") is None and not (folder / "wechat_transfer.json").exists()
+
+    got, rec, fresh = approve(cfg, "2026-10", "wang")
+    assert got == folder and fresh and rec["approved_by"] == "wang"
+    assert {n: (folder / n).read_bytes() for n in released} == released   # the released files never change
+    transfers = json.loads((folder / "wechat_transfer.json").read_text())
+    assert [(t["appid"], t["openid"], t["transfer_amount"], t.get("user_name")) for t in transfers] == [
+        ("wx1234567890abcdef", "oP1", 250_000, "=推客一"), ("wx1234567890abcdef", "oP2", 1200, None)]  # JSON: raw text
+    doc = json.loads((folder / "approval.json").read_text())
+    assert (doc["released_by"], doc["approved_by"], doc["manifest_sha256"]) == (
+        "li", "wang", release.sha256_bytes(released["manifest.json"]))
+    assert release.verify(folder, reg) == []
+    assert [(a["who"], a["action"]) for a in reg.history("2026-10")] == [("li", "release"), ("wang", "approve")]
+
+    # approving again changes nothing
+    before = {n: (folder / n).read_bytes() for n in ("approval.json", "wechat_transfer.json")}
+    _, rec2, fresh2 = approve(cfg, "2026-10", "zhao")
+    assert not fresh2 and rec2["approved_by"] == "wang"
+    assert {n: (folder / n).read_bytes() for n in before} == before
+
+
+@pytest.mark.parametrize("victim", ["approval.json", "wechat_transfer.json"])
+def test_verify_fails_when_the_approval_or_its_transfers_are_altered(home, victim):
+    cfg, _ = home
+    folder, _ = _release(cfg, "2026-10", "li")
+    approve(cfg, "2026-10", "wang")
+    path = folder / victim
+    path.write_bytes(path.read_bytes().replace(b"wang", b"wong").replace(b"250000", b"350000"))
+    problems = release.verify(folder, Registry(cfg.registry))
+    assert problems and all(victim in p for p in problems), problems
+
+
+def test_periods_are_approved_in_order(home):
+    cfg, _ = home
+    _release(cfg, "2026-10", "li")
+    _release(cfg, "2026-11", "li")           # releasing P+1 does not need P's approval
+    with pytest.raises(InputError, match="approve 2026-10 first"):
+        approve(cfg, "2026-11", "wang")
+    approve(cfg, "2026-10", "wang")
+    approve(cfg, "2026-11", "wang")
+
+
+def test_a_batch_released_without_approval_has_its_transfers_and_nothing_to_approve(tmp_path):
+    cfg = load_config(None, home=tmp_path / "home")
+    folder, _ = _release(cfg, "2026-10", "li")
+    assert (folder / "wechat_transfer.json").is_file()
+    with pytest.raises(InputError, match="released without approval"):
+        approve(cfg, "2026-10", "wang")
+
+
+def test_the_cli_refuses_the_releaser_with_exit_2_and_names_who_approved(home):
+    cfg, cfg_file = home
+    _release(cfg, "2026-10", "li")
+    env = {"O2P_CONFIG": str(cfg_file), "O2P_HOME": str(cfg.home_path), "O2P_USER": "li"}
+    refused = run_o2p("payouts", "approve", "--period", "2026-10", env=env, check=False)
+    assert refused.returncode == 2 and "a second person must approve it" in refused.stderr
+    ok = run_o2p("--as", "wang", "payouts", "approve", "--period", "2026-10", env=env)
+    assert ok.stdout.strip().endswith("wechat_transfer.json")
+    listed = run_o2p("payouts", "list", env=env).stdout
+    assert "by wang" in listed and "li" in listed, listed
+    verified = run_o2p("payouts", "verify", str(cfg.payouts_path / "2026-10" / "2026-10-t"), env=env).stdout
+    assert "approved by wang" in verified

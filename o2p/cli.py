@@ -342,7 +342,7 @@ def cmd_payouts(cfg: Config, args) -> int:
         reg = Registry(cfg.registry)
         approved = reg.approvals()
         say(f"{'period':8} {'status':10} {'rows':>5} {'gross CNY':>12} {'tax CNY':>10} {'net CNY':>12}  "
-            f"{'released by':14} {'approval':24} batch")
+            f"{'released by':14} {'approval':20} {'confirmed':>16} {'returned':>16} {'open':>16}  batch")
         for b in rows:
             if b["period"] in approved:
                 ap = f"by {approved[b['period']]['approved_by']}"
@@ -350,9 +350,19 @@ def cmd_payouts(cfg: Config, args) -> int:
                 ap = "awaiting approval"
             else:
                 ap = "not required"
+            bills = reg.bills(period=b["period"]).values()
+            money = {k: [0, 0] for k in ("confirmed", "returned", "open")}
+            for bill in bills:
+                k = ("confirmed" if bill["state"] == "SUCCESS" else
+                     "returned" if bill["state"] in ("FAIL", "CANCELLED") else "open")
+                money[k][0] += 1
+                money[k][1] += bill["net_fen"]
+            cell = {k: f"{n} / {fen_to_cny(v)}" for k, (n, v) in money.items()}
             say(f"{b['period']:8} {b['status']:10} {b['row_count'] or 0:>5} {fen_to_cny(b['gross_fen'] or 0):>12} "
                 f"{fen_to_cny(b['tax_fen'] or 0):>10} {fen_to_cny(b['net_fen'] or 0):>12}  "
-                f"{(b['released_by'] or '-')[:14]:14} {ap[:24]:24} {b['folder'] or b['batch_id']}")
+                f"{(b['released_by'] or '-')[:14]:14} {ap[:20]:20} {cell['confirmed']:>16} {cell['returned']:>16} "
+                f"{cell['open']:>16}  {b['folder'] or b['batch_id']}")
+        say("(bills: count / net CNY; open = sent, no final result read back yet: o2p payouts reconcile FILE)")
         return 0
     if args.action == "approve":
         from o2p.approval import approve
@@ -363,6 +373,20 @@ def cmd_payouts(cfg: Config, args) -> int:
             print(f"o2p: {args.period} was already approved by {rec['approved_by']} at {rec['approved_at']}",
                   file=sys.stderr)
         say(str(folder / "wechat_transfer.json"))
+        return 0
+    if args.action == "reconcile":
+        from o2p.identity import who
+        from o2p.reconcile import reconcile
+
+        path = Path(args.file)
+        if not path.is_file():
+            raise InputError(f"{path}: no such file")
+        got = reconcile(cfg, path, who())
+        say(f"{path}: {got['lines']} lines, {got['new']} new, {got['changed']} bill(s) changed state "
+            f"(sha256 {got['sha256'][:16]}…)")
+        if got["returned"]:
+            say(f"{len(got['returned'])} returned transfer(s) (FAIL, CANCELLED) will come back into their promoters' "
+                "balances in the next period released")
         return 0
     if args.action == "abandon":
         from o2p.identity import who
@@ -562,6 +586,9 @@ def build_parser() -> argparse.ArgumentParser:
     st = psub.add_parser("statement", help="one promoter's released money, each fen from click to payout")
     st.add_argument("--promoter", required=True, help="promoter_id")
     st.add_argument("--period", help="YYYY-MM (default: every released period)")
+    rc = psub.add_parser("reconcile", help="read WeChat Pay transfer-bill results (JSON lines) back: confirmed, "
+                                           "returned (FAIL, CANCELLED: paid again next period) or open")
+    rc.add_argument("file", help="JSON lines: out_bill_no, state, transfer_amount, update_time (RFC 3339)")
     ap = psub.add_parser("approve", help="approve a released period (payout.require_approval): a second person; "
                                          "writes its transfer instructions")
     ap.add_argument("--period", required=True, help="YYYY-MM")

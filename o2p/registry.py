@@ -121,7 +121,45 @@ balances = Table(
     Column("carried_out_fen", BigInteger, nullable=False),
     Column("carry_reason", String(32)),
     UniqueConstraint("period", "promoter_id"),
+    Column("returned_fen", BigInteger),                   # returned transfers applied here (NULL before 0003)
 )
+# One bill per payee of a released batch (rulebook §8, §10): what was sent, its latest state
+transfer_bills = Table(
+    "transfer_bills", metadata,
+    Column("out_bill_no", String(64), primary_key=True),
+    Column("period", String(7), nullable=False, index=True),
+    Column("batch_id", String(64), nullable=False),
+    Column("promoter_id", String(64), nullable=False),
+    Column("openid", String(128)),
+    Column("gross_fen", BigInteger, nullable=False),
+    Column("tax_fen", BigInteger, nullable=False),
+    Column("net_fen", BigInteger, nullable=False),
+    Column("state", String(24)),
+    Column("state_time", String(40)),
+    Column("state_at_us", BigInteger),
+    Column("applied_in", String(7)),                      # the release that applied its return
+    UniqueConstraint("period", "promoter_id"),
+)
+# Every imported line of a transfer-results file, with the file's SHA-256 and who imported it
+transfer_results = Table(
+    "transfer_results", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("out_bill_no", String(64), nullable=False, index=True),
+    Column("state", String(24), nullable=False),
+    Column("update_time", String(40), nullable=False),
+    Column("update_at_us", BigInteger, nullable=False),
+    Column("transfer_amount", BigInteger, nullable=False),
+    Column("openid", String(128)),
+    Column("line_no", Integer, nullable=False),
+    Column("raw", Text, nullable=False),
+    Column("file_sha256", String(64), nullable=False),
+    Column("imported_by", String(200), nullable=False),
+    Column("imported_at", String(40), nullable=False),
+    UniqueConstraint("out_bill_no", "state", "update_at_us"),
+)
+
+
+RETURNED_STATES = ("FAIL", "CANCELLED")   # the promoter never received it (rulebook §10)
 
 
 def _now() -> str:
@@ -255,16 +293,58 @@ class Registry:
             return {r.promoter_id: r.carried_out_fen for r in rows}
 
     def prior_payouts(self, period: str) -> dict[str, list[PriorPayout]]:
-        """Payouts earlier in the same tax (calendar) year, per promoter."""
+        """Payouts earlier in the same tax (calendar) year, per promoter; a returned bill was never
+        income, so its payout is left out (rulebook §10: its gross, its tax and its month)."""
         year = period[:4]
+        returned = (select(transfer_bills.c.period, transfer_bills.c.promoter_id)
+                    .where(transfer_bills.c.state.in_(RETURNED_STATES)))
         out: dict[str, list[PriorPayout]] = {}
         with self.engine.connect() as c:
+            gone = {(r.period, r.promoter_id) for r in c.execute(returned)}
             rows = c.execute(
                 select(balances.c.period, balances.c.promoter_id, balances.c.gross_fen, balances.c.tax_fen)
                 .where(balances.c.period >= f"{year}-01", balances.c.period < period, balances.c.gross_fen > 0))
             for r in rows:
-                out.setdefault(r.promoter_id, []).append(PriorPayout(int(r.period[5:7]), r.gross_fen, r.tax_fen))
+                if (r.period, r.promoter_id) not in gone:
+                    out.setdefault(r.promoter_id, []).append(PriorPayout(int(r.period[5:7]), r.gross_fen, r.tax_fen))
         return out
+
+    def returns_to_apply(self) -> list[dict]:
+        """Returned bills (FAIL, CANCELLED) that no release has applied yet: the next one does."""
+        with self.engine.connect() as c:
+            return [dict(r) for r in c.execute(
+                select(transfer_bills).where(transfer_bills.c.state.in_(RETURNED_STATES),
+                                             transfer_bills.c.applied_in.is_(None))
+                .order_by(transfer_bills.c.period, transfer_bills.c.promoter_id)).mappings()]
+
+    def bills(self, out_bill_nos: Iterable[str] | None = None, period: str | None = None) -> dict[str, dict]:
+        q = select(transfer_bills)
+        if out_bill_nos is not None:
+            q = q.where(transfer_bills.c.out_bill_no.in_(list(out_bill_nos)))
+        if period is not None:
+            q = q.where(transfer_bills.c.period == period)
+        with self.engine.connect() as c:
+            return {r["out_bill_no"]: dict(r) for r in c.execute(q).mappings()}
+
+    def results(self, out_bill_nos: Iterable[str]) -> list[dict]:
+        with self.engine.connect() as c:
+            return [dict(r) for r in c.execute(
+                select(transfer_results).where(transfer_results.c.out_bill_no.in_(list(out_bill_nos)))
+                .order_by(transfer_results.c.id)).mappings()]
+
+    def record_results(self, lines: list[dict], states: dict[str, tuple[str, str, int]], *, file_sha256: str,
+                       who: str, file_name: str) -> None:
+        """New result lines and the bills' new latest states, in one transaction."""
+        now = _now()
+        with self.engine.begin() as c:
+            if lines:
+                c.execute(insert(transfer_results), [{**ln, "file_sha256": file_sha256, "imported_by": who,
+                                                      "imported_at": now} for ln in lines])
+            for no, (state, when, at_us) in states.items():
+                c.execute(update(transfer_bills).where(transfer_bills.c.out_bill_no == no).values(
+                    state=state, state_time=when, state_at_us=at_us))
+            self.record(who, "reconcile", None, f"{file_name} (sha256 {file_sha256}): {len(lines)} new lines, "
+                                                f"{len(states)} bills changed state", c=c)
 
     def approval(self, period: str) -> dict | None:
         with self.engine.connect() as c:
@@ -348,8 +428,20 @@ class Registry:
 
     def complete(self, period: str, *, folder: str, totals: dict, files: dict[str, str],
                  manifest_sha256: str, config_hash: str, input_fingerprint: str,
-                 entries: Iterable[dict], balance_rows: Iterable[dict]) -> None:
+                 entries: Iterable[dict], balance_rows: Iterable[dict],
+                 bills: Iterable[dict] = (), applied_returns: Iterable[str] = ()) -> None:
         with self.engine.begin() as c:
+            bills = list(bills)
+            if bills:
+                c.execute(insert(transfer_bills), [{"period": period, **b} for b in bills])
+            applied = list(applied_returns)
+            if applied:
+                done = c.execute(update(transfer_bills).where(
+                    transfer_bills.c.out_bill_no.in_(applied), transfer_bills.c.applied_in.is_(None),
+                    transfer_bills.c.state.in_(RETURNED_STATES)).values(applied_in=period)).rowcount
+                if done != len(applied):
+                    raise O2PError(f"period {period}: {len(applied) - done} returned transfer(s) were applied by "
+                                   "another release meanwhile; nothing recorded, release again")
             if files:
                 c.execute(insert(batch_files), [{"period": period, "name": n, "sha256": h} for n, h in sorted(files.items())])
             entries = list(entries)

@@ -150,7 +150,14 @@ def render(cfg: Config, batch_id: str, s: Settlement, promoters: dict[str, Promo
                   r.attribution_reason or "", rate_text(r.rate_e4), fen_to_cny(r.net_fen), fen_to_cny(r.entitled_fen),
                   fen_to_cny(r.previously_booked_fen), fen_to_cny(r.movement_fen), ""]
                  for r in sorted(s.statement, key=lambda r: (r.promoter_id, r.order_id, r.line_id, r.role))]
-    carried = [[batch_id, s.period, b.promoter_id, fen_to_cny(b.carried_in_fen), fen_to_cny(0),
+    # a returned transfer applied in this period: its own line (rulebook §8, §10); its gross is
+    # in movement_cny, the money that came back to the balance (booked and movement unchanged)
+    statement += [[batch_id, s.period, r.promoter_id, "", "", "transfer_returned", "", "", "", "", "", "",
+                   fen_to_cny(r.gross_fen),
+                   f"transfer of {r.period} returned ({r.state}): batch {r.batch_id}, out_bill_no {r.out_bill_no}"]
+                  for r in sorted(s.returns, key=lambda r: (r.promoter_id, r.period, r.out_bill_no))]
+    statement.sort(key=lambda row: (row[2], row[5] == "transfer_returned"))
+    carried = [[batch_id, s.period, b.promoter_id, fen_to_cny(b.carried_in_fen), fen_to_cny(b.returned_fen),
                 fen_to_cny(b.movement_fen), fen_to_cny(b.balance_fen), b.carry_reason]
                for b in s.balances if b.carried_out_fen != 0]
     files = {
@@ -171,6 +178,13 @@ def render(cfg: Config, batch_id: str, s: Settlement, promoters: dict[str, Promo
         ("carried", CARRIED_COLUMNS, carried),
     ], totals(s), NUMERIC_COLUMNS)
     return files
+
+
+def bills(batch_id: str, s: Settlement, promoters: dict[str, Promoter]) -> list[dict]:
+    """The transfer bills of a release, for the registry (what reconcile checks results against)."""
+    return [{"out_bill_no": out_bill_no(batch_id, b.promoter_id), "batch_id": batch_id, "promoter_id": b.promoter_id,
+             "openid": promoters[b.promoter_id].payee_openid, "gross_fen": b.gross_fen, "tax_fen": b.tax_fen,
+             "net_fen": b.net_fen} for b in sorted(s.paid, key=lambda b: b.promoter_id)]
 
 
 def totals(s: Settlement) -> dict:

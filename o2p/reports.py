@@ -85,6 +85,9 @@ def promoter_statement(cfg: Config, promoter_id: str, period: str | None = None)
             out.append("  nothing moved")
             continue
         for r in lines:
+            if r["role"] == "transfer_returned":
+                out.append(f"  {r['note']}: {r['movement_fen']} back into the balance")
+                continue
             c = clicks.get(r["click_event_id"], {})
             via = (f"click {r['click_event_id']} at {c.get('at', '?')} by buyer {c.get('buyer_id', '?')} "
                    f"in {c.get('channel', '?')}, share {c.get('share_id') or '-'} of {c.get('promoter_id', '?')}"
@@ -94,10 +97,19 @@ def promoter_statement(cfg: Config, promoter_id: str, period: str | None = None)
             out.append(f"      rate {r['rate']} × net {r['net_fen']} = entitled {r['entitled_fen']}; "
                        f"booked before {r['previously_booked_fen']} → movement {r['movement_fen']}")
         if bal is not None:
-            out.append(f"  balance: carried in {bal['carried_in_fen']} + movement {bal['movement_fen']} = {bal['balance_fen']}")
+            back = f" + returned {bal['returned_fen']}" if bal.get("returned_fen") else ""
+            out.append(f"  balance: carried in {bal['carried_in_fen']}{back} + movement {bal['movement_fen']} = {bal['balance_fen']}")
             if bal["gross_fen"] > 0:
                 out.append(f"  paid: gross {fen_to_cny(bal['gross_fen'])} CNY − tax {fen_to_cny(bal['tax_fen'])} "
                            f"= net {fen_to_cny(bal['net_fen'])} CNY")
+                bill = next((x for x in reg.bills(period=b["period"]).values() if x["promoter_id"] == promoter_id), None)
+                if bill is not None:
+                    state = bill["state"] or "no result read back yet"
+                    where = (f"; returned: applied in {bill['applied_in']}" if bill["applied_in"] else
+                             "; returned: to be applied in the next period released"
+                             if bill["state"] in ("FAIL", "CANCELLED") else "")
+                    out.append(f"  transfer {bill['out_bill_no']}: {state}"
+                               + (f" at {bill['state_time']}" if bill["state_time"] else "") + where)
             elif bal["carried_out_fen"] != 0:
                 out.append(f"  not paid: {bal['carried_out_fen']} carried to the next period ({bal['carry_reason']})")
     return "\n".join(out)

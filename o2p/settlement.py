@@ -27,11 +27,25 @@ class StatementRow:
     movement_fen: int
 
 
+@dataclass(frozen=True)
+class Returned:
+    """A transfer of an earlier batch that the promoter never received (FAIL, CANCELLED): its
+    gross comes back into the balance of the period that applies it (rulebook §10)."""
+
+    promoter_id: str
+    period: str          # the period whose batch sent it
+    batch_id: str
+    out_bill_no: str
+    state: str
+    gross_fen: int
+
+
 @dataclass
 class Balance:
     promoter_id: str
     carried_in_fen: int = 0
     movement_fen: int = 0
+    returned_fen: int = 0
     balance_fen: int = 0
     gross_fen: int = 0
     tax_fen: int = 0
@@ -45,6 +59,7 @@ class Settlement:
     period: str
     statement: list[StatementRow] = field(default_factory=list)
     balances: list[Balance] = field(default_factory=list)
+    returns: list[Returned] = field(default_factory=list)
 
     @property
     def paid(self) -> list[Balance]:
@@ -86,16 +101,19 @@ def balances(
     *,
     threshold_fen: int,
     tax_rule: str,
+    returned: dict[str, int] | None = None,
 ) -> list[Balance]:
-    """Per promoter: carried in + movement, then paid (gross, tax, net) or carried with a reason."""
+    """Per promoter: carried in + returned transfers + movement (rulebook §10), then paid (gross,
+    tax, net) or carried with a reason."""
     month = int(period[5:7])
+    returned = returned or {}
     movement: dict[str, int] = {}
     for r in statement:
         movement[r.promoter_id] = movement.get(r.promoter_id, 0) + r.movement_fen
     out: list[Balance] = []
-    for pid in sorted(set(movement) | {p for p, v in carried_in.items() if v != 0}):
-        b = Balance(pid, carried_in.get(pid, 0), movement.get(pid, 0))
-        b.balance_fen = b.carried_in_fen + b.movement_fen
+    for pid in sorted(set(movement) | {p for p, v in carried_in.items() if v != 0} | {p for p, v in returned.items() if v}):
+        b = Balance(pid, carried_in.get(pid, 0), movement.get(pid, 0), returned.get(pid, 0))
+        b.balance_fen = b.carried_in_fen + b.returned_fen + b.movement_fen
         p = promoters.get(pid)
         if b.balance_fen < 0:
             reason = "negative"
@@ -116,7 +134,7 @@ def balances(
         else:
             b.carried_out_fen = b.balance_fen
             b.carry_reason = reason if b.balance_fen != 0 else None
-        if b.balance_fen != 0 or b.movement_fen != 0:
+        if b.balance_fen != 0 or b.movement_fen != 0 or b.returned_fen != 0:
             out.append(b)
     return out
 
@@ -132,8 +150,17 @@ def settle(
     *,
     threshold_fen: int,
     tax_rule: str,
+    returns: list[Returned] = (),
 ) -> Settlement:
     statement = movements(entitlements, booked)
     return Settlement(period, statement, balances(
         period, period_end_us, statement, carried_in, promoters, prior_payouts,
-        threshold_fen=threshold_fen, tax_rule=tax_rule))
+        threshold_fen=threshold_fen, tax_rule=tax_rule, returned=returned_by_promoter(returns)), list(returns))
+
+
+def returned_by_promoter(returns) -> dict[str, int]:
+    """returned(p, Q): the gross of p's returned bills applied in Q."""
+    out: dict[str, int] = {}
+    for r in returns:
+        out[r.promoter_id] = out.get(r.promoter_id, 0) + r.gross_fen
+    return out

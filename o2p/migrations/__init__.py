@@ -12,7 +12,7 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-HEAD = "0002"
+HEAD = "0003"
 HERE = Path(__file__).resolve().parent
 
 

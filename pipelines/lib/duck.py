@@ -21,13 +21,18 @@ TABLES = {
         period varchar not null, promoter_id varchar not null, carried_in_fen bigint not null,
         movement_fen bigint not null, balance_fen bigint not null, gross_fen bigint not null,
         tax_fen bigint not null, net_fen bigint not null, carried_out_fen bigint not null,
-        carry_reason varchar, primary key (period, promoter_id))""",
+        carry_reason varchar, returned_fen bigint not null default 0, primary key (period, promoter_id))""",
     "settlement.statement_lines": """(
         period varchar not null, promoter_id varchar not null, order_id varchar not null,
         line_id varchar not null, role varchar not null, click_event_id varchar,
         attribution_reason varchar, rate_e4 bigint not null, net_fen bigint not null,
         entitled_fen bigint not null, previously_booked_fen bigint not null,
         movement_fen bigint not null, primary key (period, promoter_id, order_id, line_id, role))""",
+    # returned transfers applied in the period (rulebook §10), for the release's files
+    "settlement.returned_transfers": """(
+        period varchar not null, promoter_id varchar not null, from_period varchar not null,
+        batch_id varchar not null, out_bill_no varchar not null, state varchar not null,
+        gross_fen bigint not null, primary key (period, out_bill_no))""",
 }
 
 
@@ -36,6 +41,11 @@ def replace_period(con, table: str, period: str, df) -> None:
     schema, _, _ = table.partition(".")
     con.execute(f"create schema if not exists {schema}")
     con.execute(f"create table if not exists {table} {TABLES[table]}")
+    have = {r[0] for r in con.execute("select column_name from information_schema.columns where "
+                                      "table_schema = ? and table_name = ?", table.split(".")).fetchall()}
+    for col in df.columns:   # a warehouse made before a column was added (e.g. returned_fen) gets it
+        if col not in have:
+            con.execute(f"alter table {table} add column {col} bigint default 0")
     con.register("_incoming", df)
     con.execute("begin")
     con.execute(f"delete from {table} where period = ?", [period])

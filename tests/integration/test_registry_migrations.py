@@ -3,7 +3,18 @@ PostgreSQL server: its released batch is neither lost nor altered and still veri
 upgraded schema is exactly the code's model (no drift), and a second open does nothing."""
 
 import pytest
-from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, Text, UniqueConstraint, create_engine, insert
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    insert,
+)
 
 from o2p import release
 from o2p.config import load_config
@@ -49,9 +60,9 @@ def _old_schema(with_ledger_totals: bool) -> MetaData:
     return m
 
 
-def _released_by_old_code(url, tmp_path, with_ledger_totals):
+def _released_by_old_code(db_url, tmp_path, with_ledger_totals):
     """A batch released and recorded as the old code did (its tables, its rows), files on disk."""
-    engine = create_engine(url)
+    engine = create_engine(db_url)
     old = _old_schema(with_ledger_totals)
     old.create_all(engine)
     cfg = load_config(None, home=tmp_path / "home")
@@ -96,6 +107,10 @@ def test_an_old_registry_upgrades_in_place_and_its_batches_still_verify(url, tmp
                 *[metadata.tables[t].c[n] for n in cols])).fetchall())
             assert got == rows, t
     assert reg.batch(PERIOD)["released_by"] is None       # unknown for batches released before
+    # its paid promoter has a transfer bill, so results for it can be reconciled
+    [bill] = reg.bills(period=PERIOD).values()
+    assert (bill["out_bill_no"], bill["promoter_id"], bill["net_fen"], bill["openid"]) == (
+        release.out_bill_no(f"{PERIOD}-old", "P1"), "P1", 5000, None)
     assert release.verify(folder, reg) == []
     # the upgraded schema is the code's model, exactly
     from alembic.autogenerate import compare_metadata

@@ -4,6 +4,7 @@ change; `verify` checks the approval record and the files it added; every change
 logged with who made it. A real SQLite registry and the release's own functions."""
 
 import json
+import os
 
 import pytest
 
@@ -13,34 +14,16 @@ from o2p.config import load_config
 from o2p.errors import InputError
 from o2p.reference import Promoter
 from o2p.registry import Registry
-from o2p.settlement import settle
-from o2p.timeutil import period_end_us
 from tests.conftest import run_o2p
+from tests.releasing import entitlement, release_period
 
 
 def _release(cfg, period, released_by):
     promoters = {p: Promoter(p, None, "g", f"B{p}", f"o{p}", name, 0, None)
                  for p, name in (("P1", "=推客一"), ("P2", "推客二"))}
-    ents = [{"promoter_id": p, "order_id": f"O{p}{period}", "line_id": "L1", "role": "direct", "entitled_fen": e,
-             "net_fen": e * 10, "rate_e4": 1000, "click_event_id": "c", "attribution_reason": "last_click"}
-            for p, e in (("P1", 250_000), ("P2", 1200))]
-    s = settle(period, period_end_us(period), ents, {}, {}, promoters, {}, threshold_fen=1000, tax_rule="none")
-    reg = Registry(cfg.registry)
-    batch_id = f"{period}-t"
-    files = release.render(cfg, batch_id, s, promoters)
-    tot = release.totals(s)
-    files["manifest.json"] = release.manifest(cfg, batch_id, period, files, tot, "fp", [])
-    folder = cfg.payouts_path / period / batch_id
-    reg.claim(period, batch_id, released_by=released_by)
-    release.write_folder(folder, files)
-    reg.complete(period, folder=str(folder), totals=tot,
-                 files={n: release.sha256_bytes(d) for n, d in files.items() if n != "manifest.json"},
-                 manifest_sha256=release.sha256_bytes(files["manifest.json"]), config_hash=cfg.config_hash,
-                 input_fingerprint="fp",
-                 entries=[{k: getattr(r, k) for k in ("promoter_id", "order_id", "line_id", "role", "entitled_fen",
-                                                      "previously_booked_fen", "movement_fen")} for r in s.statement],
-                 balance_rows=[dict(vars(b)) for b in s.balances])
-    return folder, {n: (folder / n).read_bytes() for n in files}
+    ents = [entitlement(p, f"O{p}{period}", e) for p, e in (("P1", 250_000), ("P2", 1200))]
+    folder, _ = release_period(cfg, period, ents, promoters, released_by=released_by)
+    return folder, {n: (folder / n).read_bytes() for n in os.listdir(folder)}
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from o2p.config import Config
 from o2p.errors import GateBroken, GateFailed
 from o2p.reference import load_reference
 from o2p.registry import Registry
-from o2p.settlement import Balance, Settlement, StatementRow
+from o2p.settlement import Balance, Returned, Settlement, StatementRow
 from o2p.timeutil import period_end_us
 from pipelines.assets.settlement.assets import SETTLEMENT
 from pipelines.lib import quality
@@ -57,6 +57,11 @@ def load_settlement(cfg: Config, period: str) -> Settlement:
         bcols = [d[0] for d in con.description]
         stm = con.execute("select * from settlement.statement_lines where period = ?", [period]).fetchall()
         scols = [d[0] for d in con.description]
+        has_returns = con.execute("select count(*) from information_schema.tables where table_schema = 'settlement' "
+                                  "and table_name = 'returned_transfers'").fetchone()[0]
+        ret = con.execute("select promoter_id, from_period, batch_id, out_bill_no, state, gross_fen from "
+                          "settlement.returned_transfers where period = ? order by promoter_id, from_period, "
+                          "out_bill_no", [period]).fetchall() if has_returns else []
     s = Settlement(period)
     for r in bal:
         d = dict(zip(bcols, r, strict=True))
@@ -66,6 +71,7 @@ def load_settlement(cfg: Config, period: str) -> Settlement:
         d = dict(zip(scols, r, strict=True))
         d.pop("period")
         s.statement.append(StatementRow(**d))
+    s.returns = [Returned(*r) for r in ret]
     return s
 
 
@@ -152,6 +158,8 @@ def payout_batch(context: AssetExecutionContext, o2p: O2PConfig, registry: Regis
             entries=[{k: getattr(r, k) for k in ("promoter_id", "order_id", "line_id", "role", "entitled_fen",
                                                  "previously_booked_fen", "movement_fen")} for r in s.statement],
             balance_rows=[dict(vars(b)) for b in s.balances],
+            bills=release.bills(batch_id, s, ref.promoters),
+            applied_returns=[r.out_bill_no for r in s.returns],
         )
     except BaseException:
         registry.abandon(period)

@@ -21,7 +21,7 @@ from o2p.config import Config
 from o2p.errors import GateBroken, GateFailed, InputError
 from o2p.reference import load_reference
 from o2p.registry import Registry
-from o2p.settlement import Settlement, balances
+from o2p.settlement import Returned, Settlement, balances, returned_by_promoter
 from o2p.timeutil import period_end_us, previous_period
 from pipelines.assets.commission.assets import ENTITLEMENTS
 from pipelines.lib import gates, quality
@@ -44,6 +44,9 @@ def compute(cfg: Config, registry: Registry, period: str, log=None) -> Settlemen
     if log and (synced["reloaded"] or synced["dropped"]):
         log(f"ledger mirror: reloaded {synced['reloaded'] or 'nothing'} from the registry, "
             f"dropped {synced['dropped'] or 'nothing'}")
+    # transfers of earlier batches returned since the last release (rulebook §10): applied here
+    returns = [Returned(b["promoter_id"], b["period"], b["batch_id"], b["out_bill_no"], b["state"], b["gross_fen"])
+               for b in registry.returns_to_apply()]
     return Settlement(period, statement, balances(
         period, period_end_us(period), statement,
         carried_in=registry.carried_into(previous_period(period)),
@@ -51,19 +54,34 @@ def compute(cfg: Config, registry: Registry, period: str, log=None) -> Settlemen
         prior_payouts=registry.prior_payouts(period),
         threshold_fen=cfg.settlement.payout_threshold_fen,
         tax_rule=cfg.tax,
-    ))
+        returned=returned_by_promoter(returns),
+    ), returns)
 
 
 def balances_frame(s: Settlement):
     import pandas as pd
 
     cols = ["promoter_id", "carried_in_fen", "movement_fen", "balance_fen", "gross_fen",
-            "tax_fen", "net_fen", "carried_out_fen", "carry_reason"]
+            "tax_fen", "net_fen", "carried_out_fen", "carry_reason", "returned_fen"]
     df = pd.DataFrame([vars(b) for b in s.balances], columns=cols)
     df.insert(0, "period", s.period)
-    for c in cols[1:-1]:
-        df[c] = df[c].astype("int64")
+    for c in cols[1:]:
+        if c != "carry_reason":
+            df[c] = df[c].astype("int64")
     df["carry_reason"] = df["carry_reason"].astype("string")
+    return df
+
+
+def returns_frame(s: Settlement):
+    import pandas as pd
+
+    df = pd.DataFrame([{"period": s.period, "promoter_id": r.promoter_id, "from_period": r.period,
+                        "batch_id": r.batch_id, "out_bill_no": r.out_bill_no, "state": r.state,
+                        "gross_fen": r.gross_fen} for r in s.returns],
+                      columns=["period", "promoter_id", "from_period", "batch_id", "out_bill_no", "state", "gross_fen"])
+    df["gross_fen"] = df["gross_fen"].astype("int64")
+    for c in ("period", "promoter_id", "from_period", "batch_id", "out_bill_no", "state"):
+        df[c] = df[c].astype("string")
     return df
 
 
@@ -122,8 +140,9 @@ def promoter_balances(context: AssetExecutionContext, o2p: O2PConfig, registry: 
     with connect(cfg) as con:
         replace_period(con, "settlement.promoter_balances", period, bal)
         replace_period(con, "settlement.statement_lines", period, stm)
+        replace_period(con, "settlement.returned_transfers", period, returns_frame(s))
     check_df = bal.assign(
-        reconciles=(bal.carried_in_fen + bal.movement_fen == bal.gross_fen + bal.carried_out_fen),
+        reconciles=(bal.carried_in_fen + bal.returned_fen + bal.movement_fen == bal.gross_fen + bal.carried_out_fen),
         net_is_gross_minus_tax=(bal.net_fen == bal.gross_fen - bal.tax_fen),
     )
     result = run_suite("settlement", check_df, suites.settlement, home=cfg.home_path, id_columns=["promoter_id"])
@@ -134,5 +153,6 @@ def promoter_balances(context: AssetExecutionContext, o2p: O2PConfig, registry: 
         "gross_fen": int(paid.gross_fen.sum()), "tax_fen": int(paid.tax_fen.sum()),
         "net_fen": int(paid.net_fen.sum()), "carried_out_fen": int(bal.carried_out_fen.sum()),
         "statement_lines": len(stm),
+        "returned_transfers": len(s.returns), "returned_fen": sum(r.gross_fen for r in s.returns),
     })
     yield quality.to_check(result, check_name="gx_settlement")

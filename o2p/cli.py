@@ -176,6 +176,16 @@ def cmd_contracts(cfg: Config, args) -> int:
 
 
 def cmd_simulate(cfg: Config, args) -> int:
+    if args.transfer_results:
+        from o2p.reconcile import simulate_results
+
+        if not args.out:
+            raise InputError("--transfer-results needs --out FILE (the results file to write)")
+        lines = simulate_results(cfg, args.transfer_results, fail_share=args.fail_share, seed=args.seed)
+        Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        say(f"{len(lines)} transfer results of {args.transfer_results} written to {args.out}; "
+            f"read them back with o2p payouts reconcile {args.out}")
+        return 0
     from streaming.producer import EventPublisher, encode
     from streaming.simulate import build_world, messages, write_reference
 
@@ -462,13 +472,15 @@ def cmd_demo(cfg: Config, args) -> int:
         cmd_run(cfg, args)
         days = _landed_days(cfg)
         period, last = days[0][:7], next_period(args.month)
-        say("5/5 release every period in order")
+        say("5/5 release every period in order; after each, its transfer results read back "
+            "(returned transfers are paid again by the next release)")
         folders = []
         now_us = time.time_ns() // 1000
         while period <= last and period_end_us(period) <= now_us:   # a month is released once over
             folder = release_period(cfg, period)
             folders.append(folder)
             say(f"  {period}: {folder}")
+            _demo_after_release(cfg, period, args.seed)
             period = next_period(period)
         cmd_payouts(cfg, argparse.Namespace(action="list"))
         if folders:
@@ -479,6 +491,28 @@ def cmd_demo(cfg: Config, args) -> int:
         if started and not args.keep_broker:
             broker.down(cfg, log=say)
     return 0
+
+
+def _demo_after_release(cfg: Config, period: str, seed: int) -> None:
+    """Approval (when configured, by a second person) and simulated transfer results, reconciled."""
+    from o2p.identity import who
+    from o2p.reconcile import reconcile, simulate_results
+    from o2p.registry import Registry
+
+    if cfg.payout.require_approval:
+        from o2p.approval import approve
+
+        approver = f"{who()}-approver"
+        approve(cfg, period, approver)
+        say(f"    approved by {approver} (a second person): transfer instructions written")
+    if not Registry(cfg.registry).bills(period=period):
+        return
+    results = cfg.home_path / "transfer_results" / f"{period}.jsonl"
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text("\n".join(simulate_results(cfg, period, seed=seed)) + "\n", encoding="utf-8")
+    got = reconcile(cfg, results, who())
+    say(f"    transfer results {results.name}: {got['new']} lines, {len(got['returned'])} returned "
+        "(FAIL / CANCELLED: back into the balance next period)")
 
 
 def cmd_serve(cfg: Config, args) -> int:
@@ -560,6 +594,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of events published after everything newer (default 0.01)")
     s.add_argument("--seed", type=int, default=7)
     s.add_argument("--out", help="write the events to this JSON-lines file instead of publishing")
+    s.add_argument("--transfer-results", metavar="YYYY-MM",
+                   help="instead: write WeChat Pay transfer-bill results for the bills of this released period to --out")
+    s.add_argument("--fail-share", type=float, default=0.2,
+                   help="with --transfer-results: share of bills that FAIL or are CANCELLED (default 0.2)")
     s.set_defaults(fn=cmd_simulate)
 
     pb = sub.add_parser("publish", help="publish a JSON-lines file, one event per line, to its topic")

@@ -157,3 +157,41 @@ def reconcile(cfg, path: Path, who: str) -> dict:
     return {"lines": len(results), "new": len(new), "changed": len(states), "sha256": sha,
             "returned": sorted(no for no, b in after.items() if b["state"] in ("FAIL", "CANCELLED")
                                and b["applied_in"] is None)}
+
+
+def simulate_results(cfg, period: str, *, fail_share: float = 0.2, seed: int = 7) -> list[str]:
+    """A transfer-results file for the bills of a released period, as WeChat Pay's query API
+    would answer (for the demo and tests): every bill ACCEPTED, then WAIT_USER_CONFIRM, then
+    SUCCESS — or, for about `fail_share` of them, FAIL (the account is abnormal) or CANCELLED (the
+    promoter never confirmed). Lines are shuffled, as results arrive."""
+    import random
+    from datetime import timedelta
+
+    from o2p.registry import Registry
+    from o2p.timeutil import SHANGHAI, from_us, period_end_us
+
+    bills = sorted(Registry(cfg.registry).bills(period=period).values(), key=lambda b: b["promoter_id"])
+    if not bills:
+        raise InputError(f"period {period} has no transfer bills (not released, or nobody was paid)")
+    rnd = random.Random(seed)
+    start = from_us(period_end_us(period)).astimezone(SHANGHAI) + timedelta(days=1, hours=10)
+    lines = []
+    for i, b in enumerate(bills):
+        t0 = start + timedelta(minutes=i)
+
+        def emit(state, at, b=b, **extra):
+            lines.append(json.dumps({"out_bill_no": b["out_bill_no"], "state": state, "transfer_amount": b["net_fen"],
+                                     "update_time": at.isoformat(timespec="seconds"), "mch_id": "1900000109",
+                                     **({"openid": b["openid"]} if b["openid"] else {}), **extra}, ensure_ascii=False))
+        emit("ACCEPTED", t0)
+        roll = rnd.random()
+        if roll < fail_share / 2:
+            emit("FAIL", t0 + timedelta(minutes=5), fail_reason="PAYEE_ACCOUNT_ABNORMAL")
+            continue
+        emit("WAIT_USER_CONFIRM", t0 + timedelta(minutes=1))
+        if roll < fail_share:
+            emit("CANCELLED", t0 + timedelta(days=1), fail_reason="USER_NOT_CONFIRMED")
+        else:
+            emit("SUCCESS", t0 + timedelta(hours=3))
+    rnd.shuffle(lines)
+    return lines

@@ -154,3 +154,15 @@ def test_any_interleaving_and_repetition_gives_the_same_registry_state(tmp_path_
 def test_rfc3339_times_compare_across_offsets():
     assert parse_time("2026-11-02T10:00:00+08:00") == parse_time("2026-11-02T02:00:00Z")
     assert release.out_bill_no("b", "P1").startswith("O2P") and len(release.out_bill_no("b", "P1")) == 32
+
+
+def test_simulated_results_reconcile_and_some_come_back(world):
+    from o2p.reconcile import simulate_results
+
+    cfg, bills, tmp = world
+    lines = simulate_results(cfg, "2026-10", fail_share=1.0, seed=3)     # every bill fails or is cancelled
+    got = reconcile(cfg, write(tmp, "sim.jsonl", lines), "demo")
+    assert sorted(got["returned"]) == sorted(b["out_bill_no"] for b in bills.values())
+    assert {s for s, _ in states(cfg).values()} <= {"FAIL", "CANCELLED"}
+    ok = simulate_results(cfg, "2026-10", fail_share=0.0, seed=3)
+    assert all(json.loads(x)["state"] in ("ACCEPTED", "WAIT_USER_CONFIRM", "SUCCESS") for x in ok)

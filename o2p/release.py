@@ -86,7 +86,7 @@ def read_people_csv(path: Path) -> list[dict]:
         row = {}
         for k, v in r.items():
             if k.endswith("_cny"):
-                row[k[:-4] + "_fen"] = cny_to_fen(v)
+                row[k[:-4] + "_fen"] = cny_to_fen(v) if v != "" else None
             elif k.endswith("_fen") and v not in (None, ""):
                 row[k] = int(v)
             else:

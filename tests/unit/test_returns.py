@@ -120,3 +120,19 @@ def test_a_return_below_the_threshold_is_carried_with_its_returned_amount(tmp_pa
     carried = list(csv.DictReader(io.StringIO((nov / "carried.csv").read_bytes().decode("utf-8-sig"))))
     assert [(r["promoter_id"], r["carried_in_cny"], r["returned_cny"], r["movement_cny"], r["balance_cny"], r["reason"])
             for r in carried] == [("PA", "0.00", "15.00", "-10.00", "5.00", "below_threshold")]
+
+
+def test_the_statement_shows_each_return_and_where_it_was_applied(tmp_path):
+    from o2p.reports import promoter_statement
+
+    cfg = load_config(None, home=tmp_path / "home")
+    release_period(cfg, "2026-10", [entitlement("PA", "O1", 300_000)], PROMOTERS)
+    _results(cfg, tmp_path, "r.jsonl", [("2026-10", "PA", "FAIL", "2026-11-02T10:05:00+08:00")])
+    release_period(cfg, "2026-11", [entitlement("PA", "O1", 300_000), entitlement("PA", "O2", 50_000)], PROMOTERS)
+    bill = {b["period"]: b["out_bill_no"] for b in Registry(cfg.registry).bills().values()}
+    text = promoter_statement(cfg, "PA")
+    assert f"  transfer {bill['2026-10']}: FAIL at 2026-11-02T10:05:00+08:00; returned: applied in 2026-11" in text
+    assert (f"  transfer of 2026-10 returned (FAIL): batch 2026-10-t, out_bill_no {bill['2026-10']}: 300000 back "
+            "into the balance\n  balance: carried in 0 + returned 300000 + movement 50000 = 350000\n"
+            "  paid: gross 3500.00 CNY − tax 0.00 = net 3500.00 CNY\n"
+            f"  transfer {bill['2026-11']}: no result read back yet") in text

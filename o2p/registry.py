@@ -25,6 +25,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    bindparam,
     create_engine,
     delete,
     func,
@@ -340,9 +341,10 @@ class Registry:
             if lines:
                 c.execute(insert(transfer_results), [{**ln, "file_sha256": file_sha256, "imported_by": who,
                                                       "imported_at": now} for ln in lines])
-            for no, (state, when, at_us) in states.items():
-                c.execute(update(transfer_bills).where(transfer_bills.c.out_bill_no == no).values(
-                    state=state, state_time=when, state_at_us=at_us))
+            if states:   # one executemany, not a statement per bill
+                c.execute(update(transfer_bills).where(transfer_bills.c.out_bill_no == bindparam("b_no")).values(
+                    state=bindparam("b_state"), state_time=bindparam("b_time"), state_at_us=bindparam("b_at")),
+                    [{"b_no": no, "b_state": st, "b_time": when, "b_at": at} for no, (st, when, at) in states.items()])
             self.record(who, "reconcile", None, f"{file_name} (sha256 {file_sha256}): {len(lines)} new lines, "
                                                 f"{len(states)} bills changed state", c=c)
 

@@ -289,8 +289,14 @@ def test_two_consumers_share_the_partitions_and_sigterm_flushes_and_exits_0(brok
     sensor = defs.get_sensor_def("capture_health_sensor")
     with build_sensor_context(resources={"o2p": O2PConfig(config_path=str(cfg_file), home=str(cfg.home_path))}) as ctx:
         result = sensor(ctx)
-    obs = {e.asset_key.to_user_string(): e.metadata for e in result.asset_events}
+    from dagster import AssetCheckEvaluation, AssetObservation
+
+    obs = {e.asset_key.to_user_string(): e.metadata for e in result.asset_events if isinstance(e, AssetObservation)}
     assert set(obs) == {"landing/clicks", "landing/orders", "landing/refunds"}
+    # and judges the landing freshness check: no lag, so fresh
+    fresh = {e.asset_key.to_user_string(): (e.check_name, e.passed, e.description)
+             for e in result.asset_events if isinstance(e, AssetCheckEvaluation)}
+    assert fresh == {k: ("landing_fresh", True, "no lag: everything published has landed") for k in obs}
     by_kind = Counter({"click": "landing/clicks", "refund": "landing/refunds"}.get(e["event_type"], "landing/orders")
                       for e in events)
     for key, meta in obs.items():

@@ -58,8 +58,15 @@ def approve(cfg: Config, period: str, who: str) -> tuple[Path, dict, bool]:
     if recorded is None and problems:
         raise O2PError(f"period {period}: the released batch does not verify, nothing approved:\n  "
                        + "\n  ".join(problems))
-    payees = [(r["promoter_id"], r["payee_name"], r["payee_openid"], r["net_fen"])
-              for r in read_people_csv(folder / "payout.csv")]
+    if cfg.config_hash != b["config_hash"]:
+        # appid, scene, remark and the user_name threshold are the release's: not the approver's
+        raise InputError(f"period {period} was released under config {b['config_hash'][:12]}…, this command runs "
+                         f"under {cfg.config_hash[:12]}… ({cfg.source}): approve with the release's config")
+    # the transfers pay exactly the bills recorded at release (payee, openid, net), raw text
+    payees = [(x["promoter_id"], x["payee_name"] or "", x["openid"], x["net_fen"])
+              for x in sorted(reg.bills(period=period).values(), key=lambda x: x["promoter_id"])]
+    if [p[0] for p in payees] != [r["promoter_id"] for r in read_people_csv(folder / "payout.csv")]:
+        raise O2PError(f"period {period}: the registry's transfer bills and payout.csv name different promoters")
     transfers = transfer_instructions(cfg, b["batch_id"], period, payees)
     manifest_sha = sha256_file(folder / "manifest.json")
     fresh = recorded is None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +24,11 @@ from o2p.errors import InputError
 
 STATES = ("ACCEPTED", "PROCESSING", "WAIT_USER_CONFIRM", "TRANSFERING", "SUCCESS", "FAIL", "CANCELING", "CANCELLED")
 FINAL = ("SUCCESS", "FAIL", "CANCELLED")
+# Equal update_times (WeChat gives seconds) are ordered by the bill's lifecycle, every state that
+# is not final before the final ones: at the same instant the final state is the newer one
+LIFECYCLE = {s: i for i, s in enumerate(("ACCEPTED", "PROCESSING", "WAIT_USER_CONFIRM", "TRANSFERING",
+                                          "CANCELING", "SUCCESS", "FAIL", "CANCELLED"))}
+RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
 MAX_SHOWN = 20
 
 
@@ -43,9 +49,9 @@ class Result:
 
 def parse_time(text: str) -> int:
     """RFC 3339 (WeChat writes 2026-11-05T10:34:56+08:00) → epoch microseconds; an offset is required."""
-    if not isinstance(text, str) or "T" not in text.upper():
-        raise ValueError("not an RFC 3339 time")
-    t = datetime.fromisoformat(text.replace("z", "Z").replace("Z", "+00:00"))
+    if not isinstance(text, str) or not RFC3339.fullmatch(text):
+        raise ValueError("not an RFC 3339 time (YYYY-MM-DDThh:mm:ss with its offset, e.g. +08:00)")
+    t = datetime.fromisoformat(text.replace("z", "Z").replace("Z", "+00:00").replace("t", "T"))
     if t.tzinfo is None:
         raise ValueError("an RFC 3339 time needs its offset (e.g. +08:00)")
     return int(t.timestamp()) * 1_000_000 + t.microsecond
@@ -107,7 +113,7 @@ def plan(results: list[Result], bills: dict[str, dict], history: list[dict]) -> 
     for no, events in timeline.items():
         if no not in bills:
             continue
-        events.sort(key=lambda e: (e[0], e[1]))
+        events.sort(key=lambda e: (e[0], LIFECYCLE[e[1]]))
         final = None
         for at, state, when, line_no in events:
             if final is not None and state != final[1]:
@@ -134,29 +140,40 @@ def reconcile(cfg, path: Path, who: str) -> dict:
     except UnicodeDecodeError as exc:
         raise InputError(f"{path}: not UTF-8 (byte {exc.start}); nothing recorded") from None
     results, problems = [], []
-    for n, line in enumerate(text.splitlines(), start=1):
+    # lines end at \n (\r\n too); splitlines() would also split at U+2028 inside a JSON string
+    for n, line in enumerate(text.split("\n"), start=1):
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
         try:
             results.append(parse_line(n, line))
         except ValueError as exc:
             problems.append(f"line {n}: {exc}")
+    if problems:
+        _refuse(path, problems)
     reg = Registry(cfg.registry)
     nos = {r.out_bill_no for r in results}
-    bills = reg.bills(nos)
-    new, states, found = plan(results, bills, reg.results(nos))
-    problems += found
-    if problems:
-        shown = problems[:MAX_SHOWN] + ([f"… and {len(problems) - MAX_SHOWN} more"] if len(problems) > MAX_SHOWN else [])
-        raise InputError(f"{path}: {len(problems)} problem(s), nothing recorded:\n  " + "\n  ".join(shown))
-    reg.record_results([{"out_bill_no": r.out_bill_no, "state": r.state, "update_time": r.update_time,
-                         "update_at_us": r.update_at_us, "transfer_amount": r.transfer_amount, "openid": r.openid,
-                         "line_no": r.line_no, "raw": r.raw} for r in new],
-                       states, file_sha256=sha, who=who, file_name=path.name)
+
+    def decide(bills: dict, history: list[dict]):
+        new, states, found = plan(results, bills, history)
+        if found:
+            _refuse(path, found)
+        return ([{"out_bill_no": r.out_bill_no, "state": r.state, "update_time": r.update_time,
+                  "update_at_us": r.update_at_us, "transfer_amount": r.transfer_amount, "openid": r.openid,
+                  "line_no": r.line_no, "raw": r.raw} for r in new], states)
+
+    # bills, history, the plan and the writes in one locked transaction: two imports at once
+    # are applied one after the other, each against what the other recorded
+    new, states = reg.reconcile_locked(nos, decide, file_sha256=sha, who=who, file_name=path.name)
     after = reg.bills(nos)
     return {"lines": len(results), "new": len(new), "changed": len(states), "sha256": sha,
             "returned": sorted(no for no, b in after.items() if b["state"] in ("FAIL", "CANCELLED")
                                and b["applied_in"] is None)}
+
+
+def _refuse(path: Path, problems: list[str]) -> None:
+    shown = problems[:MAX_SHOWN] + ([f"… and {len(problems) - MAX_SHOWN} more"] if len(problems) > MAX_SHOWN else [])
+    raise InputError(f"{path}: {len(problems)} problem(s), nothing recorded:\n  " + "\n  ".join(shown))
 
 
 def simulate_results(cfg, period: str, *, fail_share: float = 0.2, seed: int = 7) -> list[str]:

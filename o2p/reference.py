@@ -25,6 +25,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -232,6 +233,10 @@ def _decode(data: bytes, encoding: str) -> str:
         return read_as(wanted, 0, f"{wanted} (reference_encoding)")
 
 
+# C0 controls but tab, LF and CR (which a CSV cell may hold), DEL and the C1 controls
+CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
 def _read(path: Path, columns: list[str], problems: _Problems,
           encoding: str | None = None) -> list[tuple[int, dict[str, str]]]:
     if not path.is_file():
@@ -258,7 +263,14 @@ def _read(path: Path, columns: list[str], problems: _Problems,
         if None in row:
             problems.add(f"{path}:{i}", "more fields than the header has")
             continue
-        rows.append((i, {k: (v or "").strip() for k, v in row.items()}))
+        cells = {k: (v or "").strip() for k, v in row.items()}
+        bad = [k for k, v in cells.items() if CONTROL.search(v)]
+        if bad:   # a payee name with \x01 would reach payout files and workbooks that cannot hold it
+            for k in bad:
+                c = CONTROL.search(cells[k]).group()
+                problems.add(f"{path}:{i}", f"{k}: control character U+{ord(c):04X} (a value for people holds none)")
+            continue
+        rows.append((i, cells))
     if not records:
         problems.add(str(path), f"has a header and no rows: {LOST_ROWS}")
     return rows

@@ -31,6 +31,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import make_url
@@ -132,6 +133,7 @@ transfer_bills = Table(
     Column("batch_id", String(64), nullable=False),
     Column("promoter_id", String(64), nullable=False),
     Column("openid", String(128)),
+    Column("payee_name", Text),                           # as released (user_name of a large transfer)
     Column("gross_fen", BigInteger, nullable=False),
     Column("tax_fen", BigInteger, nullable=False),
     Column("net_fen", BigInteger, nullable=False),
@@ -185,6 +187,54 @@ def _dead_here(claimed_by: str | None) -> bool:
     return False
 
 
+CHUNK = 5000   # bills per IN (…): PostgreSQL takes at most 65535 parameters a statement
+
+
+def _chunks(items: list[str]):
+    for i in range(0, len(items), CHUNK):
+        yield items[i:i + CHUNK]
+
+
+def _bills(c, out_bill_nos=None, period: str | None = None) -> dict[str, dict]:
+    q = select(transfer_bills)
+    if period is not None:
+        q = q.where(transfer_bills.c.period == period)
+    if out_bill_nos is None:
+        return {r["out_bill_no"]: dict(r) for r in c.execute(q).mappings()}
+    out: dict[str, dict] = {}
+    for part in _chunks(list(out_bill_nos)):
+        out.update({r["out_bill_no"]: dict(r) for r in c.execute(q.where(transfer_bills.c.out_bill_no.in_(part))).mappings()})
+    return out
+
+
+def _results(c, out_bill_nos) -> list[dict]:
+    out: list[dict] = []
+    for part in _chunks(list(out_bill_nos)):
+        out += [dict(r) for r in c.execute(select(transfer_results).where(
+            transfer_results.c.out_bill_no.in_(part))).mappings()]
+    return sorted(out, key=lambda r: r["id"])
+
+
+def _ensure_bills(c) -> None:
+    """Bills for the paid promoters of released batches that have none: a batch completed by an
+    older version while the registry was being upgraded (migration 0003 backfills the others)."""
+    from o2p.release import out_bill_no
+
+    rows = c.execute(
+        select(batches.c.period, batches.c.batch_id, balances.c.promoter_id, balances.c.gross_fen,
+               balances.c.tax_fen, balances.c.net_fen)
+        .join(balances, balances.c.period == batches.c.period)
+        .outerjoin(transfer_bills, (transfer_bills.c.period == balances.c.period)
+                   & (transfer_bills.c.promoter_id == balances.c.promoter_id))
+        .where(batches.c.status == "released", balances.c.gross_fen > 0, transfer_bills.c.out_bill_no.is_(None))
+    ).fetchall()
+    if rows:
+        c.execute(insert(transfer_bills), [{"out_bill_no": out_bill_no(r.batch_id, r.promoter_id), "period": r.period,
+                                            "batch_id": r.batch_id, "promoter_id": r.promoter_id,
+                                            "gross_fen": r.gross_fen, "tax_fen": r.tax_fen, "net_fen": r.net_fen}
+                                           for r in rows])
+
+
 LEDGER_COLUMNS = ("promoter_id", "order_id", "line_id", "role", "entitled_fen", "previously_booked_fen", "movement_fen")
 
 
@@ -207,7 +257,9 @@ class Registry:
         parsed = make_url(url)
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)   # a new home: its folder
-        self.engine = create_engine(url, future=True)
+        # SQLite: a writer waits up to a minute for another (a reconcile, a release) to commit
+        self.engine = create_engine(url, future=True, **({"connect_args": {"timeout": 60}}
+                                                          if parsed.get_backend_name() == "sqlite" else {}))
         # The schema is Alembic's (o2p/migrations): a new registry is created, an older one
         # upgraded in place. Two processes opening a new registry at once both try to create the
         # tables; the loser's CREATE fails ("already exists", or a unique violation in
@@ -319,25 +371,29 @@ class Registry:
                 .order_by(transfer_bills.c.period, transfer_bills.c.promoter_id)).mappings()]
 
     def bills(self, out_bill_nos: Iterable[str] | None = None, period: str | None = None) -> dict[str, dict]:
-        q = select(transfer_bills)
-        if out_bill_nos is not None:
-            q = q.where(transfer_bills.c.out_bill_no.in_(list(out_bill_nos)))
-        if period is not None:
-            q = q.where(transfer_bills.c.period == period)
         with self.engine.connect() as c:
-            return {r["out_bill_no"]: dict(r) for r in c.execute(q).mappings()}
+            return _bills(c, out_bill_nos, period)
 
     def results(self, out_bill_nos: Iterable[str]) -> list[dict]:
         with self.engine.connect() as c:
-            return [dict(r) for r in c.execute(
-                select(transfer_results).where(transfer_results.c.out_bill_no.in_(list(out_bill_nos)))
-                .order_by(transfer_results.c.id)).mappings()]
+            return _results(c, out_bill_nos)
 
-    def record_results(self, lines: list[dict], states: dict[str, tuple[str, str, int]], *, file_sha256: str,
-                       who: str, file_name: str) -> None:
-        """New result lines and the bills' new latest states, in one transaction."""
+    def reconcile_locked(self, out_bill_nos: Iterable[str], decide, *, file_sha256: str, who: str,
+                         file_name: str) -> tuple[list[dict], dict]:
+        """Read the bills and their history, `decide(bills, history)` → (new lines, new states),
+        and write them, in one transaction that holds the reconcile lock: concurrent imports
+        are serialised, each planned against what the other recorded. `decide` raising rolls
+        everything back."""
+        nos = list(out_bill_nos)
         now = _now()
         with self.engine.begin() as c:
+            # the lock first: the log line (SQLite's write lock), or an advisory lock (PostgreSQL)
+            if c.dialect.name == "postgresql":
+                c.execute(text("select pg_advisory_xact_lock(hashtext('o2p.reconcile'))"))
+            action = c.execute(insert(actions).values(at=now, who=who, action="reconcile", period=None,
+                                                      detail=f"{file_name}: started")).inserted_primary_key[0]
+            _ensure_bills(c)
+            lines, states = decide(_bills(c, nos), _results(c, nos))
             if lines:
                 c.execute(insert(transfer_results), [{**ln, "file_sha256": file_sha256, "imported_by": who,
                                                       "imported_at": now} for ln in lines])
@@ -345,8 +401,9 @@ class Registry:
                 c.execute(update(transfer_bills).where(transfer_bills.c.out_bill_no == bindparam("b_no")).values(
                     state=bindparam("b_state"), state_time=bindparam("b_time"), state_at_us=bindparam("b_at")),
                     [{"b_no": no, "b_state": st, "b_time": when, "b_at": at} for no, (st, when, at) in states.items()])
-            self.record(who, "reconcile", None, f"{file_name} (sha256 {file_sha256}): {len(lines)} new lines, "
-                                                f"{len(states)} bills changed state", c=c)
+            c.execute(update(actions).where(actions.c.id == action).values(
+                detail=f"{file_name} (sha256 {file_sha256}): {len(lines)} new lines, {len(states)} bills changed state"))
+        return lines, states
 
     def approval(self, period: str) -> dict | None:
         with self.engine.connect() as c:
@@ -436,14 +493,18 @@ class Registry:
             bills = list(bills)
             if bills:
                 c.execute(insert(transfer_bills), [{"period": period, **b} for b in bills])
-            applied = list(applied_returns)
+            applied = set(applied_returns)
+            # every return recorded before this release is applied in it (rulebook §10): one read
+            # back between settlement and now means the balances are stale
+            waiting = {r.out_bill_no for r in c.execute(select(transfer_bills.c.out_bill_no).where(
+                transfer_bills.c.state.in_(RETURNED_STATES), transfer_bills.c.applied_in.is_(None)))}
+            if waiting != applied:
+                raise O2PError(f"period {period}: transfer results recorded during this release changed the returned "
+                               f"transfers to apply ({len(waiting - applied)} new, {len(applied - waiting)} gone); "
+                               "nothing was released: release the period again")
             if applied:
-                done = c.execute(update(transfer_bills).where(
-                    transfer_bills.c.out_bill_no.in_(applied), transfer_bills.c.applied_in.is_(None),
-                    transfer_bills.c.state.in_(RETURNED_STATES)).values(applied_in=period)).rowcount
-                if done != len(applied):
-                    raise O2PError(f"period {period}: {len(applied) - done} returned transfer(s) were applied by "
-                                   "another release meanwhile; nothing recorded, release again")
+                c.execute(update(transfer_bills).where(transfer_bills.c.out_bill_no.in_(sorted(applied)))
+                          .values(applied_in=period))
             if files:
                 c.execute(insert(batch_files), [{"period": period, "name": n, "sha256": h} for n, h in sorted(files.items())])
             entries = list(entries)

@@ -183,7 +183,8 @@ def render(cfg: Config, batch_id: str, s: Settlement, promoters: dict[str, Promo
 def bills(batch_id: str, s: Settlement, promoters: dict[str, Promoter]) -> list[dict]:
     """The transfer bills of a release, for the registry (what reconcile checks results against)."""
     return [{"out_bill_no": out_bill_no(batch_id, b.promoter_id), "batch_id": batch_id, "promoter_id": b.promoter_id,
-             "openid": promoters[b.promoter_id].payee_openid, "gross_fen": b.gross_fen, "tax_fen": b.tax_fen,
+             "openid": promoters[b.promoter_id].payee_openid, "payee_name": promoters[b.promoter_id].payee_name,
+             "gross_fen": b.gross_fen, "tax_fen": b.tax_fen,
              "net_fen": b.net_fen} for b in sorted(s.paid, key=lambda b: b.promoter_id)]
 
 

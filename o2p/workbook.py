@@ -13,6 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 
 from o2p.money import fen_to_cny
@@ -68,7 +69,10 @@ def _cell(cell, column: str, value, numeric: set[str]) -> None:
         cell.value = Decimal(value)          # written as its exact decimal text
         cell.number_format = NUMBER_FORMATS.get(column, MONEY_FORMAT)
     else:
-        cell.value = "" if value is None else str(value)
+        text = "" if value is None else str(value)
+        # a control character (an upstream id can hold one; the reference data is refused) cannot
+        # be stored in a workbook: shown escaped, as \x01; the CSVs keep the raw text
+        cell.value = ILLEGAL_CHARACTERS_RE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
         cell.data_type = "s"                 # text, never a formula, whatever it starts with
         cell.number_format = "@"
 

@@ -25,7 +25,10 @@ def current(engine: Engine) -> str | None:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the registry at `engine` to `revision` (default: the newest), in one transaction."""
+    """Bring the registry at `engine` to `revision` (default: the newest), in one transaction:
+    a migration that fails leaves the registry as it was. SQLite's driver commits DDL on its
+    own, so there the upgrade runs on a connection whose transaction we open ourselves, with
+    BEGIN IMMEDIATE: a second process opening the registry meanwhile waits, then finds it done."""
     if revision == "head" and current(engine) == HEAD:
         return
     from alembic import command
@@ -33,6 +36,29 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
     cfg = Config()
     cfg.set_main_option("script_location", str(HERE))
-    with engine.begin() as connection:
-        cfg.attributes["connection"] = connection
-        command.upgrade(cfg, revision)
+    target = _sqlite_transactional(engine) if engine.dialect.name == "sqlite" else engine
+    try:
+        with target.begin() as connection:
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, revision)
+    finally:
+        if target is not engine:
+            target.dispose()
+
+
+def _sqlite_transactional(engine: Engine) -> Engine:
+    """The SQLAlchemy recipe for SQLite DDL in a transaction: no driver-managed transactions,
+    our own BEGIN IMMEDIATE (the write lock at once, so that concurrent upgrades queue)."""
+    from sqlalchemy import create_engine, event
+
+    eng = create_engine(engine.url, connect_args={"timeout": 60})
+
+    @event.listens_for(eng, "connect")
+    def _no_driver_transactions(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(eng, "begin")
+    def _begin_immediate(conn):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return eng

@@ -122,3 +122,26 @@ def test_an_old_registry_upgrades_in_place_and_its_batches_still_verify(url, tmp
     again = Registry(url)                                 # at HEAD: nothing to do
     assert current(again.engine) == HEAD and release.verify(folder, again) == []
     again.engine.dispose()
+
+
+def test_a_failing_upgrade_leaves_the_registry_as_it_was(url, tmp_path, monkeypatch):  # noqa: F811
+    """One transaction, on SQLite too (whose driver would commit each CREATE on its own): a
+    migration that fails half-way leaves no half-made table behind, and the next open succeeds."""
+    import alembic.op
+    from sqlalchemy import inspect
+
+    folder, before, old = _released_by_old_code(url, tmp_path, True)
+
+    def boom(*_a, **_k):
+        raise RuntimeError("disk gone mid-migration")
+    monkeypatch.setattr(alembic.op, "bulk_insert", boom)          # 0003's backfill of the old batch's bills
+    with pytest.raises(RuntimeError, match="disk gone"):
+        Registry(url)
+    engine = create_engine(url)
+    tables = set(inspect(engine).get_table_names())
+    assert not tables & {"approvals", "actions", "transfer_bills", "transfer_results", "alembic_version"}, tables
+    engine.dispose()
+    monkeypatch.undo()
+    reg = Registry(url)
+    assert current(reg.engine) == HEAD and release.verify(folder, reg) == []
+    reg.engine.dispose()

@@ -120,3 +120,29 @@ def _promoters():
     p = {f"P{i}": Promoter(f"P{i}", None, "g", f"B{i}", f"o{i}", name, 0, None) for i, name in enumerate(HOSTILE)}
     p["-P9"] = Promoter("-P9", None, "g", "B9", "o9", "普通", 0, None)
     return p
+
+
+def test_a_control_character_in_reference_data_is_refused_naming_file_row_and_field(tmp_path):
+    """A payee name with \\x01 would reach payout.csv and payout.xlsx (openpyxl cannot write it):
+    refused where it enters, before any money is touched."""
+    from o2p.errors import InputError
+    from o2p.reference import load_reference
+
+    (tmp_path / "promoters.csv").write_text(
+        "promoter_id,upline_id,tier,buyer_id,payee_openid,payee_name,joined_at,suspended_at\n"
+        "P1,,gold,B1,o1,推客\x01甲,2026-01-01T00:00:00+08:00,\n", encoding="utf-8")
+    (tmp_path / "products.csv").write_text("sku_id,product_id,brand,category\nSKU1,PR1,X,beauty\n", encoding="utf-8")
+    (tmp_path / "commission_rules.csv").write_text(
+        "rule_id,scope,scope_value,rate,effective_from,effective_to\nR0,default,,0.1000,2025-01-01T00:00:00+08:00,\n",
+        encoding="utf-8")
+    with pytest.raises(InputError, match=r"promoters\.csv:2: payee_name: control character U\+0001"):
+        load_reference(tmp_path, encoding=None)
+
+
+def test_an_upstream_id_with_a_control_character_does_not_stop_the_release():
+    from o2p.workbook import payout_workbook
+
+    data = payout_workbook("b", PERIOD, [("statement", ["order_id", "movement_cny"], [["O\x01X", "1.00"]])],
+                           {"row_count": 0, "gross_fen": 0, "tax_fen": 0, "net_fen": 0}, {"movement_cny"})
+    ws = openpyxl.load_workbook(io.BytesIO(data))["statement"]
+    assert ws["A2"].value == "O\\x01X" and ws["B2"].value == 1

@@ -78,7 +78,8 @@ def test_states_apply_in_update_time_order_and_a_second_import_changes_nothing(w
     ({"openid": "o-someone-else"}, "openid o-someone-else, released to oP1"),
     ({"state": "DONE"}, "state 'DONE': not one of"),
     ({"update_time": "2026-11-03 10:00:00"}, "update_time '2026-11-03 10:00:00'"),
-    ({"update_time": "2026-11-03T10:00:00"}, "needs its offset"),
+    ({"update_time": "2026-11-03T10:00:00"}, "not an RFC 3339 time"),
+    ({"update_time": "2026-W45-4T10:00:00+08:00"}, "not an RFC 3339 time"),
     ({"transfer_amount": "291000"}, "not a whole number of fen"),
 ])
 def test_a_bad_line_refuses_the_whole_file_and_records_nothing(world, bad, why):
@@ -166,3 +167,37 @@ def test_simulated_results_reconcile_and_some_come_back(world):
     assert {s for s, _ in states(cfg).values()} <= {"FAIL", "CANCELLED"}
     ok = simulate_results(cfg, "2026-10", fail_share=0.0, seed=3)
     assert all(json.loads(x)["state"] in ("ACCEPTED", "WAIT_USER_CONFIRM", "SUCCESS") for x in ok)
+
+
+@pytest.mark.parametrize("first", ["PROCESSING", "FAIL"])
+def test_a_final_state_at_the_same_second_as_another_is_the_newer_one_in_any_order(world, first):
+    """WeChat's update_time has seconds: PROCESSING and FAIL can share one. FAIL is the newer."""
+    cfg, bills, tmp = world
+    when = "2026-11-03T10:00:00+08:00"
+    other = "FAIL" if first == "PROCESSING" else "PROCESSING"
+    reconcile(cfg, write(tmp, "a.jsonl", [line(bills["P1"], first, when)]), "zhou")
+    reconcile(cfg, write(tmp, "b.jsonl", [line(bills["P1"], other, when)]), "zhou")
+    assert states(cfg)["P1"] == ("FAIL", when)
+
+
+def test_two_imports_at_once_are_applied_one_after_the_other(world):
+    import threading
+
+    cfg, bills, tmp = world
+    a = write(tmp, "a.jsonl", [line(bills["P1"], "ACCEPTED", "2026-11-03T10:00:00+08:00")])
+    b = write(tmp, "b.jsonl", [line(bills["P1"], "FAIL", "2026-11-03T10:05:00+08:00")])
+    errors = []
+
+    def run(path):
+        try:
+            reconcile(cfg, path, "zhou")
+        except Exception as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+    threads = [threading.Thread(target=run, args=(p,)) for p in (a, b, a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert states(cfg)["P1"] == ("FAIL", "2026-11-03T10:05:00+08:00")
+    assert len(Registry(cfg.registry).results([bills["P1"]["out_bill_no"]])) == 2

@@ -136,3 +136,25 @@ def test_the_statement_shows_each_return_and_where_it_was_applied(tmp_path):
             "into the balance\n  balance: carried in 0 + returned 300000 + movement 50000 = 350000\n"
             "  paid: gross 3500.00 CNY − tax 0.00 = net 3500.00 CNY\n"
             f"  transfer {bill['2026-11']}: no result read back yet") in text
+
+
+def test_a_return_recorded_during_a_release_stops_it_before_anything_is_recorded(tmp_path, monkeypatch):
+    """Rulebook §10: a return recorded before the release of Q is applied in Q. One that lands
+    between settlement and the registry's record makes the release stop: release again."""
+    import tests.releasing as releasing
+    from o2p.errors import O2PError
+
+    cfg = load_config(None, home=tmp_path / "home")
+    release_period(cfg, "2026-10", [entitlement("PA", "O1", 300_000), entitlement("PB", "O2", 5_000)], PROMOTERS)
+    real_render = releasing.release.render
+
+    def render_then_result_arrives(*a, **kw):
+        files = real_render(*a, **kw)
+        _results(cfg, tmp_path, "late.jsonl", [("2026-10", "PB", "FAIL", "2026-11-03T10:00:00+08:00")])
+        return files
+    monkeypatch.setattr(releasing.release, "render", render_then_result_arrives)
+    with pytest.raises(O2PError, match="transfer results recorded during this release"):
+        release_period(cfg, "2026-11", [entitlement("PA", "O1", 300_000), entitlement("PB", "O2", 5_000)], PROMOTERS)
+    reg = Registry(cfg.registry)
+    assert reg.batch("2026-11")["status"] == "releasing"        # the caller abandons the claim (the asset does)
+    assert {b["promoter_id"]: b["applied_in"] for b in reg.bills(period="2026-10").values()} == {"PA": None, "PB": None}

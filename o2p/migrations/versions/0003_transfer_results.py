@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column("batch_id", sa.String(64), nullable=False),
         sa.Column("promoter_id", sa.String(64), nullable=False),
         sa.Column("openid", sa.String(128)),
+        sa.Column("payee_name", sa.Text),
         sa.Column("gross_fen", sa.BigInteger, nullable=False),
         sa.Column("tax_fen", sa.BigInteger, nullable=False),
         sa.Column("net_fen", sa.BigInteger, nullable=False),

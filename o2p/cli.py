@@ -43,11 +43,36 @@ def _instance(cfg: Config):
     return instance
 
 
-def _execute(cfg: Config, job_name: str, *, partition: str | None = None,
-             partition_range: tuple[str, str] | None = None):
+@contextlib.contextmanager
+def _run_environment(cfg: Config):
+    """O2P_HOME, O2P_CONFIG and DAGSTER_HOME for one in-process run (the definitions, dbt and
+    Dagster read them), put back as they were afterwards: a command or a test that runs jobs for
+    two homes in one process must not leave the first home's settings to the second."""
+    keys = ("O2P_HOME", "O2P_CONFIG", "DAGSTER_HOME")
+    before = {k: os.environ.get(k) for k in keys}
     os.environ["O2P_HOME"] = str(cfg.home_path)
     if cfg.source != "<defaults>":
         os.environ["O2P_CONFIG"] = cfg.source
+    else:
+        os.environ.pop("O2P_CONFIG", None)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _execute(cfg: Config, job_name: str, *, partition: str | None = None,
+             partition_range: tuple[str, str] | None = None):
+    with _run_environment(cfg):
+        return _execute_here(cfg, job_name, partition=partition, partition_range=partition_range)
+
+
+def _execute_here(cfg: Config, job_name: str, *, partition: str | None = None,
+                  partition_range: tuple[str, str] | None = None):
     from pipelines.lib.dbt_manifest import prepare
 
     prepare()   # the dbt manifest the definitions load, parsed again if a model changed

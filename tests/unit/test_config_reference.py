@@ -10,7 +10,8 @@ GOOD_PRODUCTS = "sku_id,product_id,brand,category\nS1,P,B,C\n"
 GOOD_RULES = "rule_id,scope,scope_value,rate,effective_from,effective_to\nR0,default,,0.0500,2025-01-01T00:00:00+08:00,\n"
 
 
-def test_defaults_load_and_hash_is_stable(tmp_path):
+def test_defaults_load_and_hash_is_stable(tmp_path, monkeypatch):
+    monkeypatch.delenv("O2P_CONFIG", raising=False)     # the defaults, whatever the environment names
     a = load_config(None, home=tmp_path)
     b = load_config(None, home=tmp_path)
     assert a.attribution.model == "last_click" and a.tax == "cn_platform_cumulative"

@@ -373,6 +373,7 @@ def cmd_payouts(cfg: Config, args) -> int:
             say("no period released yet")
         from o2p.approval import needs_approval
         from o2p.money import fen_to_cny
+        from o2p.registry import RETURNED_STATES
 
         reg = Registry(cfg.registry)
         approved = reg.approvals()
@@ -389,7 +390,7 @@ def cmd_payouts(cfg: Config, args) -> int:
             money = {k: [0, 0] for k in ("confirmed", "returned", "open")}
             for bill in bills:
                 k = ("confirmed" if bill["state"] == "SUCCESS" else
-                     "returned" if bill["state"] in ("FAIL", "CANCELLED") else "open")
+                     "returned" if bill["state"] in RETURNED_STATES else "open")
                 money[k][0] += 1
                 money[k][1] += bill["net_fen"]
             cell = {k: f"{n} / {fen_to_cny(v)}" for k, (n, v) in money.items()}

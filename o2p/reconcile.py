@@ -131,7 +131,7 @@ def plan(results: list[Result], bills: dict[str, dict], history: list[dict]) -> 
 
 
 def reconcile(cfg, path: Path, who: str) -> dict:
-    from o2p.registry import Registry
+    from o2p.registry import RETURNED_STATES, Registry
 
     data = path.read_bytes()
     sha = hashlib.sha256(data).hexdigest()
@@ -167,7 +167,7 @@ def reconcile(cfg, path: Path, who: str) -> dict:
     new, states = reg.reconcile_locked(nos, decide, file_sha256=sha, who=who, file_name=path.name)
     after = reg.bills(nos)
     return {"lines": len(results), "new": len(new), "changed": len(states), "sha256": sha,
-            "returned": sorted(no for no, b in after.items() if b["state"] in ("FAIL", "CANCELLED")
+            "returned": sorted(no for no, b in after.items() if b["state"] in RETURNED_STATES
                                and b["applied_in"] is None)}
 
 

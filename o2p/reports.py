@@ -11,7 +11,7 @@ from pathlib import Path
 from o2p.config import Config
 from o2p.money import fen_to_cny
 from o2p.quoting import file_list
-from o2p.registry import Registry
+from o2p.registry import RETURNED_STATES, Registry
 from o2p.release import read_people_csv
 from o2p.timeutil import SHANGHAI, from_us
 
@@ -107,7 +107,7 @@ def promoter_statement(cfg: Config, promoter_id: str, period: str | None = None)
                     state = bill["state"] or "no result read back yet"
                     where = (f"; returned: applied in {bill['applied_in']}" if bill["applied_in"] else
                              "; returned: to be applied in the next period released"
-                             if bill["state"] in ("FAIL", "CANCELLED") else "")
+                             if bill["state"] in RETURNED_STATES else "")
                     out.append(f"  transfer {bill['out_bill_no']}: {state}"
                                + (f" at {bill['state_time']}" if bill["state_time"] else "") + where)
             elif bal["carried_out_fen"] != 0:

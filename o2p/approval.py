@@ -17,6 +17,7 @@ from o2p.errors import InputError, O2PError
 from o2p.registry import Registry
 from o2p.release import (
     APPROVAL,
+    TRANSFERS,
     read_people_csv,
     sha256_bytes,
     sha256_file,
@@ -24,14 +25,18 @@ from o2p.release import (
     verify,
 )
 
-TRANSFERS = "wechat_transfer.json"
-
 
 def needs_approval(folder: Path) -> bool:
     try:
         return bool(json.loads((folder / "manifest.json").read_bytes()).get("approval_required"))
     except (OSError, ValueError):
         return False
+
+
+def _complete(recorded: dict | None) -> bool:
+    """An approval whose files were written (one that stopped between the registry and its
+    files has no approval_sha256 yet, and is finished by running approve again)."""
+    return bool(recorded and recorded["approval_sha256"])
 
 
 def approve(cfg: Config, period: str, who: str) -> tuple[Path, dict, bool]:
@@ -50,7 +55,7 @@ def approve(cfg: Config, period: str, who: str) -> tuple[Path, dict, bool]:
         if b["released_by"] and b["released_by"] == who:
             raise InputError(f"{who} released {period}: a second person must approve it (rulebook §10)")
         waiting = [x["period"] for x in reg.released() if x["period"] < period and x["status"] == "released"
-                   and needs_approval(Path(x["folder"])) and reg.approval(x["period"]) is None]
+                   and needs_approval(Path(x["folder"])) and not _complete(reg.approval(x["period"]))]
         if waiting:
             raise InputError(f"approve {waiting[0]} first: periods are approved in order "
                              f"({', '.join(waiting)} await approval)")

@@ -403,12 +403,13 @@ def cmd_payouts(cfg: Config, args) -> int:
     if args.action == "approve":
         from o2p.approval import approve
         from o2p.identity import who
+        from o2p.release import TRANSFERS
 
         folder, rec, fresh = approve(cfg, args.period, who())
         if not fresh:
             print(f"o2p: {args.period} was already approved by {rec['approved_by']} at {rec['approved_at']}",
                   file=sys.stderr)
-        say(str(folder / "wechat_transfer.json"))
+        say(str(folder / TRANSFERS))
         return 0
     if args.action == "reconcile":
         from o2p.identity import who

@@ -28,6 +28,7 @@ STATEMENT_COLUMNS = [
 ]
 CARRIED_COLUMNS = ["batch_id", "period", "promoter_id", "carried_in_cny", "returned_cny", "movement_cny",
                    "balance_cny", "reason"]
+TRANSFERS = "wechat_transfer.json"    # the transfer-bills request bodies (rulebook §8)
 # Columns that hold numbers (never neutralised: "-30.00" is an amount, not a formula)
 NUMERIC_COLUMNS = {"gross_cny", "tax_cny", "net_cny", "rate", "entitled_cny", "previously_booked_cny",
                    "movement_cny", "carried_in_cny", "returned_cny", "balance_cny"}
@@ -166,7 +167,7 @@ def render(cfg: Config, batch_id: str, s: Settlement, promoters: dict[str, Promo
         "carried.csv": _csv(carried, CARRIED_COLUMNS),
     }
     if not cfg.payout.require_approval:
-        files["wechat_transfer.json"] = transfer_instructions(
+        files[TRANSFERS] = transfer_instructions(
             cfg, batch_id, s.period,
             [(b.promoter_id, promoters[b.promoter_id].payee_name, promoters[b.promoter_id].payee_openid, b.net_fen)
              for b in paid])
@@ -304,6 +305,7 @@ def verify(folder: Path, registry=None) -> list[str]:
         try:
             rows = list(csv.DictReader(io.StringIO(payout.read_bytes().decode("utf-8-sig"))))
             _check_payout_rows(rows, man, problems)
+            _check_transfers(folder, man, read_people_csv(payout), registry, problems)
         except (UnicodeDecodeError, KeyError, ArithmeticError, ValueError) as exc:
             problems.append(f"payout.csv: unreadable ({type(exc).__name__}: {exc})")
     if registry is not None:
@@ -366,6 +368,43 @@ def _check_approval(folder: Path, man: dict, mpath: Path, registry, problems: li
         elif recorded["approval_sha256"] != sha256_file(path):
             problems.append(f"{APPROVAL}: SHA-256 differs from the registry's approval record")
     return names | {APPROVAL}
+
+
+def _check_transfers(folder: Path, man: dict, payees: list[dict], registry, problems: list[str]) -> None:
+    """The transfer instructions pay exactly payout.csv (rulebook §8): one bill per paid promoter,
+    its out_bill_no derived from the batch, to the payee's openid, the net amount; and, given the
+    registry, exactly the transfer bills it recorded at release (what reconcile will match)."""
+    path = folder / TRANSFERS
+    if path.is_symlink() or not path.is_file():
+        return      # missing when it should not be: the manifest or approval check says so
+    try:
+        transfers = json.loads(path.read_bytes().decode("utf-8"))
+        got = {t["out_bill_no"]: (t["openid"], t["transfer_amount"]) for t in transfers}
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        problems.append(f"{TRANSFERS}: unreadable ({type(exc).__name__}: {exc})")
+        return
+    if len(got) != len(transfers):
+        problems.append(f"{TRANSFERS}: {len(transfers)} transfers but {len(got)} distinct out_bill_no")
+    want = {out_bill_no(man.get("batch_id", ""), r["promoter_id"]): (r["promoter_id"], r["payee_openid"], r["net_fen"])
+            for r in payees}
+    for no in sorted(got.keys() - want.keys()):
+        problems.append(f"{TRANSFERS}: bill {no} pays {got[no][1]} fen to {got[no][0]}, no row of payout.csv")
+    for no, (pid, openid, net) in sorted(want.items(), key=lambda kv: kv[1][0]):
+        if no not in got:
+            problems.append(f"{TRANSFERS}: no transfer for promoter {pid} ({net} fen in payout.csv)")
+        elif got[no] != (openid, net):
+            problems.append(f"{TRANSFERS}: bill {no} pays {got[no][1]} fen to {got[no][0]}, payout.csv says "
+                            f"{net} fen to {openid} (promoter {pid})")
+    if registry is not None:
+        bills = registry.bills(period=man.get("period", ""))
+        for no in sorted(bills.keys() ^ got.keys()):
+            where = "the registry's bills" if no in bills else TRANSFERS
+            problems.append(f"{TRANSFERS}: bill {no} is only in {where}")
+        for no in sorted(bills.keys() & got.keys()):
+            b = bills[no]
+            if b["net_fen"] != got[no][1] or (b["openid"] is not None and b["openid"] != got[no][0]):
+                problems.append(f"{TRANSFERS}: bill {no} pays {got[no][1]} fen to {got[no][0]}, the registry "
+                                f"recorded {b['net_fen']} fen to {b['openid']}")
 
 
 def _check_payout_rows(rows: list[dict], man: dict, problems: list[str]) -> None:

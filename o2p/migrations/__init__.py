@@ -12,7 +12,6 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-HEAD = "0003"
 HERE = Path(__file__).resolve().parent
 
 
@@ -24,13 +23,28 @@ def current(engine: Engine) -> str | None:
             return None
 
 
+def known_revisions() -> set[str]:
+    """The revisions this code has (versions/NNNN_*.py)."""
+    return {p.name.split("_", 1)[0] for p in (HERE / "versions").glob("[0-9]*_*.py")}
+
+
+HEAD = max(known_revisions())
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the registry at `engine` to `revision` (default: the newest), in one transaction:
     a migration that fails leaves the registry as it was. SQLite's driver commits DDL on its
     own, so there the upgrade runs on a connection whose transaction we open ourselves, with
     BEGIN IMMEDIATE: a second process opening the registry meanwhile waits, then finds it done."""
-    if revision == "head" and current(engine) == HEAD:
+    at = current(engine)
+    if revision == "head" and at == HEAD:
         return
+    if at is not None and at not in known_revisions():
+        from o2p.errors import O2PError
+
+        raise O2PError(f"the registry {engine.url.render_as_string(hide_password=True)} is at schema revision {at}, "
+                       f"which this o2p does not know (it knows up to {HEAD}): a newer o2p upgraded it. Run that "
+                       "version; this one changed nothing (it cannot read a newer schema safely)")
     from alembic import command
     from alembic.config import Config
 

@@ -37,18 +37,24 @@ TABLES = {
 
 
 def replace_period(con, table: str, period: str, df) -> None:
-    """Replace one period's rows of `table` (declared in TABLES) in one transaction."""
+    """Replace one period's rows of `table` (declared in TABLES) in one transaction: the table,
+    any column added since the warehouse was made, and the rows all commit together or not at all."""
     schema, _, _ = table.partition(".")
-    con.execute(f"create schema if not exists {schema}")
-    con.execute(f"create table if not exists {table} {TABLES[table]}")
-    have = {r[0] for r in con.execute("select column_name from information_schema.columns where "
-                                      "table_schema = ? and table_name = ?", table.split(".")).fetchall()}
-    for col in df.columns:   # a warehouse made before a column was added (e.g. returned_fen) gets it
-        if col not in have:
-            con.execute(f"alter table {table} add column {col} bigint default 0")
     con.register("_incoming", df)
     con.execute("begin")
-    con.execute(f"delete from {table} where period = ?", [period])
-    con.execute(f"insert into {table} by name select * from _incoming")
-    con.execute("commit")
-    con.unregister("_incoming")
+    try:
+        con.execute(f"create schema if not exists {schema}")
+        con.execute(f"create table if not exists {table} {TABLES[table]}")
+        have = {r[0] for r in con.execute("select column_name from information_schema.columns where "
+                                          "table_schema = ? and table_name = ?", table.split(".")).fetchall()}
+        for col in df.columns:   # a warehouse made before a column was added (e.g. returned_fen) gets it
+            if col not in have:
+                con.execute(f"alter table {table} add column {col} bigint default 0")
+        con.execute(f"delete from {table} where period = ?", [period])
+        con.execute(f"insert into {table} by name select * from _incoming")
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    finally:
+        con.unregister("_incoming")

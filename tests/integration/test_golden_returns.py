@@ -94,8 +94,12 @@ def test_returned_transfers_are_paid_again_across_a_year_exact_to_the_fen(tmp_pa
     (ref / "products.csv").write_text(PRODUCTS, encoding="utf-8")
     (ref / "commission_rules.csv").write_text(RULES, encoding="utf-8")
     cfg_file = tmp_path / "o2p.yaml"
+    # one of the two runs under approval (rulebook §10): a second person approves each batch
+    # released by the real pipeline before its transfers exist; the money is the same
+    approval = tax == "cn_labor_per_payment"
     cfg_file.write_text(f'reference_dir: "{ref}"\ntax: {tax}\nquality:\n  max_event_age_days: 36500\n'
-                        'spark:\n  conf:\n    spark.sql.shuffle.partitions: "2"\n')
+                        'spark:\n  conf:\n    spark.sql.shuffle.partitions: "2"\n'
+                        f'payout:\n  require_approval: {str(approval).lower()}\n')
     cfg = load_config(cfg_file, home=tmp_path / "home")
     env = {"O2P_CONFIG": str(cfg_file), "O2P_HOME": str(cfg.home_path), "O2P_USER": "finance-zhou"}
     folders = {}
@@ -114,6 +118,13 @@ def test_returned_transfers_are_paid_again_across_a_year_exact_to_the_fen(tmp_pa
         folders[period] = folder
         got = {r["promoter_id"]: (_fen(r["gross_cny"]), _fen(r["tax_cny"])) for r in _csv(folder / "payout.csv")}
         assert got == PAID[tax][period], period
+        transfers = folder / "wechat_transfer.json"
+        if approval:
+            assert not transfers.exists()
+            approved = run_o2p("--as", "finance-li", "payouts", "approve", "--period", period, env=env).stdout
+            assert approved.strip() == str(transfers)
+        assert sorted((t["transfer_amount"], t["openid"]) for t in json.loads(transfers.read_text())) == sorted(
+            (g - t, "o" + p[1:]) for p, (g, t) in got.items())
         if results:
             out = run_o2p("payouts", "reconcile", _results(cfg, tmp_path, f"{period}.jsonl", results), env=env).stdout
             assert f"{len(results)} new" in out
@@ -127,7 +138,8 @@ def test_returned_transfers_are_paid_again_across_a_year_exact_to_the_fen(tmp_pa
     assert returns("2026-01") == [("PD", "2000.00", "transfer of 2025-11 returned (FAIL)")]
     # the returned batch stays as it was released, and verifies
     for folder in folders.values():
-        assert "OK" in run_o2p("payouts", "verify", str(folder), env=env).stdout
+        verified = run_o2p("payouts", "verify", str(folder), env=env).stdout
+        assert "OK" in verified and (not approval or "approved by finance-li" in verified), verified
     listed = {ln.split()[0]: ln for ln in run_o2p("payouts", "list", env=env).stdout.splitlines() if ln[:2] == "20"}
     net_nov = {p: g - t for p, (g, t) in PAID[tax]["2025-11"].items()}
     assert "0 / 0.00" in listed["2025-11"]                                    # nothing confirmed

@@ -84,6 +84,22 @@ def test_periods_are_approved_in_order(home):
     approve(cfg, "2026-11", "wang")
 
 
+def test_an_approval_that_stopped_before_its_files_does_not_open_the_next_period(home):
+    cfg, _ = home
+    folder, _ = _release(cfg, "2026-10", "li")
+    _release(cfg, "2026-11", "li")
+    reg = Registry(cfg.registry)
+    # the approver's process died between the registry row and the files
+    reg.approve("2026-10", reg.batch("2026-10")["batch_id"], approved_by="wang",
+                manifest_sha256=release.sha256_file(folder / "manifest.json"), approval_sha256="")
+    with pytest.raises(InputError, match="approve 2026-10 first"):
+        approve(cfg, "2026-11", "zhao")
+    _, rec, fresh = approve(cfg, "2026-10", "zhao")     # finishes wang's approval, as wang's
+    assert not fresh and rec["approved_by"] == "wang" and (folder / "approval.json").is_file()
+    assert release.verify(folder, reg) == []
+    approve(cfg, "2026-11", "zhao")
+
+
 def test_a_batch_released_without_approval_has_its_transfers_and_nothing_to_approve(tmp_path):
     cfg = load_config(None, home=tmp_path / "home")
     folder, _ = _release(cfg, "2026-10", "li")
@@ -104,3 +120,35 @@ def test_the_cli_refuses_the_releaser_with_exit_2_and_names_who_approved(home):
     assert "by wang" in listed and "li" in listed, listed
     verified = run_o2p("payouts", "verify", str(cfg.payouts_path / "2026-10" / "2026-10-t"), env=env).stdout
     assert "approved by wang" in verified
+
+
+@pytest.mark.parametrize("approval", [False, True], ids=["at-release", "at-approval"])
+def test_verify_checks_the_transfers_pay_exactly_payout_csv(tmp_path, approval):
+    """A wechat_transfer.json whose hash was made to match (manifest or approval.json rewritten)
+    but which pays another amount or openid than payout.csv and the registry's bills."""
+    cfg_file = tmp_path / "o2p.yaml"
+    cfg_file.write_text(f"payout:\n  require_approval: {str(approval).lower()}\n")
+    cfg = load_config(cfg_file, home=tmp_path / "home")
+    folder, _ = _release(cfg, "2026-10", "li")
+    if approval:
+        approve(cfg, "2026-10", "wang")
+    reg = Registry(cfg.registry)
+    assert release.verify(folder, reg) == []
+    path = folder / "wechat_transfer.json"
+    transfers = json.loads(path.read_text())
+    transfers[0]["transfer_amount"] += 100                   # P1 paid 1 CNY more
+    transfers[1]["openid"] = "o-attacker"                   # P2 paid to someone else
+    path.write_text(json.dumps(transfers))
+    holder = folder / ("approval.json" if approval else "manifest.json")
+    doc = json.loads(holder.read_text())
+    doc["files"]["wechat_transfer.json"] = release.sha256_file(path)
+    holder.write_text(json.dumps(doc))
+    no1, no2 = (release.out_bill_no(doc["batch_id"], p) for p in ("P1", "P2"))
+    problems = [p for p in release.verify(folder) if p.startswith("wechat_transfer.json")]
+    assert problems == [f"wechat_transfer.json: bill {no1} pays 250100 fen to oP1, payout.csv says 250000 fen to "
+                        "oP1 (promoter P1)",
+                        f"wechat_transfer.json: bill {no2} pays 1200 fen to o-attacker, payout.csv says 1200 fen to "
+                        "oP2 (promoter P2)"], problems
+    with_registry = release.verify(folder, reg)
+    assert f"wechat_transfer.json: bill {no1} pays 250100 fen to oP1, the registry recorded 250000 fen to oP1" \
+        in with_registry, with_registry

@@ -53,7 +53,7 @@ def released(tmp_path):
         input_fingerprint="fingerprint",
         entries=[{k: getattr(r, k) for k in ("promoter_id", "order_id", "line_id", "role", "entitled_fen",
                                              "previously_booked_fen", "movement_fen")} for r in s.statement],
-        balance_rows=[dict(vars(b)) for b in s.balances])
+        balance_rows=[dict(vars(b)) for b in s.balances], bills=release.bills(batch_id, s, promoters))
     assert sorted(os.listdir(folder)) == sorted(LISTED + ["manifest.json"])
     assert release.verify(folder, registry) == []
     return folder, registry, home

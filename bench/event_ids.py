@@ -24,6 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gates import land  # noqa: E402
 
+from o2p.timeutil import shanghai_date_sql  # noqa: E402
+
 
 def conflicts(con, landing: Path, clicks: int) -> int:
     """Later copies with other content, in files of their own (as a later capture batch writes):
@@ -34,7 +36,7 @@ def conflicts(con, landing: Path, clicks: int) -> int:
     con.execute("create table x2 as select * replace ('c' || (_offset * 10000) as event_id, "
                 "_captured_at_us + 2000000 as _captured_at_us, 8 as _partition, _offset + 20000000 as _offset) "
                 f"from o where _offset * 10000 < {clicks}")
-    day = "strftime(make_timestamp(occurred_at_us + 28800000000), '%Y-%m-%d')"
+    day = shanghai_date_sql("occurred_at_us")
     for t in ("x1", "x2"):
         con.execute(f"""copy (select *, occurred_at_us::varchar as occurred_at, {day} as event_date from {t})
                         to '{landing / "orders"}' (format parquet, partition_by (event_date), write_partition_columns true,

@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from o2p.timeutil import US_PER_DAY  # noqa: E402
+from o2p.timeutil import US_PER_DAY, shanghai_date_sql  # noqa: E402
 
 START_US = 1_788_192_000_000_000   # 2026-09-01T00:00:00+08:00
 DAYS = 10
@@ -34,7 +34,7 @@ DAYS = 10
 
 def land(con, landing: Path, clicks: int, orders: int) -> None:
     now = START_US + 40 * US_PER_DAY
-    day = "strftime(make_timestamp(occurred_at_us + 28800000000), '%Y-%m-%d')"
+    day = shanghai_date_sql("occurred_at_us")
     con.execute(f"""
     create table c as
     select 'c' || i as event_id, 'click' as event_type,

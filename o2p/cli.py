@@ -4,7 +4,6 @@ gate failed, 1 anything else."""
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
@@ -12,7 +11,7 @@ import time
 from pathlib import Path
 
 from o2p.config import Config, load_config
-from o2p.errors import GateBroken, GateFailed, InputError, O2PError, operator_message
+from o2p.errors import GateFailed, InputError, O2PError, operator_message
 from o2p.locks import exclusive
 
 
@@ -20,164 +19,15 @@ def say(msg: str) -> None:
     print(msg, flush=True)
 
 
-# ---- Dagster execution -----------------------------------------------------------------
+# ---- Dagster execution (pipelines/execute.py) ---------------------------------------------
 _INVOCATION = "o2p"   # the command line, for the runs' tags (set by main)
-
-
-def _instance(cfg: Config):
-    """The project's instance ($O2P_HOME/dagster, or $DAGSTER_HOME): the one `o2p serve` shows."""
-    from dagster import DagsterInstance
-
-    from pipelines.lib.instance import dagster_home
-
-    home, note = dagster_home(cfg)
-    if note:
-        print(f"o2p: {note}", file=sys.stderr, flush=True)
-    os.environ["DAGSTER_HOME"] = str(home)
-    instance = DagsterInstance.get()
-    from pipelines.lib.instance import reap_dead_cli_runs
-
-    for run_id in reap_dead_cli_runs(instance):
-        print(f"o2p: run {run_id[:8]} of a command whose process is gone was marked failed and its "
-              "warehouse slot freed", file=sys.stderr, flush=True)
-    return instance
-
-
-@contextlib.contextmanager
-def _run_environment(cfg: Config):
-    """O2P_HOME, O2P_CONFIG and DAGSTER_HOME for one in-process run (the definitions, dbt and
-    Dagster read them), put back as they were afterwards: a command or a test that runs jobs for
-    two homes in one process must not leave the first home's settings to the second."""
-    keys = ("O2P_HOME", "O2P_CONFIG", "DAGSTER_HOME")
-    before = {k: os.environ.get(k) for k in keys}
-    os.environ["O2P_HOME"] = str(cfg.home_path)
-    if cfg.source != "<defaults>":
-        os.environ["O2P_CONFIG"] = cfg.source
-    else:
-        os.environ.pop("O2P_CONFIG", None)
-    try:
-        yield
-    finally:
-        for k, v in before.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _execute(cfg: Config, job_name: str, *, partition: str | None = None,
              partition_range: tuple[str, str] | None = None):
-    with _run_environment(cfg):
-        return _execute_here(cfg, job_name, partition=partition, partition_range=partition_range)
+    from pipelines.execute import execute
 
-
-def _execute_here(cfg: Config, job_name: str, *, partition: str | None = None,
-                  partition_range: tuple[str, str] | None = None):
-    from pipelines.lib.dbt_manifest import prepare
-
-    prepare()   # the dbt manifest the definitions load, parsed again if a model changed
-    from pipelines.definitions import defs
-    from pipelines.lib.instance import run_tags
-    from pipelines.resources import O2PConfig
-
-    job = defs.resolve_job_def(job_name)
-    tags = run_tags(_INVOCATION)
-    if partition_range:
-        tags |= {"dagster/asset_partition_range_start": partition_range[0],
-                 "dagster/asset_partition_range_end": partition_range[1]}
-    # dbt's event stream and GX write to stdout; keep the terminal for our own progress lines and
-    # the chatter in a log file per job run (its path is in any error message)
-    log_dir = cfg.home_path / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / f"{job_name}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
-    instance = _instance(cfg)
-    # Dagster's own error events (with their stack traces) go there too: the terminal gets one
-    # `o2p:` line that names the cause (see main)
-    with open(log_path, "a", encoding="utf-8") as fh, contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
-        result = job.execute_in_process(
-            instance=instance, partition_key=partition, tags=tags, raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-            # this config, not the one the environment named when the definitions were imported
-            resources={"o2p": O2PConfig(config_path=None if cfg.source == "<defaults>" else cfg.source,
-                                        home=str(cfg.home_path))},
-        )
-    try:
-        _raise_for(result, job_name)
-    except O2PError as exc:
-        exc.args = (f"{exc.args[0] if exc.args else exc}\n  (full output of the run: {log_path})", *exc.args[1:])
-        raise
-    return result
-
-
-def _raise_for(result, job_name: str) -> None:
-    evaluations = [e.asset_check_evaluation_data for e in result.all_events
-                   if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.asset_check_evaluation_data.passed]
-    # a check whose suite could not run (an `error`, no failures) is an internal error, not a finding
-    broken = [c for c in evaluations if _check_broken(c)]
-    failed_checks = [c for c in evaluations if not _check_broken(c)]
-    errors = [e.step_failure_data.error for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-    for err in errors:
-        for c in _chain(err):
-            if c.cls_name == "InputError":
-                raise InputError(c.message.strip())
-            if c.cls_name == "GateFailed":
-                raise GateFailed(c.message.strip() + _describe_checks(failed_checks))
-            if c.cls_name == "GateBroken":
-                raise GateBroken(c.message.strip() + _describe_checks(broken))
-    if failed_checks:
-        raise GateFailed(f"{job_name}: quality gate failed, nothing downstream ran:" + _describe_checks(failed_checks))
-    if broken:
-        raise GateBroken(f"{job_name}: a quality gate could not run (an internal error, not a finding about "
-                         "the data), nothing downstream ran:" + _describe_checks(broken))
-    if errors:
-        raise O2PError(f"{job_name} failed: " + "; ".join(_root_cause(e) for e in errors),
-                       "".join(_stack(e) for e in errors))
-    if not result.success:
-        raise O2PError(f"{job_name} did not succeed")
-
-
-def _check_broken(evaluation) -> bool:
-    from expectations.runner import is_broken
-
-    md = evaluation.metadata or {}
-    value = lambda key: getattr(md.get(key), "value", md.get(key))   # noqa: E731 - MetadataValue or raw
-    return is_broken({"success": False, "error": value("error"), "failures": value("failures")})
-
-
-def _chain(err) -> list:
-    chain = [err]
-    while chain[-1].cause is not None:
-        chain.append(chain[-1].cause)
-    return chain
-
-
-def _root_cause(err) -> str:
-    """The innermost error of a step failure, in one line: what the operator has to act on (the
-    outer ones are Dagster's wrappers); an OSError gets the same sentence as anywhere else."""
-    import re
-
-    from o2p.errors import explain_os_error
-
-    root = _chain(err)[-1]
-    msg = root.message.strip()
-    m = re.match(r"^\w*Error: \[Errno (\d+)\] [^:]*(?:: '(.*)')?$", msg.splitlines()[0] if msg else "")
-    if m:
-        text = explain_os_error(OSError(int(m.group(1)), "", m.group(2)))
-        if text:
-            return text
-    return msg.splitlines()[0] if msg else root.cls_name
-
-
-def _stack(err) -> str:
-    return "".join(f"{c.cls_name}: {c.message}{''.join(c.stack)}\n" for c in _chain(err))
-
-
-def _describe_checks(checks) -> str:
-    out = []
-    for c in checks:
-        desc = c.description or ""
-        out.append(f"\n  check {c.asset_key.to_user_string()}:{c.check_name}: {desc}")
-    return "".join(out)
+    return execute(cfg, job_name, partition=partition, partition_range=partition_range, invocation=_INVOCATION)
 
 
 # ---- commands ----------------------------------------------------------------------------
@@ -322,27 +172,26 @@ def _run(cfg: Config, days: list[str]) -> None:
 
 
 def release_period(cfg: Config, period: str) -> Path:
+    from o2p.periods import check_order
+    from o2p.registry import Registry
     from o2p.timeutil import parse_period
-    from pipelines.assets.payouts.assets import batch_folder
 
     try:
         parse_period(period)
     except ValueError as exc:
         raise InputError(f"--period: {exc}") from None
-    existing = batch_folder(cfg, period)
+    registry = Registry(cfg.registry)
+    existing = registry.released_folder(period)
     if existing:
         return existing
-    from o2p.registry import Registry
-    from pipelines.lib.periods import check_order
-
     with exclusive(cfg.home_path / "locks" / "pipeline.lock", f"o2p payouts release --period {period}"):
-        existing = batch_folder(cfg, period)   # released while we waited for nothing: same batch
+        existing = registry.released_folder(period)   # released while we waited for nothing: same batch
         if existing:
             return existing
-        check_order(cfg, Registry(cfg.registry), period)   # refuse out-of-order periods before any run
+        check_order(cfg, registry, period)   # refuse out-of-order periods before any run
         _execute(cfg, "reference_job")
         _execute(cfg, "release_job", partition=period)
-    folder = batch_folder(cfg, period)
+    folder = registry.released_folder(period)
     if folder is None:
         raise O2PError(f"release of {period} finished without a batch")
     return folder
@@ -573,9 +422,9 @@ def cmd_serve(cfg: Config, args) -> int:
 
 def _month_before_last() -> str:
     """So that the demo's month and the one after it have both ended (they can be released)."""
-    from o2p.timeutil import previous_period
+    from o2p.timeutil import previous_period, shanghai_date
 
-    return previous_period(previous_period(time.strftime("%Y-%m", time.gmtime(time.time() + 8 * 3600))))
+    return previous_period(previous_period(shanghai_date(time.time_ns() // 1000).strftime("%Y-%m")))
 
 
 def _say_docs(cfg: Config, file=None) -> None:

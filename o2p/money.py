@@ -1,4 +1,6 @@
-"""Money is integer fen (rulebook §0). Rounding is ROUND_HALF_UP, only where the rulebook says."""
+"""Money is integer fen (rulebook §0). Rounding is ROUND_HALF_UP, only where the rulebook says:
+tax here (`round_fen`, used by o2p/tax.py); commission in the warehouse, by the dbt macro
+`round_half_up_fen` (integer arithmetic on rate_e4 × net, the same rule)."""
 
 from __future__ import annotations
 
@@ -10,10 +12,6 @@ def round_fen(x: Decimal) -> int:
     if not isinstance(x, Decimal):
         raise TypeError("round_fen takes an exact Decimal")
     return int(x.quantize(Decimal(1), rounding=ROUND_HALF_UP))
-
-
-def commission_fen(rate: Decimal, net_fen: int) -> int:
-    return round_fen(rate * net_fen)
 
 
 def fen_to_cny(fen: int) -> str:

@@ -281,6 +281,11 @@ class Registry:
             row = c.execute(select(batches).where(batches.c.period == period)).mappings().first()
             return dict(row) if row else None
 
+    def released_folder(self, period: str) -> Path | None:
+        """The folder of the period's released batch, None while it is not released."""
+        b = self.batch(period)
+        return Path(b["folder"]) if b and b["status"] == "released" else None
+
     def released(self) -> list[dict]:
         with self.engine.connect() as c:
             rows = c.execute(select(batches).order_by(batches.c.period)).mappings().all()

@@ -5,9 +5,12 @@ plain rows, the outputs plain rows; the registry and DuckDB are read and written
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from o2p.reference import Promoter
 from o2p.tax import PriorPayout, withhold
+
+if TYPE_CHECKING:   # the type only: settlement is pure and reads no reference data
+    from o2p.reference import Promoter
 
 Key = tuple[str, str, str, str]   # (promoter_id, order_id, line_id, role)
 

@@ -9,6 +9,9 @@ from zoneinfo import ZoneInfo
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 US_PER_SECOND = 1_000_000
 US_PER_DAY = 86_400 * US_PER_SECOND
+# Asia/Shanghai is UTC+8 all year (no daylight saving since 1991): the fixed offset lets hot
+# paths and SQL find a day by arithmetic (capture refuses years outside 2000-2100).
+SHANGHAI_OFFSET_US = 8 * 3600 * US_PER_SECOND
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -42,6 +45,24 @@ def from_us(us: int) -> datetime:
 
 def shanghai_date(us: int) -> date:
     return from_us(us).astimezone(SHANGHAI).date()
+
+
+_DAY_TEXT: dict[int, str] = {}
+
+
+def shanghai_day(us: int) -> str:
+    """The Asia/Shanghai date YYYY-MM-DD of an instant; fast (a cache per day), for capture's
+    hot loop."""
+    day = (us + SHANGHAI_OFFSET_US) // US_PER_DAY
+    text = _DAY_TEXT.get(day)
+    if text is None:
+        text = _DAY_TEXT[day] = shanghai_date(us).isoformat()
+    return text
+
+
+def shanghai_date_sql(column: str) -> str:
+    """DuckDB: the Asia/Shanghai date (YYYY-MM-DD) of an epoch-microseconds column."""
+    return f"strftime(make_timestamp({column} + {SHANGHAI_OFFSET_US}), '%Y-%m-%d')"
 
 
 def day_end_us(day: str) -> int:

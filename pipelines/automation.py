@@ -23,11 +23,11 @@ from dagster import (
     sensor,
 )
 
+from o2p.periods import first_period
 from o2p.registry import Registry
 from o2p.timeutil import previous_period, shanghai_date
 from pipelines.jobs import attribution_job, commission_job, reference_job, release_job
 from pipelines.lib.partitions import START, TIMEZONE, affected_range, daily
-from pipelines.lib.periods import first_period
 from pipelines.lib.plan import commission_months, landed_months, newer_files, next_release
 from pipelines.resources import O2PConfig
 from streaming.landing import TABLES, landed_days

@@ -34,7 +34,7 @@ from pydantic import (
 )
 from typing_extensions import TypedDict
 
-from o2p.timeutil import RFC3339, US_PER_DAY, US_PER_SECOND, parse_rfc3339, shanghai_date, to_us
+from o2p.timeutil import RFC3339, US_PER_DAY, US_PER_SECOND, parse_rfc3339, shanghai_day, to_us
 
 Id = Annotated[str, Field(min_length=1, max_length=64)]
 Fen = Annotated[int, Field(ge=0, le=10**13)]
@@ -201,18 +201,6 @@ def parse_event(raw: bytes) -> dict:
         raise ContractError(f"{etype}: {_reason(exc)}") from None
 
 
-_DATE_OF_DAY: dict[int, str] = {}
-_SHANGHAI_OFFSET_US = 8 * 3600 * 1_000_000  # no DST since 1991; years are checked to be 2000-2100
-
-
-def _shanghai_day(us: int) -> str:
-    day = (us + _SHANGHAI_OFFSET_US) // 86_400_000_000
-    text = _DATE_OF_DAY.get(day)
-    if text is None:
-        text = _DATE_OF_DAY[day] = shanghai_date(us).isoformat()
-    return text
-
-
 NO_LIMIT = 1 << 62   # latest_us when nothing is "in the future" (unit tests, offline checks)
 
 
@@ -247,7 +235,7 @@ def to_row(event: dict, ip_hasher=None, latest_us: int = NO_LIMIT, max_future_se
     if us > latest_us:
         raise ContractError(future_reason(text, us, latest_us, max_future_seconds))
     event["occurred_at_us"] = us
-    event["event_date"] = _shanghai_day(us)
+    event["event_date"] = shanghai_day(us)
     if event["event_type"] == "click":
         ip = event.pop("ip", None)
         event["ip_hash"] = ip_hasher(ip) if (ip and ip_hasher) else None

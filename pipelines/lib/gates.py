@@ -21,18 +21,13 @@ from pathlib import Path
 from expectations import suites
 from expectations.runner import SuiteResult, merge, run_suite
 from o2p.config import Config
+from o2p.gates import UPSTREAM, Gate
 from o2p.quoting import file_list
-from o2p.timeutil import US_PER_DAY, US_PER_SECOND, period_end_us
+from o2p.timeutil import US_PER_DAY, US_PER_SECOND, period_end_us, shanghai_date_sql
 from pipelines.lib import event_ids
 from pipelines.lib.partitions import window_dates
 
 log = logging.getLogger("o2p.gates")
-
-UPSTREAM = ("landing", "click_validity", "attribution")
-def shanghai_date_sql(column: str) -> str:
-    """DuckDB: the Asia/Shanghai date (YYYY-MM-DD) of an epoch-microseconds column."""
-    return f"strftime(make_timestamp({column} + 28800000000), '%Y-%m-%d')"
-
 
 CAPTURE_DATE_SQL = shanghai_date_sql("_captured_at_us")
 INPUTS = {   # the folders whose day partition each suite judges
@@ -210,7 +205,8 @@ def attribution(con, cfg: Config, days: list[str]) -> SuiteResult:
                      id_columns=["order_event_id"])
 
 
-STAGES = {"landing": landing, "click_validity": click_validity, "attribution": attribution}
+STAGES = {Gate.LANDING: landing, Gate.CLICK_VALIDITY: click_validity, Gate.ATTRIBUTION: attribution}
+assert tuple(STAGES) == UPSTREAM
 
 
 def validate(cfg: Config, days: list[str], stages: tuple[str, ...]) -> dict[str, SuiteResult]:

@@ -10,3 +10,9 @@ from pipelines.lib import spark  # noqa: E402
 
 defs.resolve_asset_graph()
 print(f"spark session: {spark._session}")
+from dagster import AssetKey  # noqa: E402
+
+graph = defs.resolve_asset_graph()
+mapping = graph.get(AssetKey(["attribution", "order_attribution"])).partition_mappings[
+    AssetKey(["attribution", "clicks_validated"])]
+print(f"lookback mapping: {mapping.start_offset}")

@@ -205,3 +205,28 @@ def test_assets_carry_owners_code_versions_and_checks_the_ui_shows():
     assert columns["entitled_fen"], "column descriptions reach the UI"
     checks = {f"{k.asset_key.to_user_string()}:{k.name}" for k in graph.asset_check_keys}
     assert {"landing/clicks:landing_fresh", "landing/orders:landing_fresh", "landing/refunds:landing_fresh"} <= checks
+
+
+def test_the_lookback_lineage_follows_the_config_and_a_bad_config_stops_the_location(tmp_path):
+    """The UI's lineage of a day's attribution (the days of validated clicks it reads) is the
+    config's attribution.lookback_days, not a literal; a config that does not validate stops the
+    code location naming the key."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    script = REPO / "tests" / "integration" / "_load_definitions.py"
+
+    def load(text):
+        cfg = tmp_path / "o2p.yaml"
+        cfg.write_text(text)
+        return subprocess.run([sys.executable, str(script)], cwd=REPO, capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "O2P_CONFIG": str(cfg), "O2P_HOME": str(tmp_path / "home")})
+
+    ten = load("attribution:\n  lookback_days: 10\n")
+    assert ten.returncode == 0, ten.stderr[-2000:]
+    assert "lookback mapping: -10" in ten.stdout
+    bad = load("attribution:\n  lookback_days: 0\n")
+    assert bad.returncode != 0 and "attribution.lookback_days" in bad.stderr, bad.stderr[-2000:]

@@ -27,7 +27,8 @@ PERIOD = "2026-08"
 
 @pytest.fixture(scope="module")
 def clean_home(tmp_path_factory, spark_cfg):
-    from o2p.cli import _execute, _landed_days
+    from o2p.cli import _landed_days
+    from pipelines.execute import execute as _execute
 
     base = tmp_path_factory.mktemp("gates")
     write_reference(base / "reference", [p for p in PROMOTERS if p != "PN"])

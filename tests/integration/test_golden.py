@@ -227,7 +227,8 @@ def write_reference(ref: Path, promoters: list[str]) -> None:
 
 def pipeline(cfg, period):
     """`o2p run` (attribution over every landed day) then `o2p payouts release --period`."""
-    from o2p.cli import _execute, _landed_days, release_period
+    from o2p.cli import _landed_days, release_period
+    from pipelines.execute import execute as _execute
 
     days = _landed_days(cfg)
     _execute(cfg, "reference_job")
@@ -342,7 +343,8 @@ def test_two_releases_started_at_once_give_one_batch_and_one_refusal(tmp_path, s
     import subprocess
     import sys
 
-    from o2p.cli import _execute, _landed_days
+    from o2p.cli import _landed_days
+    from pipelines.execute import execute as _execute
     from tests.conftest import REPO, run_o2p
 
     ref = tmp_path / "reference"

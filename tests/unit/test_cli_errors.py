@@ -7,8 +7,8 @@ import pytest
 from dagster import AssetKey
 
 from expectations.runner import SuiteResult
-from o2p.cli import _raise_for
 from o2p.errors import GateBroken, GateFailed
+from pipelines.execute import raise_for as _raise_for
 from pipelines.lib import quality
 
 

@@ -2,15 +2,16 @@ from decimal import Decimal
 
 import pytest
 
-from o2p.money import commission_fen, fen_to_cny, round_fen
+from o2p.money import fen_to_cny, round_fen
 from o2p.tax import PriorPayout, cumulative_tax, per_payment_tax, withhold
 
 
 def test_round_half_up_at_exactly_half():
     assert round_fen(Decimal("100.5")) == 101
     assert round_fen(Decimal("100.4999")) == 100
-    assert commission_fen(Decimal("0.02"), 5025) == 101       # 100.5 → 101
-    assert commission_fen(Decimal("0.1250"), 4) == 1          # 0.5 → 1
+    assert round_fen(Decimal("0.02") * 5025) == 101            # 100.5 → 101
+    assert round_fen(Decimal("0.1250") * 4) == 1               # 0.5 → 1
+    assert round_fen(Decimal("-0.5")) == -1                    # half away from zero (tax never negative)
 
 
 def test_round_refuses_floats():

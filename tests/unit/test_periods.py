@@ -7,7 +7,7 @@ import pytest
 
 from o2p.config import load_config
 from o2p.errors import InputError
-from pipelines.lib.periods import refuse_future_days
+from o2p.periods import refuse_future_days
 
 
 def _us(text: str) -> int:

@@ -3,7 +3,6 @@
 Both use a single-run backfill policy: a range of days is one Spark job, not one job per day.
 """
 
-
 from dagster import (
     AssetCheckSpec,
     AssetDep,
@@ -15,17 +14,27 @@ from dagster import (
     asset,
 )
 
+from o2p.gates import Gate
+from o2p.periods import refuse_future_days
 from o2p.reference import load_reference
 from pipelines.assets.landing.assets import REFERENCE_KEYS
 from pipelines.lib import event_ids, gates, quality
 from pipelines.lib.duck import POOL
 from pipelines.lib.partitions import daily, window_dates
-from pipelines.lib.periods import refuse_future_days
 from pipelines.lib.versions import DATA_PLATFORM, code_version
 from pipelines.resources import O2PConfig, SparkResource
 
 CLICKS_VALIDATED = AssetKey(["attribution", "clicks_validated"])
 ORDER_ATTRIBUTION = AssetKey(["attribution", "order_attribution"])
+
+
+def _lookback_days() -> int:
+    """attribution.lookback_days of the config this code location loads (O2P_CONFIG): the days
+    of validated clicks a day's attribution reads, as the UI's lineage shows them. A config that
+    does not validate stops the code location here, naming the file and key."""
+    from o2p.config import load_config
+
+    return load_config().attribution.lookback_days
 
 
 def _range(context: AssetExecutionContext) -> tuple[str, str]:
@@ -50,10 +59,10 @@ def _range(context: AssetExecutionContext) -> tuple[str, str]:
     # The landing tables are written by the capture service; their gate runs here, where Dagster
     # first reads them, and blocks everything downstream of these days.
     check_specs=[
-        AssetCheckSpec("gx_landing", asset=CLICKS_VALIDATED, blocking=True,
+        AssetCheckSpec(Gate.LANDING.check, asset=CLICKS_VALIDATED, blocking=True,
                        description="landed events of these days: required fields, enums, sane occurred_at, "
                                    "paid_fen arithmetic, each Kafka record once, dead-letter share ≤ ceiling"),
-        AssetCheckSpec("gx_click_validity", asset=CLICKS_VALIDATED, blocking=True,
+        AssetCheckSpec(Gate.CLICK_VALIDITY.check, asset=CLICKS_VALIDATED, blocking=True,
                        description="reason vocabulary, is_valid agrees with the reasons, every landed click once"),
     ],
     description="Every click, deduplicated on event_id, flagged ua_bot and/or flood (rulebook §3).",
@@ -75,11 +84,11 @@ def clicks_validated(context: AssetExecutionContext, o2p: O2PConfig, spark: Spar
         run_click_validity(session, cfg, a, b)
     stats = {**run_click_validity(session, cfg, first, last), "event_id_conflicts": conflicts,
              "lookback_days_validated": len(filled)}
-    checked = gates.validate(cfg, window_dates(first, last), ("landing", "click_validity"))
+    checked = gates.validate(cfg, window_dates(first, last), (Gate.LANDING, Gate.CLICK_VALIDITY))
     return MaterializeResult(
         metadata={**stats, "first_day": first, "last_day": last, "path": str(cfg.warehouse_path / "clicks_validated")},
-        check_results=[quality.to_check(checked["landing"], check_name="gx_landing"),
-                       quality.to_check(checked["click_validity"], check_name="gx_click_validity")])
+        check_results=[quality.to_check(checked[Gate.LANDING], check_name=Gate.LANDING.check),
+                       quality.to_check(checked[Gate.CLICK_VALIDITY], check_name=Gate.CLICK_VALIDITY.check)])
 
 
 @asset(
@@ -88,8 +97,8 @@ def clicks_validated(context: AssetExecutionContext, o2p: O2PConfig, spark: Spar
     backfill_policy=BackfillPolicy.single_run(),
     deps=[
         AssetDep(CLICKS_VALIDATED,
-                 # candidates are clicks in (t − 7 days, t]
-                 partition_mapping=TimeWindowPartitionMapping(start_offset=-7, end_offset=0,
+                 # candidates are clicks in (t − lookback, t]
+                 partition_mapping=TimeWindowPartitionMapping(start_offset=-_lookback_days(), end_offset=0,
                                                               allow_nonexistent_upstream_partitions=True)),
         AssetKey(["landing", "orders"]),
         REFERENCE_KEYS[0],
@@ -100,7 +109,7 @@ def clicks_validated(context: AssetExecutionContext, o2p: O2PConfig, spark: Spar
     tags={"domain": "attribution", "cadence": "daily"},
     code_version=code_version("pipelines/assets/attribution/spark_jobs.py", "pipelines/assets/attribution/lock.py"),
     pool=POOL,
-    check_specs=[AssetCheckSpec("gx_attribution", asset=ORDER_ATTRIBUTION, blocking=True,
+    check_specs=[AssetCheckSpec(Gate.ATTRIBUTION.check, asset=ORDER_ATTRIBUTION, blocking=True,
                                 description="one row per order; an attributed order's click exists, is valid, "
                                             "is the buyer's, is not after the order, lies in the window")],
     description="One row per order_paid event: promoter, click, reason (share_token | last_click | organic, "
@@ -113,8 +122,8 @@ def order_attribution(context: AssetExecutionContext, o2p: O2PConfig, spark: Spa
     first, last = _range(context)
     ref = load_reference(cfg.reference_path, encoding=cfg.reference_encoding)
     stats = run_attribution(spark.session(cfg), cfg, first, last, ref.promoters)
-    checked = gates.validate(cfg, window_dates(first, last), ("attribution",))
+    checked = gates.validate(cfg, window_dates(first, last), (Gate.ATTRIBUTION,))
     return MaterializeResult(
         metadata={**stats, "first_day": first, "last_day": last, "model": cfg.attribution.model,
                   "path": str(cfg.warehouse_path / "attribution")},
-        check_results=[quality.to_check(checked["attribution"], check_name="gx_attribution")])
+        check_results=[quality.to_check(checked[Gate.ATTRIBUTION], check_name=Gate.ATTRIBUTION.check)])

@@ -22,13 +22,14 @@ from expectations import suites
 from expectations.runner import SuiteResult, run_suite
 from o2p.config import Config
 from o2p.errors import GateFailed, O2PError
+from o2p.gates import Gate
+from o2p.periods import check_order
 from o2p.quoting import dbt_glob
 from o2p.registry import Registry
 from pipelines.lib import event_ids, quality
 from pipelines.lib.dbt_manifest import manifest_path
 from pipelines.lib.duck import POOL, connect
 from pipelines.lib.partitions import monthly, period_dbt_vars
-from pipelines.lib.periods import check_order
 from pipelines.resources import O2PConfig
 from streaming.landing import ensure_schema_files
 
@@ -164,7 +165,7 @@ def raise_for_dbt(run_results: dict, period: str, cfg: Config) -> None:
         f"{r['unique_id']}: {(r.get('message') or '').strip()}" for r in bad))
 
 
-@asset_check(asset=ENTITLEMENTS, name="gx_commission", blocking=True,
+@asset_check(asset=ENTITLEMENTS, name=Gate.COMMISSION.check, blocking=True,
              description="Great Expectations commission suite: 0 ≤ amount ≤ net, rates in [0, 1], one row per (promoter, line, role).")
 def gx_commission(context: AssetCheckExecutionContext, o2p: O2PConfig) -> AssetCheckResult:
     cfg = o2p.get()
@@ -173,9 +174,9 @@ def gx_commission(context: AssetCheckExecutionContext, o2p: O2PConfig) -> AssetC
         with connect(cfg, read_only=True) as con:
             df = con.execute("select * from marts.fct_commission_entitlements where period = ?", [period]).df()
     except Exception as exc:  # noqa: BLE001 - a check that cannot read is a failed check
-        result = SuiteResult("commission", False, error=f"cannot read the entitlements: {exc}")
+        result = SuiteResult(Gate.COMMISSION, False, error=f"cannot read the entitlements: {exc}")
     else:
-        result = run_suite("commission", df, suites.commission, home=cfg.home_path,
+        result = run_suite(Gate.COMMISSION, df, suites.commission, home=cfg.home_path,
                            id_columns=["promoter_id", "order_id", "line_id", "role"])
     quality.record(cfg, period, context.run.run_id, result)
     return quality.to_check(result)

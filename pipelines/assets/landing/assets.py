@@ -29,6 +29,7 @@ from dagster import (
     sensor,
 )
 
+from o2p.gates import LANDING_FRESH
 from o2p.reference import load_reference
 from pipelines.lib.duck import POOL
 from pipelines.lib.partitions import daily
@@ -136,12 +137,12 @@ def freshness(rows: list[dict], broker_up: bool, stale_after_s: float) -> tuple[
 
 def freshness_evaluation(table: str, rows: list[dict], broker_up: bool, stale_after_s: float) -> AssetCheckEvaluation:
     ok, why = freshness(rows, broker_up, stale_after_s)
-    return AssetCheckEvaluation(asset_key=AssetKey(["landing", table]), check_name="landing_fresh", passed=ok,
+    return AssetCheckEvaluation(asset_key=AssetKey(["landing", table]), check_name=LANDING_FRESH, passed=ok,
                                 severity=AssetCheckSeverity.WARN, description=why)
 
 
 @multi_asset_check(
-    specs=[AssetCheckSpec("landing_fresh", asset=AssetKey(["landing", t]),
+    specs=[AssetCheckSpec(LANDING_FRESH, asset=AssetKey(["landing", t]),
                           description="capture keeps up: fails when the topic has lag and nothing has landed for "
                                       "capture.stale_after_seconds (judged by capture_health_sensor every minute)")
            for t in TABLES],
@@ -155,7 +156,7 @@ def landing_freshness(context: AssetCheckExecutionContext, o2p: O2PConfig):
     for table in TABLES:
         ok, why = freshness([r for r in rows if kind.get(r["topic"]) == table], offsets is not None,
                             cfg.capture.stale_after_seconds)
-        yield AssetCheckResult(asset_key=AssetKey(["landing", table]), check_name="landing_fresh", passed=ok,
+        yield AssetCheckResult(asset_key=AssetKey(["landing", table]), check_name=LANDING_FRESH, passed=ok,
                                severity=AssetCheckSeverity.WARN, description=why)
 
 

@@ -8,7 +8,6 @@ hashes, every booked amount and the balances. Releasing a released period return
 
 
 import hashlib
-from pathlib import Path
 
 from dagster import (
     AssetCheckSpec,
@@ -24,8 +23,8 @@ from expectations.runner import is_broken, run_suite
 from o2p import release
 from o2p.config import Config
 from o2p.errors import GateBroken, GateFailed
+from o2p.gates import RELEASE, Gate
 from o2p.reference import load_reference
-from o2p.registry import Registry
 from o2p.settlement import Balance, Returned, Settlement, StatementRow
 from o2p.timeutil import period_end_us
 from pipelines.assets.settlement.assets import SETTLEMENT
@@ -37,7 +36,6 @@ from pipelines.resources import O2PConfig, RegistryResource
 from streaming.landing import TABLES
 
 PAYOUT = AssetKey(["payouts", "payout_batch"])
-REQUIRED_GATES = ("landing", "click_validity", "attribution", "commission", "settlement", "payout")
 
 
 def input_fingerprint(cfg: Config) -> str:
@@ -101,7 +99,7 @@ def payout_frame(s: Settlement, promoters, end_us: int):
     owners=[FINANCE, DATA_PLATFORM],
     tags={"domain": "money", "cadence": "monthly"},
     code_version=code_version("o2p/release.py", "o2p/money.py"),
-    check_specs=[AssetCheckSpec("gx_payout", asset=PAYOUT, blocking=True,
+    check_specs=[AssetCheckSpec(Gate.PAYOUT.check, asset=PAYOUT, blocking=True,
                                 description="one row per promoter, gross ≥ threshold, payee present, net = gross − tax, nobody suspended")],
     description="payouts/PERIOD/BATCH_ID/: payout.csv, statement.csv, carried.csv, wechat_transfer.json, manifest.json.",
 )
@@ -120,14 +118,14 @@ def payout_batch(context: AssetExecutionContext, o2p: O2PConfig, registry: Regis
     batch_id = f"{period}-{hashlib.sha256((cfg.config_hash + fingerprint).encode()).hexdigest()[:10]}"
     files = release.render(cfg, batch_id, s, ref.promoters)
 
-    gate = run_suite("payout", payout_frame(s, ref.promoters, period_end_us(period)),
+    gate = run_suite(Gate.PAYOUT, payout_frame(s, ref.promoters, period_end_us(period)),
                      lambda E: suites.payout(E, cfg.settlement.payout_threshold_fen),
                      home=cfg.home_path, id_columns=["promoter_id"])
     quality.record(cfg, period, context.run_id, gate)
     gates = quality.results(cfg, period, context.run_id)
-    failed = [n for n in REQUIRED_GATES if not gates.get(n, {}).get("success")]
+    failed = [n for n in RELEASE if not gates.get(n, {}).get("success")]
     if failed:
-        yield quality.to_check(gate, check_name="gx_payout")
+        yield quality.to_check(gate, check_name=Gate.PAYOUT.check)
         details = "; ".join(
             f"{n}: " + ("did not run in this run" if n not in gates else
                         ", ".join(f"{f['expectation']}({f.get('column')}) observed {f.get('observed')}"
@@ -170,9 +168,5 @@ def payout_batch(context: AssetExecutionContext, o2p: O2PConfig, registry: Regis
         "files": MetadataValue.json({n: release.sha256_bytes(d) for n, d in files.items()}),
         "config_hash": cfg.config_hash, "input_fingerprint": fingerprint,
     })
-    yield quality.to_check(gate, check_name="gx_payout")
+    yield quality.to_check(gate, check_name=Gate.PAYOUT.check)
 
-
-def batch_folder(cfg: Config, period: str) -> Path | None:
-    b = Registry(cfg.registry).batch(period)
-    return Path(b["folder"]) if b and b["status"] == "released" else None

@@ -19,6 +19,8 @@ from expectations.runner import run_suite
 from o2p import ledger_mirror
 from o2p.config import Config
 from o2p.errors import GateBroken, GateFailed, InputError
+from o2p.gates import Gate
+from o2p.periods import check_order, first_period  # noqa: F401 - first_period: the settlement's API
 from o2p.reference import load_reference
 from o2p.registry import Registry
 from o2p.settlement import Returned, Settlement, balances, returned_by_promoter
@@ -27,7 +29,6 @@ from pipelines.assets.commission.assets import ENTITLEMENTS
 from pipelines.lib import gates, quality
 from pipelines.lib.duck import POOL, connect, replace_period
 from pipelines.lib.partitions import monthly
-from pipelines.lib.periods import check_order, first_period  # noqa: F401 - first_period: the settlement's API
 from pipelines.lib.versions import DATA_PLATFORM, FINANCE, code_version
 from pipelines.resources import O2PConfig, RegistryResource
 
@@ -109,7 +110,7 @@ def statement_frame(s: Settlement):
     owners=[FINANCE, DATA_PLATFORM],
     tags={"domain": "money", "cadence": "monthly"},
     code_version=code_version("o2p/settlement.py", "o2p/tax.py", "o2p/ledger_mirror.py", "o2p/money.py"),
-    check_specs=[AssetCheckSpec("gx_settlement", asset=SETTLEMENT, blocking=True,
+    check_specs=[AssetCheckSpec(Gate.SETTLEMENT.check, asset=SETTLEMENT, blocking=True,
                                 description="carried in + movement = paid + carried out; net = gross − tax")],
     description="Per promoter: carried in, movement, balance, gross paid, tax, net, carried out (and why).",
 )
@@ -145,7 +146,7 @@ def promoter_balances(context: AssetExecutionContext, o2p: O2PConfig, registry: 
         reconciles=(bal.carried_in_fen + bal.returned_fen + bal.movement_fen == bal.gross_fen + bal.carried_out_fen),
         net_is_gross_minus_tax=(bal.net_fen == bal.gross_fen - bal.tax_fen),
     )
-    result = run_suite("settlement", check_df, suites.settlement, home=cfg.home_path, id_columns=["promoter_id"])
+    result = run_suite(Gate.SETTLEMENT, check_df, suites.settlement, home=cfg.home_path, id_columns=["promoter_id"])
     quality.record(cfg, period, context.run_id, result)
     paid = bal[bal.gross_fen > 0]
     yield Output(None, metadata={
@@ -155,4 +156,4 @@ def promoter_balances(context: AssetExecutionContext, o2p: O2PConfig, registry: 
         "statement_lines": len(stm),
         "returned_transfers": len(s.returns), "returned_fen": sum(r.gross_fen for r in s.returns),
     })
-    yield quality.to_check(result, check_name="gx_settlement")
+    yield quality.to_check(result, check_name=Gate.SETTLEMENT.check)

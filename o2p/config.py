@@ -60,22 +60,25 @@ def text_encoding(value: Any) -> str:
 
 
 class _Strict(BaseModel):
+    """Every key is required here: the defaults live in one place, default_config.yaml, which
+    load_config() reads first (a test holds every key of the models in it)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Topics(_Strict):
-    clicks: str = "o2p.clicks.v1"
-    orders: str = "o2p.orders.v1"
-    refunds: str = "o2p.refunds.v1"
-    deadletter: str = "o2p.deadletter.v1"
+    clicks: str
+    orders: str
+    refunds: str
+    deadletter: str
 
 
 class KafkaConfig(_Strict):
-    bootstrap_servers: str = "127.0.0.1:9092"
-    local_broker: bool = True
-    partitions: int = Field(3, ge=1, le=64)
-    consumer_group: str = Field("o2p-capture", min_length=1)
-    topics: Topics = Topics()
+    bootstrap_servers: str
+    local_broker: bool
+    partitions: int = Field(ge=1, le=64)
+    consumer_group: str = Field(min_length=1)
+    topics: Topics
 
     @field_validator("bootstrap_servers")
     @classmethod
@@ -88,40 +91,36 @@ class KafkaConfig(_Strict):
 
 
 class CaptureConfig(_Strict):
-    flush_records: int = Field(50000, ge=1)
-    flush_bytes: int = Field(64 * 1024 * 1024, ge=1024)
-    flush_seconds: float = Field(5, gt=0)
-    session_timeout_ms: int = Field(10000, ge=1000, le=300000)
-    lock_timeout_seconds: float = Field(60, gt=0)
-    sink_process: bool = True
-    max_message_bytes: int = Field(1048576, ge=1024)
-    ip_salt_env: str = "O2P_IP_SALT"
-    broker_unreachable_seconds: float = Field(300, gt=0)
+    flush_records: int = Field(ge=1)
+    flush_bytes: int = Field(ge=1024)
+    flush_seconds: float = Field(gt=0)
+    session_timeout_ms: int = Field(ge=1000, le=300000)
+    lock_timeout_seconds: float = Field(gt=0)
+    sink_process: bool
+    max_message_bytes: int = Field(ge=1024)
+    ip_salt_env: str
+    broker_unreachable_seconds: float = Field(gt=0)
     # the landing assets' freshness check fails when the topics have lag and nothing has landed
     # for this long (capture stopped, stuck or too slow)
-    stale_after_seconds: float = Field(900, gt=0)
+    stale_after_seconds: float = Field(gt=0)
 
 
 class ClickValidityConfig(_Strict):
-    bot_user_agent_patterns: list[str] = Field(
-        default_factory=lambda: [
-            "bot", "spider", "crawl", "headless", "python-requests", "curl", "wget", "scrapy",
-        ]
-    )
-    flood_max_clicks: int = Field(20, ge=1)
-    flood_window_seconds: int = Field(60, ge=1)
+    bot_user_agent_patterns: list[str]
+    flood_max_clicks: int = Field(ge=1)
+    flood_window_seconds: int = Field(ge=1)
 
 
 class AttributionConfig(_Strict):
-    model: Literal["last_click", "wechat_lock"] = "last_click"
-    self_purchase: Literal["allow", "deny"] = "allow"
-    lookback_days: int = Field(7, ge=1, le=60)
-    lock_days: int = Field(5, ge=1)
-    lock_order_extension_days: int = Field(20, ge=1)
+    model: Literal["last_click", "wechat_lock"]
+    self_purchase: Literal["allow", "deny"]
+    lookback_days: int = Field(ge=1, le=60)
+    lock_days: int = Field(ge=1)
+    lock_order_extension_days: int = Field(ge=1)
 
 
 class CommissionConfig(_Strict):
-    override_rates: list[str] = Field(default_factory=lambda: ["0.02"])
+    override_rates: list[str]
 
     @field_validator("override_rates")
     @classmethod
@@ -137,22 +136,22 @@ class CommissionConfig(_Strict):
 
 
 class SettlementConfig(_Strict):
-    auto_confirm_days: int = Field(10, ge=0)
-    return_window_days: int = Field(7, ge=0)
-    payout_threshold_fen: int = Field(1000, ge=0)
+    auto_confirm_days: int = Field(ge=0)
+    return_window_days: int = Field(ge=0)
+    payout_threshold_fen: int = Field(ge=0)
 
 
 class SparkConfig(_Strict):
-    master: str = "local[2]"
-    conf: dict[str, str] = Field(default_factory=dict)
+    master: str
+    conf: dict[str, str]
 
 
 class QualityConfig(_Strict):
-    max_deadletter_share: str = "0.05"
+    max_deadletter_share: str
     # occurred_at is sane when it is at most this far after its capture (producer clock skew) ...
-    max_future_seconds: int = Field(300, ge=0, le=86400)   # a day at most: `o2p run` attributes up to tomorrow
+    max_future_seconds: int = Field(ge=0, le=86400)   # a day at most: `o2p run` attributes up to tomorrow
     # ... and at most this many days before it (older events are a replay or a broken clock)
-    max_event_age_days: int = Field(400, ge=1)
+    max_event_age_days: int = Field(ge=1)
 
     @field_validator("max_deadletter_share")
     @classmethod
@@ -161,52 +160,50 @@ class QualityConfig(_Strict):
 
 
 class PayoutConfig(_Strict):
-    # the AppID bound to the merchant (transfer-bills requires it): set yours; the default is a placeholder
-    wechat_appid: str = Field("wx0000000000000000", pattern=r"^wx[0-9A-Za-z]{16}$")
-    wechat_transfer_scene_id: str = "1005"
-    wechat_post_type: str = "推广员"
-    wechat_reward_desc: str = "推广佣金"
-    wechat_transfer_remark: str = "推广佣金结算"
-    wechat_user_name_min_fen: int = Field(200000, ge=0)
+    # the AppID bound to the merchant (transfer-bills requires it): set yours; the shipped one is a placeholder
+    wechat_appid: str = Field(pattern=r"^wx[0-9A-Za-z]{16}$")
+    wechat_transfer_scene_id: str
+    wechat_post_type: str
+    wechat_reward_desc: str
+    wechat_transfer_remark: str
+    wechat_user_name_min_fen: int = Field(ge=0)
     # a second person approves a released batch before its transfer instructions exist (§10)
-    require_approval: bool = False
+    require_approval: bool
 
 
 class AlertsConfig(_Strict):
-    webhook_url_env: str = "O2P_ALERT_WEBHOOK"
-    format: Literal["slack", "wecom", "feishu"] = "slack"
-    timeout_seconds: float = Field(5, gt=0, le=60)
+    webhook_url_env: str
+    format: Literal["slack", "wecom", "feishu"]
+    timeout_seconds: float = Field(gt=0, le=60)
 
 
 class AutomationConfig(_Strict):
     """What the daemon of `o2p serve` does by itself (pipelines/automation.py). Each sensor or
     schedule stays "running" when switched off and says on each tick which switch stops it."""
 
-    attribute_landed_days: bool = True   # landing_sensor: newly landed clicks/orders → attribution
-    commission_estimates: bool = True    # after attribution / new refunds: commission of open months too
-    monthly_release: bool = True         # release_schedule: the ended month, once every gate passes
-    reference_data: bool = True          # reference_sensor: changed reference CSVs → reference_job
+    attribute_landed_days: bool   # landing_sensor: newly landed clicks/orders → attribution
+    commission_estimates: bool    # after attribution / new refunds: commission of open months too
+    monthly_release: bool         # release_schedule: the ended month, once every gate passes
+    reference_data: bool          # reference_sensor: changed reference CSVs → reference_job
 
 
 class Config(_Strict):
-    environment: Literal["local", "ci", "prod"] = "local"
-    reference_dir: str | None = None
-    reference_encoding: str = "utf-8"
-    kafka: KafkaConfig = KafkaConfig()
-    capture: CaptureConfig = CaptureConfig()
-    click_validity: ClickValidityConfig = ClickValidityConfig()
-    attribution: AttributionConfig = AttributionConfig()
-    commission: CommissionConfig = CommissionConfig()
-    settlement: SettlementConfig = SettlementConfig()
-    tax: Literal["cn_platform_cumulative", "cn_labor_per_payment", "none"] = (
-        "cn_platform_cumulative"
-    )
-    spark: SparkConfig = SparkConfig()
-    registry_url: str | None = None
-    quality: QualityConfig = QualityConfig()
-    payout: PayoutConfig = PayoutConfig()
-    alerts: AlertsConfig = AlertsConfig()
-    automation: AutomationConfig = AutomationConfig()
+    environment: Literal["local", "ci", "prod"]
+    reference_dir: str | None
+    reference_encoding: str
+    kafka: KafkaConfig
+    capture: CaptureConfig
+    click_validity: ClickValidityConfig
+    attribution: AttributionConfig
+    commission: CommissionConfig
+    settlement: SettlementConfig
+    tax: Literal["cn_platform_cumulative", "cn_labor_per_payment", "none"]
+    spark: SparkConfig
+    registry_url: str | None
+    quality: QualityConfig
+    payout: PayoutConfig
+    alerts: AlertsConfig
+    automation: AutomationConfig
 
     @field_validator("reference_encoding", mode="before")
     @classmethod

@@ -19,6 +19,31 @@ def test_defaults_load_and_hash_is_stable(tmp_path, monkeypatch):
     assert a.config_hash == b.config_hash and len(a.config_hash) == 64
 
 
+def test_every_default_is_in_default_config_yaml_only(tmp_path, monkeypatch):
+    """One home for defaults (issue #13): the models declare types and bounds, no values; the
+    shipped YAML gives every key, and a key missing there is an error naming it."""
+    from pydantic import BaseModel
+
+    from o2p import config
+
+    def fields(model, prefix=""):
+        for name, f in model.model_fields.items():
+            if name in ("source", "home"):
+                continue
+            yield prefix + name, f
+            ann = f.annotation
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                yield from fields(ann, prefix + name + ".")
+
+    with_defaults = [n for n, f in fields(config.Config) if not f.is_required()]
+    assert with_defaults == [], with_defaults
+    shipped = config.default_config_text()
+    assert "  return_window_days: 7" in shipped
+    monkeypatch.setattr(config, "default_config_text", lambda: shipped.replace("  return_window_days: 7", "  #"))
+    with pytest.raises(InputError, match="settlement.return_window_days: Field required"):
+        load_config(None, home=tmp_path)
+
+
 def test_partial_config_keeps_other_defaults(tmp_path):
     f = tmp_path / "c.yaml"
     f.write_text("tax: none\nkafka:\n  topics:\n    clicks: my.clicks\n")

@@ -10,18 +10,18 @@ ARGS = dict(lock_us=5 * DAY, order_ext_us=20 * DAY, lookback_us=7 * DAY)
 
 
 def click(id_, ts, promoter):
-    return {"kind": lock.CLICK, "ts": ts, "id": id_, "promoter_id": promoter, "buyer_id": "B"}
+    return {"rank": lock.CLICK, "ts": ts, "id": id_, "promoter_id": promoter, "buyer_id": "B"}
 
 
 def order(id_, ts):
-    return {"kind": lock.ORDER, "ts": ts, "id": id_, "promoter_id": None, "buyer_id": "B"}
+    return {"rank": lock.ORDER, "ts": ts, "id": id_, "promoter_id": None, "buyer_id": "B"}
 
 
 def both(events, own=None, deny=False):
     """The fold's answer, checked against the reference's."""
     got, _ = lock.scan(events, [], own_buyer=own, deny_self=deny, **ARGS)
-    clicks = [ref.Click(e["id"], e["ts"], e["promoter_id"], "S", "B", "D", None) for e in events if e["kind"] == lock.CLICK]
-    orders = [ref.Order(e["id"], e["id"], e["ts"], "B", None) for e in events if e["kind"] == lock.ORDER]
+    clicks = [ref.Click(e["id"], e["ts"], e["promoter_id"], "S", "B", "D", None) for e in events if e["rank"] == lock.CLICK]
+    orders = [ref.Order(e["id"], e["id"], e["ts"], "B", None) for e in events if e["rank"] == lock.ORDER]
     want = ref.wechat_lock(orders, clicks, {c.event_id: (True, []) for c in clicks}, own or {},
                            self_purchase="deny" if deny else "allow")
     assert {g[0]: (g[1], g[2], g[4], g[5]) for g in got} == want

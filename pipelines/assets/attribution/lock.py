@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections import deque
 
-# rank of the kinds of event at one instant: the carried-in state, then clicks, then orders
+# an event's `rank` orders the events of one instant: the carried-in state, then clicks, then orders
 STATE, CLICK, ORDER, PAST_CLICK = 0, 1, 2, -1
 
 
@@ -37,7 +37,7 @@ def scan(events, day_ends: list[tuple[str, int]], lock_us: int, order_ext_us: in
          own_buyer: dict[str, str] | None = None, deny_self: bool = False):
     """Fold one buyer's events.
 
-    events: dicts with kind (STATE | CLICK | ORDER | PAST_CLICK), ts, id (click or order event id),
+    events: dicts with rank (STATE | CLICK | ORDER | PAST_CLICK), ts, id (click or order event id),
         promoter_id; ORDER also order_id, share_id; STATE also expires_at, bound_at, click_id.
         STATE also click_ts. PAST_CLICK are valid clicks before the run (only counted as candidates).
     day_ends: (date, first instant of the next day) for each day of the run, in order.
@@ -45,7 +45,7 @@ def scan(events, day_ends: list[tuple[str, int]], lock_us: int, order_ext_us: in
     candidates) and one per day end with an active lock (date, promoter_id, click_id, click_ts,
     bound_at, expires_at).
     """
-    evs = sorted(events, key=lambda e: (e["ts"], e["kind"], e["id"].encode("utf-8")))
+    evs = sorted(events, key=lambda e: (e["ts"], e["rank"], e["id"].encode("utf-8")))
     bound = click_id = click_ts = None
     bound_at = expires = 0
     recent: deque[int] = deque()       # timestamps of valid clicks, for candidates_considered
@@ -60,17 +60,17 @@ def scan(events, day_ends: list[tuple[str, int]], lock_us: int, order_ext_us: in
             day += 1
 
     for e in evs:
-        kind, ts = e["kind"], e["ts"]
-        if kind == STATE:
+        rank, ts = e["rank"], e["ts"]
+        if rank == STATE:
             bound, click_id, click_ts = e["promoter_id"], e["id"], e["click_ts"]
             bound_at, expires = e["bound_at"], e["expires_at"]
             continue
-        if kind == PAST_CLICK:
+        if rank == PAST_CLICK:
             recent.append(ts)
             continue
         close_days_before(ts)
         active = bound is not None and ts < expires
-        if kind == CLICK:
+        if rank == CLICK:
             recent.append(ts)
             if not active:
                 bound, click_id, click_ts, bound_at, expires = e["promoter_id"], e["id"], ts, ts, ts + lock_us

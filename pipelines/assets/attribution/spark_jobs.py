@@ -117,7 +117,7 @@ def last_click(spark, cfg: Config, orders, valid_clicks, self_buyers):
     order_buyers = orders.select("buyer_id").distinct()
     clicks = valid_clicks.join(F.broadcast(order_buyers), "buyer_id", "left_semi")
     c = clicks.select(
-        "buyer_id", "share_id", F.col("occurred_at_us").alias("ts"), F.lit(0).alias("kind"),
+        "buyer_id", "share_id", F.col("occurred_at_us").alias("ts"), F.lit(0).alias("is_order"),
         F.col("event_id").alias("click_id"),
         F.struct(F.col("occurred_at_us").alias("ts"), F.col("event_id").alias("id"),
                  F.col("promoter_id").alias("promoter_id")).alias("click"),
@@ -125,12 +125,12 @@ def last_click(spark, cfg: Config, orders, valid_clicks, self_buyers):
                                                      ("event_date", "string"))],
     )
     o = orders.select(   # the order's own columns ride along: no join back afterwards
-        "buyer_id", "share_id", F.col("paid_at_us").alias("ts"), F.lit(1).alias("kind"),
+        "buyer_id", "share_id", F.col("paid_at_us").alias("ts"), F.lit(1).alias("is_order"),
         F.lit(None).cast("string").alias("click_id"),
         F.lit(None).cast("struct<ts:bigint,id:string,promoter_id:string>").alias("click"),
         "order_event_id", "order_id", F.col("event_date").cast("string").alias("event_date"),
     )
-    order_cols = [F.col("ts"), F.col("kind"), F.col("click_id").desc_nulls_last()]
+    order_cols = [F.col("ts"), F.col("is_order"), F.col("click_id").desc_nulls_last()]
     upto = (Window.unboundedPreceding, Window.currentRow)
     by_buyer = Window.partitionBy("buyer_id").orderBy(*order_cols).rowsBetween(*upto)
     by_share = Window.partitionBy("buyer_id", "share_id").orderBy(*order_cols).rowsBetween(*upto)
@@ -138,7 +138,7 @@ def last_click(spark, cfg: Config, orders, valid_clicks, self_buyers):
     # start at the partition's first row, which Spark aggregates incrementally; a sliding range
     # frame (t − lookback, t] would be re-aggregated for every row: quadratic in a heavy buyer.
     def clicks_up_to(offset):
-        return F.sum(1 - F.col("kind")).over(
+        return F.sum(1 - F.col("is_order")).over(
             Window.partitionBy("buyer_id").orderBy("ts").rangeBetween(Window.unboundedPreceding, offset))
 
     # One shuffle by buyer. The windows in time order share one sort (the range windows' order
@@ -148,7 +148,7 @@ def last_click(spark, cfg: Config, orders, valid_clicks, self_buyers):
         .withColumn("latest", F.last("click", ignorenulls=True).over(by_buyer))
         .withColumn("candidates_considered", clicks_up_to(0) - F.coalesce(clicks_up_to(-lookback), F.lit(0)))
         .withColumn("latest_share", F.last("click", ignorenulls=True).over(by_share))
-        .where(F.col("kind") == 1)
+        .where(F.col("is_order") == 1)
     )
     lower = F.col("ts") - F.lit(lookback)
     share_ok = F.col("latest_share").isNotNull() & (F.col("latest_share.ts") > lower)
@@ -178,7 +178,7 @@ def last_click(spark, cfg: Config, orders, valid_clicks, self_buyers):
     )
 
 
-LOCK_EVENT_SCHEMA = ("buyer_id string, kind int, ts long, id string, promoter_id string, order_id string, "
+LOCK_EVENT_SCHEMA = ("buyer_id string, rank int, ts long, id string, promoter_id string, order_id string, "
                      "share_id string, event_date string, click_ts long, bound_at long, expires_at long")
 LOCK_OUT_SCHEMA = ("rtype string, buyer_id string, id string, order_id string, share_id string, ts long, "
                    "event_date string, promoter_id string, click_event_id string, click_occurred_at_us long, "
@@ -206,8 +206,8 @@ def wechat_lock(spark, cfg: Config, orders, clicks, past_clicks, state, own_buye
     day_ends = [(d, day_end_us(d)) for d in dates]
     null = F.lit(None)
 
-    def ev(df, kind, ts, id_, promoter, order_id=null, share=null, day=null, click_ts=null, bound=null, exp=null):
-        return df.select(F.col("buyer_id"), F.lit(kind).alias("kind"), F.col(ts).alias("ts"), F.col(id_).alias("id"),
+    def ev(df, rank, ts, id_, promoter, order_id=null, share=null, day=null, click_ts=null, bound=null, exp=null):
+        return df.select(F.col("buyer_id"), F.lit(rank).alias("rank"), F.col(ts).alias("ts"), F.col(id_).alias("id"),
                          promoter.alias("promoter_id"), order_id.cast("string").alias("order_id"),
                          share.cast("string").alias("share_id"), day.cast("string").alias("event_date"),
                          click_ts.cast("long").alias("click_ts"), bound.cast("long").alias("bound_at"),
@@ -227,9 +227,9 @@ def wechat_lock(spark, cfg: Config, orders, clicks, past_clicks, state, own_buye
 
         rows = pdf.to_dict("records")
         for r in rows:
-            if r["kind"] == lock.STATE:
+            if r["rank"] == lock.STATE:
                 r["ts"] = -(2**62)
-        by_id = {r["id"]: r for r in rows if r["kind"] == lock.ORDER}
+        by_id = {r["id"]: r for r in rows if r["rank"] == lock.ORDER}
         buyer = rows[0]["buyer_id"]
         got, states = lock.scan(rows, day_ends, lock_us, ext_us, lookback_us, own_buyer, deny)
         out = []

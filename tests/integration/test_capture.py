@@ -159,7 +159,7 @@ def test_a_join_that_outlasts_a_short_poll_still_ends_in_an_assignment(broker, t
     every round outlast its poll; without `sticky_rejoin` most of these groups stay empty."""
     from kafka import KafkaConsumer
 
-    from streaming.consumer import sticky_rejoin
+    from streaming.capture.kafka_rejoin_fix import sticky_rejoin
 
     assigned = []
     for _ in range(6):
@@ -326,8 +326,7 @@ def test_publisher_raises_what_the_broker_did_not_acknowledge(broker, tmp_path):
 
 def salted_masker(cfg):
     """The capture sink's IP masker, with the salt the tests give capture (SALT)."""
-    from streaming.consumer import ip_hasher
-    from streaming.privacy import IpMasker
+    from streaming.privacy import IpMasker, ip_hasher
 
     env = cfg.capture.ip_salt_env
     saved = os.environ.get(env)

@@ -11,8 +11,8 @@ import pytest
 
 from o2p.config import load_config
 from o2p.timeutil import parse_rfc3339, to_us
-from streaming import consumer
-from streaming.consumer import Rec, Sink
+from streaming.capture import sink as sink_module
+from streaming.capture.sink import Rec, Sink
 from tests.recording_producer import RecordingProducer
 
 CLICKS = "o2p.clicks.v1"
@@ -32,7 +32,7 @@ def click(i, ip="192.0.2.1", **kw) -> bytes:
 @pytest.fixture
 def sink(tmp_path, monkeypatch):
     monkeypatch.setenv("O2P_IP_SALT", "unit-salt")
-    monkeypatch.setattr(consumer.time, "time_ns", lambda: CAPTURED_US * 1000)   # the capture time
+    monkeypatch.setattr(sink_module.time, "time_ns", lambda: CAPTURED_US * 1000)   # the capture time
     s = Sink(load_config(None, home=tmp_path))
     s.dlq = RecordingProducer()
     s.acquire(CLICKS, 0)
@@ -71,7 +71,7 @@ def test_an_event_from_the_future_is_a_dead_letter_and_creates_no_day_partition(
 
 def test_max_future_seconds_comes_from_the_config(tmp_path, monkeypatch):
     monkeypatch.setenv("O2P_IP_SALT", "unit-salt")
-    monkeypatch.setattr(consumer.time, "time_ns", lambda: CAPTURED_US * 1000)
+    monkeypatch.setattr(sink_module.time, "time_ns", lambda: CAPTURED_US * 1000)
     (tmp_path / "c.yaml").write_text("quality:\n  max_future_seconds: 0\n")
     s = Sink(load_config(tmp_path / "c.yaml", home=tmp_path))
     s.dlq = RecordingProducer()
@@ -127,7 +127,7 @@ def test_dead_letters_the_broker_did_not_take_are_sent_again_before_the_batch_is
 
     from tests.recording_producer import RefusingProducer
 
-    monkeypatch.setattr(consumer.time, "sleep", lambda s: None)
+    monkeypatch.setattr(sink_module.time, "sleep", lambda s: None)
     sink.dlq = RefusingProducer(KafkaTimeoutError("broker away"), times=2)   # both refused once
     result = sink.land(CLICKS, 0, _bad_batch())
     assert result["next_offset"] == 2
@@ -141,8 +141,8 @@ def test_an_unreachable_dead_letter_topic_stops_until_idle_capture_before_the_co
     from tests.recording_producer import RefusingProducer
 
     clock = iter(range(0, 10**6, 100))   # each look at the clock: 100 s later
-    monkeypatch.setattr(consumer.time, "monotonic", lambda: next(clock))
-    monkeypatch.setattr(consumer.time, "sleep", lambda s: None)
+    monkeypatch.setattr(sink_module.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(sink_module.time, "sleep", lambda s: None)
     sink.dlq = RefusingProducer(KafkaTimeoutError("broker away"))
     with pytest.raises(O2PError, match=r"could not send 2 dead letter\(s\) .* within 300 s .*broker away"):
         sink.land(CLICKS, 0, _bad_batch())

@@ -20,8 +20,8 @@ LATEST_US = (datetime.now(UTC) - EPOCH) // timedelta(microseconds=1) + 300_000_0
 @settings(max_examples=400, deadline=None)
 @given(valid_events())
 def test_every_valid_event_passes_with_its_instant_and_shanghai_date(event):
-    kind = {"click": "clicks", "refund": "refunds"}.get(event["event_type"], "orders")
-    row = validate_event(encode(event), kind, lambda ip: "h:" + ip, LATEST_US, 300)
+    topic_table = {"click": "clicks", "refund": "refunds"}.get(event["event_type"], "orders")
+    row = validate_event(encode(event), topic_table, lambda ip: "h:" + ip, LATEST_US, 300)
     text = event["occurred_at"]
     dt = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
     assert row["occurred_at"] == text
@@ -38,9 +38,9 @@ def test_every_valid_event_passes_with_its_instant_and_shanghai_date(event):
 @settings(max_examples=600, deadline=None)
 @given(malformed(max_message_bytes=None))
 def test_every_malformed_message_is_refused_with_a_reason(bad):
-    kind, raw, how = bad
+    topic_table, raw, how = bad
     try:
-        validate_event(raw, kind, None, LATEST_US, 300)
+        validate_event(raw, topic_table, None, LATEST_US, 300)
     except ContractError as exc:
         reason = str(exc)
         assert reason and len(reason) < 2000, how

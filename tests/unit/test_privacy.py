@@ -197,7 +197,7 @@ def _click(**kw) -> bytes:
 IP = "203.0.113.9"
 
 
-@pytest.mark.parametrize("raw, kind", [
+@pytest.mark.parametrize("raw, topic_table", [
     (_click(ip=IP * 6), "clicks"),                                  # too long (> 64)
     (_click(ip=[IP]), "clicks"),
     (_click(ip={"v4": IP}), "clicks"),
@@ -213,7 +213,7 @@ IP = "203.0.113.9"
     (_click()[:-5], "clicks"),                                       # broken JSON
     (_click(ip="\ud800" + IP), "clicks"),                            # a lone surrogate in the ip
 ])
-def test_no_reason_quotes_the_ip_field(raw, kind):
+def test_no_reason_quotes_the_ip_field(raw, topic_table):
     with pytest.raises(ContractError) as exc:
-        validate_event(raw, kind, hasher, LATEST, MAX_FUTURE)
+        validate_event(raw, topic_table, hasher, LATEST, MAX_FUTURE)
     assert IP not in str(exc.value) and "203" not in str(exc.value), str(exc.value)

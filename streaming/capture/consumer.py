@@ -51,6 +51,7 @@ class Capture:
         self.freshness_ms: list[int] | None = None   # set to a list to record publish→landed latency
         self._stop = False
         self._fatal: BaseException | None = None   # raised by the IO thread's listener, re-raised here
+        self._unassigned_since = 0.0   # (until-idle) since when no partition has been assigned
         self.outage = BrokerOutage(cfg, lambda line: self.echo(line))   # give_up: --until-idle (set by run)
         self.consumer = None
         self.sink = None
@@ -62,33 +63,11 @@ class Capture:
         capture = self
 
         class Listener(ConsumerRebalanceListener):
-            # These run on kafka-python's IO thread, which reports an exception only as "User
-            # rebalance callback throws an error": a failure (a full disk, a dead sink) is kept
-            # and raised by the main loop instead, with its own words.
             def on_partitions_revoked(self, revoked):
-                if capture._fatal is not None:
-                    return
-                try:
-                    for tp in revoked:   # land what we hold before another process takes over
-                        capture._flush(tp)
-                        capture.sink.release(tp.topic, tp.partition)
-                        capture.lag.pop((tp.topic, tp.partition), None)
-                except BaseException as exc:   # noqa: BLE001 - re-raised by the main loop
-                    capture._fail(exc)
+                capture._on_revoked(revoked)
 
             def on_partitions_assigned(self, assigned):
-                if capture._fatal is not None:
-                    return
-                try:
-                    for tp in assigned:
-                        nxt, stats = capture.sink.assign(tp.topic, tp.partition)
-                        capture.stats[(tp.topic, tp.partition)] = stats
-                        if nxt is not None:
-                            capture.consumer.seek(tp, nxt)
-                except BaseException as exc:   # noqa: BLE001 - re-raised by the main loop
-                    capture._fail(exc)
-                    return
-                capture.echo(f"capture: assigned {', '.join(f'{t.topic}[{t.partition}]' for t in sorted(assigned)) or 'nothing'}")
+                capture._on_assigned(assigned)
 
         if self.cfg.capture.sink_process:
             self.sink = SinkProcess(self.cfg, give_up=self.outage.give_up)
@@ -110,6 +89,34 @@ class Capture:
         sticky_rejoin(self.consumer)
         self._reachable("waiting for the topics", lambda: wait_for_topics(self.consumer, self.topics))
         self.consumer.subscribe(self.topics, listener=Listener())
+
+    # The rebalance listener's two halves. They run on kafka-python's IO thread, which reports an
+    # exception only as "User rebalance callback throws an error": a failure (a full disk, a dead
+    # sink) is kept and raised by the main loop instead, with its own words.
+    def _on_revoked(self, revoked) -> None:
+        if self._fatal is not None:
+            return
+        try:
+            for tp in revoked:   # land what we hold before another process takes over
+                self._flush(tp)
+                self.sink.release(tp.topic, tp.partition)
+                self.lag.pop((tp.topic, tp.partition), None)
+        except BaseException as exc:   # noqa: BLE001 - re-raised by the main loop
+            self._fail(exc)
+
+    def _on_assigned(self, assigned) -> None:
+        if self._fatal is not None:
+            return
+        try:
+            for tp in assigned:
+                nxt, stats = self.sink.assign(tp.topic, tp.partition)
+                self.stats[(tp.topic, tp.partition)] = stats
+                if nxt is not None:
+                    self.consumer.seek(tp, nxt)
+        except BaseException as exc:   # noqa: BLE001 - re-raised by the main loop
+            self._fail(exc)
+            return
+        self.echo(f"capture: assigned {', '.join(f'{t.topic}[{t.partition}]' for t in sorted(assigned)) or 'nothing'}")
 
     def _landed(self, topic: str, partition: int, result: dict) -> None:
         """A batch is durable in the landing zone: take its counts and commit its offset."""
@@ -225,48 +232,11 @@ class Capture:
         gc_thresholds = gc.get_threshold()
         gc.freeze()
         gc.set_threshold(200_000, 50, 100)
-        started = time.monotonic()
-        last_report = started
+        started = time.monotonic()   # max_seconds counts the connection too
         self.outage.give_up = until_idle
         try:
             self._connect()
-            unassigned_since = time.monotonic()
-            while not self._stop:
-                polled = self.consumer.poll(timeout_ms=200)
-                if self._fatal is not None:
-                    break
-                for tp, recs in polled.items():
-                    buf = self.buffers[tp]
-                    if not buf.records:
-                        buf.first_at = time.monotonic()
-                    buf.records.extend(recs)
-                    buf.nbytes += sum(r.serialized_value_size for r in recs)
-                self._flush_due()
-                if isinstance(self.sink, SinkProcess):
-                    self.sink.pump()
-                now = time.monotonic()
-                if now - last_report >= 10:
-                    self._measure_lag()
-                    self.echo(self.progress_line())
-                    last_report = now
-                if max_seconds is not None and now - started > max_seconds:
-                    break
-                if until_idle and not polled:
-                    assigned = self.consumer.assignment()
-                    if not assigned:
-                        # no assignment while the broker is down is the broker's fault, not the group's
-                        if not self._tcp_up():
-                            time.sleep(min(self.outage.down("waiting for partitions", NoBrokerListening.at(self.cfg)), 2.0))
-                            unassigned_since = time.monotonic()
-                            continue
-                        self.outage.back()
-                        if now - unassigned_since > assignment_timeout:
-                            raise O2PError(f"no partitions were assigned to capture within {assignment_timeout:.0f} s "
-                                           f"(group {self.group_id}): is another capture holding them all?")
-                        continue
-                    unassigned_since = time.monotonic()
-                    if self._caught_up(assigned):
-                        break
+            self._loop(started, until_idle, max_seconds, assignment_timeout)
             if self._fatal is not None:
                 raise self._fatal
             self._flush_due(force=True)
@@ -279,16 +249,69 @@ class Capture:
             gc.unfreeze()
             for s, h in old.items():
                 signal.signal(s, h)
-            if self.consumer is not None:   # first: closing revokes, and revocation lands and releases
-                try:                            # through the sink, so the sink must be open
-                    self.consumer.close(autocommit=False)
-                except Exception as exc:   # noqa: BLE001 - the error that stopped us is the one to report
-                    log.warning("closing the consumer: %s", exc)
-            if self.sink is not None:
-                try:
-                    self.sink.close()
-                except Exception as exc:   # noqa: BLE001
-                    log.warning("closing the sink: %s", exc)
+            self._close()
+
+    def _loop(self, started: float, until_idle: bool, max_seconds: float | None,
+              assignment_timeout: float) -> None:
+        """Poll, buffer, flush and report until stopped, failed, out of time, or (until_idle)
+        caught up with every assigned partition."""
+        last_report = started
+        self._unassigned_since = time.monotonic()
+        while not self._stop:
+            polled = self.consumer.poll(timeout_ms=200)
+            if self._fatal is not None:
+                break
+            self._buffer(polled)
+            self._flush_due()
+            if isinstance(self.sink, SinkProcess):
+                self.sink.pump()
+            now = time.monotonic()
+            if now - last_report >= 10:
+                self._measure_lag()
+                self.echo(self.progress_line())
+                last_report = now
+            if max_seconds is not None and now - started > max_seconds:
+                break
+            if until_idle and not polled and self._idle_and_caught_up(now, assignment_timeout):
+                break
+
+    def _buffer(self, polled: dict) -> None:
+        for tp, recs in polled.items():
+            buf = self.buffers[tp]
+            if not buf.records:
+                buf.first_at = time.monotonic()
+            buf.records.extend(recs)
+            buf.nbytes += sum(r.serialized_value_size for r in recs)
+
+    def _idle_and_caught_up(self, now: float, assignment_timeout: float) -> bool:
+        """A poll returned nothing: whether every assigned partition is at its log end. Having no
+        partitions is an error after `assignment_timeout` (unless the broker is down)."""
+        assigned = self.consumer.assignment()
+        if not assigned:
+            # no assignment while the broker is down is the broker's fault, not the group's
+            if not self._tcp_up():
+                time.sleep(min(self.outage.down("waiting for partitions", NoBrokerListening.at(self.cfg)), 2.0))
+                self._unassigned_since = time.monotonic()
+                return False
+            self.outage.back()
+            if now - self._unassigned_since > assignment_timeout:
+                raise O2PError(f"no partitions were assigned to capture within {assignment_timeout:.0f} s "
+                               f"(group {self.group_id}): is another capture holding them all?")
+            return False
+        self._unassigned_since = time.monotonic()
+        return self._caught_up(assigned)
+
+    def _close(self) -> None:
+        if self.consumer is not None:   # first: closing revokes, and revocation lands and releases
+            try:                            # through the sink, so the sink must be open
+                self.consumer.close(autocommit=False)
+            except Exception as exc:   # noqa: BLE001 - the error that stopped us is the one to report
+                log.warning("closing the consumer: %s", exc)
+        if self.sink is not None:
+            try:
+                self.sink.close()
+            except Exception as exc:   # noqa: BLE001
+                log.warning("closing the sink: %s", exc)
 
     def _tcp_up(self) -> bool:
         from streaming.broker import listening

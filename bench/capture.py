@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from o2p.config import Config  # noqa: E402
 from streaming import broker as kb  # noqa: E402
-from streaming.consumer import Capture  # noqa: E402
+from streaming.capture.consumer import Capture  # noqa: E402
 from streaming.producer import encode, route  # noqa: E402
 from streaming.simulate import build_world, messages  # noqa: E402
 

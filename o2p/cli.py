@@ -100,7 +100,7 @@ def cmd_publish(cfg: Config, args) -> int:
 def cmd_capture(cfg: Config, args) -> int:
     import logging
 
-    from streaming.consumer import Capture
+    from streaming.capture.consumer import Capture
 
     if args.status:
         from streaming.health import capture_health, format_table, log_offsets

@@ -1,6 +1,6 @@
 """Event contracts (rulebook §1): the single source of truth for producers and the capture consumer.
 
-`validate_event(raw_bytes, topic_kind)` returns a flat row for the landing
+`validate_event(raw_bytes, topic_table)` returns a flat row for the landing
 zone or raises `ContractError` with a reason a person can act on. The JSON
 Schema that upstream teams read is generated from these models
 (`o2p contracts` / `event_json_schema()`).
@@ -40,7 +40,7 @@ Id = Annotated[str, Field(min_length=1, max_length=64)]
 Fen = Annotated[int, Field(ge=0, le=10**13)]
 CHANNELS = ("moments", "group", "private_chat", "mini_program", "live", "bot_push")
 EVENT_TYPES = ("click", "order_paid", "order_confirmed", "order_cancelled", "refund")
-TOPIC_OF_TYPE = {
+TOPIC_OF_TYPE = {   # event_type → its topic, named by the landing table it feeds
     "click": "clicks",
     "order_paid": "orders",
     "order_confirmed": "orders",
@@ -79,7 +79,7 @@ class Click(_Event):
     buyer_id: Id
     device_id: Id
     sku_id: Id
-    channel: Literal["moments", "group", "private_chat", "mini_program", "live", "bot_push"]
+    channel: Literal[CHANNELS]
     user_agent: NotRequired[Annotated[str, Field(max_length=2048)] | None]
     ip: NotRequired[Annotated[str, Field(max_length=64)] | None]
 
@@ -242,14 +242,16 @@ def to_row(event: dict, ip_hasher=None, latest_us: int = NO_LIMIT, max_future_se
     return event
 
 
-def validate_event(raw: bytes, topic_kind: str, ip_hasher=None, latest_us: int = NO_LIMIT,
+def validate_event(raw: bytes, topic_table: str, ip_hasher=None, latest_us: int = NO_LIMIT,
                    max_future_seconds: int = 0) -> dict:
-    """The landing row of one message, or ContractError (the dead letter's reason). `latest_us`:
-    the latest acceptable `occurred_at` (capture time + `max_future_seconds`), see `to_row`."""
+    """The landing row of one message, or ContractError (the dead letter's reason). `topic_table`:
+    the topic the message came on, named by the landing table it feeds (clicks, orders, refunds;
+    see TOPIC_OF_TYPE). `latest_us`: the latest acceptable `occurred_at` (capture time +
+    `max_future_seconds`), see `to_row`."""
     event = parse_event(raw)
     expected = TOPIC_OF_TYPE[event["event_type"]]
-    if expected != topic_kind:
+    if expected != topic_table:
         raise ContractError(
-            f"event_type {event['event_type']!r} belongs on the {expected} topic, not the {topic_kind} topic"
+            f"event_type {event['event_type']!r} belongs on the {expected} topic, not the {topic_table} topic"
         )
     return to_row(event, ip_hasher, latest_us, max_future_seconds)

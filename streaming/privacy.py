@@ -1,5 +1,8 @@
 """Raw IP addresses never at rest (rulebook §1): only a salted hash of an IP may be stored.
 
+`ip_hasher(cfg)` is that hash (SHA-256 with a salt from the environment, or in local/ci a
+per-home random one).
+
 A valid click's `ip` field is replaced by its salted hash in `contracts.to_row` (column
 `ip_hash`). A dead letter, though, keeps the message as it came (raw bytes, key, reason) so that
 an operator can see what was wrong, and a message the contract refuses may carry an IP anywhere:
@@ -33,9 +36,34 @@ of a dead letter. The cost is paid by dead letters alone: valid events never go 
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import os
 import re
+import secrets
 from collections.abc import Callable
+
+from o2p.config import Config
+from o2p.errors import InputError
+
+
+def ip_hasher(cfg: Config) -> Callable[[str], str]:
+    """A salted SHA-256 of raw IPs. The salt comes from the environment, or (local/ci only) a
+    per-home random salt kept in $O2P_HOME/ip_salt — never in the repo."""
+    salt = os.environ.get(cfg.capture.ip_salt_env)
+    if not salt:
+        if cfg.environment == "prod":
+            raise InputError(f"capture.ip_salt_env: environment variable {cfg.capture.ip_salt_env} is not set")
+        path = cfg.home_path / "ip_salt"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32))
+        salt = path.read_text().strip()
+    salt_b = salt.encode()
+    return lambda ip: hashlib.sha256(salt_b + b"\x00" + ip.encode("utf-8")).hexdigest()
+
 
 MASK_PREFIX = "ip-masked:"
 HASH_CHARS = 12
@@ -77,7 +105,7 @@ def _is_v6(token: str) -> bool:
 class IpMasker:
     """Masks what looks like an IP address in dead letters (see the module docstring).
 
-    `hasher` is the sink's salted hash of a raw IP (`consumer.ip_hasher`): str → hex str."""
+    `hasher` is the sink's salted hash of a raw IP (`ip_hasher` above): str → hex str."""
 
     def __init__(self, hasher: Callable[[str], str]):
         self.hasher = hasher

@@ -2,7 +2,7 @@
 a month of clicks, orders, confirmations, cancellations and refunds from storefronts and bots,
 with the mess real producers make: bot user agents, flooding devices (some straddling
 midnight), producer retries that repeat an event (same event_id), late events published after
-newer ones, and a configurable share of malformed messages of every kind the contract refuses.
+newer ones, and a configurable share of malformed messages with every flaw the contract refuses.
 
 Volume: `orders` drives everything (about `clicks_per_order` clicks, 0.7 status events and 0.1
 refunds per order); `o2p simulate --orders 250000` gives about a million events."""
@@ -18,8 +18,8 @@ from pathlib import Path
 
 from o2p.reference import PRODUCT_COLUMNS, PROMOTER_COLUMNS, RULE_COLUMNS
 from o2p.timeutil import SHANGHAI
+from streaming.contracts import CHANNELS
 
-CHANNELS = ["moments", "group", "private_chat", "mini_program", "live", "bot_push"]
 BOT_UAS = ["Mozilla/5.0 (compatible; Googlebot/2.1)", "python-requests/2.31", "curl/8.4.0", "HeadlessChrome/120"]
 HUMAN_UAS = [
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0) MicroMessenger/8.0.44",
@@ -30,7 +30,7 @@ HUMAN_UAS = [
 @dataclass
 class World:
     events: list[dict]                   # in publish order (by time, with retries and late ones)
-    malformed: list[tuple[str, bytes]]   # (topic kind, raw message) for the dead-letter path
+    malformed: list[tuple[str, bytes]]   # (topic table, raw message) for the dead-letter path
     promoters: list[dict]
     products: list[dict]
     rules: list[dict]
@@ -173,7 +173,8 @@ _VALID = {"event_id": "bad", "event_type": "order_paid", "occurred_at": "2026-10
 
 def messages(world: World):
     """The publish order: the events, with the malformed messages spread evenly among them.
-    Yields ("event", dict) or (topic kind, raw bytes)."""
+    Yields ("event", dict) or (topic table, raw bytes): the table names the topic, as in
+    `contracts.TOPIC_OF_TYPE`."""
     n, bad = len(world.events), len(world.malformed)
     step = n // (bad + 1) if bad else n + 1
     j = 0
@@ -188,26 +189,26 @@ def messages(world: World):
 def _malformed(k: int, rng: random.Random, events: list[dict]) -> tuple[str, bytes]:
     """The k-th malformed message, cycling through what storefronts and bots get wrong."""
     bad = {**_VALID, "event_id": f"bad-{k}"}
-    kind = k % 10
-    if kind == 0:
+    flaw = k % 10
+    if flaw == 0:
         return "orders", b"{not json"
-    if kind == 1:
+    if flaw == 1:
         return "orders", json.dumps({**bad, "event_type": "teleport"}).encode()
-    if kind == 2:
+    if flaw == 2:
         return "orders", json.dumps({**bad, "currency": "USD"}).encode()
-    if kind == 3:
+    if flaw == 3:
         return "clicks", json.dumps({**bad, "event_type": "click", "occurred_at": "yesterday"}).encode()
-    if kind == 4:   # paid_fen arithmetic broken
+    if flaw == 4:   # paid_fen arithmetic broken
         line = {**bad["lines"][0], "paid_fen": 1990}
         return "orders", json.dumps({**bad, "lines": [line]}).encode()
-    if kind == 5:
+    if flaw == 5:
         return "refunds", json.dumps({**bad, "event_type": "refund", "refund_id": f"RF-bad-{k}",
                                       "line_id": "L1", "amount_fen": -100}).encode()
-    if kind == 6:   # no offset on the timestamp
+    if flaw == 6:   # no offset on the timestamp
         return "orders", json.dumps({**bad, "occurred_at": "2026-10-05T12:00:00"}).encode()
-    if kind == 7:   # a required field missing
+    if flaw == 7:   # a required field missing
         return "orders", json.dumps({k2: v for k2, v in bad.items() if k2 != "buyer_id"}).encode()
-    if kind == 8:   # an order event on the clicks topic
+    if flaw == 8:   # an order event on the clicks topic
         return "clicks", json.dumps(bad).encode()
     return "orders", rng.randbytes(rng.randrange(1, 64))
 

@@ -1,5 +1,5 @@
 """Hypothesis strategies for events: valid ones of every type, and a corpus of malformed messages
-of every kind the contract refuses (rulebook §1). Each bad strategy breaks the contract by
+with every flaw the contract refuses (rulebook §1). Each bad strategy breaks the contract by
 construction; the tests check that it is refused for a reason, and that the good ones pass."""
 
 import json
@@ -91,13 +91,13 @@ INT_FIELDS = {"schema_version", "amount_fen"}
 _RFC = re.compile(RFC3339)   # the contract's own pattern: these must not match it
 
 
-def _kind(e) -> str:
+def _topic_table(e) -> str:
     return TOPIC_OF_TYPE[e["event_type"]]
 
 
 @st.composite
 def malformed(draw, max_message_bytes: int | None = None):
-    """(topic kind, raw bytes, what is wrong) — every one of them must become a dead letter."""
+    """(topic table, raw bytes, what is wrong) — every one of them must become a dead letter."""
     how = draw(st.sampled_from(["bytes", "not_object", "wrong_type", "missing", "timestamp", "negative",
                                 "arithmetic", "unknown_type", "wrong_topic", "extra_field", "enum",
                                 "currency", "future", "ip_text"] + (["oversized"] if max_message_bytes else [])))
@@ -107,7 +107,7 @@ def malformed(draw, max_message_bytes: int | None = None):
         return draw(st.sampled_from(["clicks", "orders", "refunds"])), raw, how
     if how == "not_object":
         v = draw(st.one_of(st.integers(), st.text(max_size=20), st.lists(st.integers(), max_size=3), st.none()))
-        return _kind(e), json.dumps(v).encode(), how
+        return _topic_table(e), json.dumps(v).encode(), how
     if how == "wrong_type":
         field = draw(st.sampled_from(REQUIRED[e["event_type"]]))
         if field in INT_FIELDS:
@@ -143,12 +143,12 @@ def malformed(draw, max_message_bytes: int | None = None):
         if line["paid_fen"] < 0:
             line["paid_fen"] = line["quantity"] * line["unit_price_fen"] - line["discount_fen"] + 1
     elif how == "unknown_type":
-        kind = _kind(e)
+        topic_table = _topic_table(e)
         e["event_type"] = draw(st.text(max_size=20).filter(lambda t: t not in EVENT_TYPES))
-        return kind, encode(e), how
+        return topic_table, encode(e), how
     elif how == "wrong_topic":
-        kind = draw(st.sampled_from([k for k in ("clicks", "orders", "refunds") if k != _kind(e)]))
-        return kind, encode(e), how
+        topic_table = draw(st.sampled_from([k for k in ("clicks", "orders", "refunds") if k != _topic_table(e)]))
+        return topic_table, encode(e), how
     elif how == "extra_field":
         e[draw(st.text(min_size=1, max_size=10).filter(lambda k: k not in e and k not in ("ip", "user_agent", "share_id")))] = 1
     elif how == "enum":
@@ -160,7 +160,7 @@ def malformed(draw, max_message_bytes: int | None = None):
         ip = draw(personal_ips())
         junk = draw(st.sampled_from([b"", b"\xff\xfe", "买家".encode("gbk"), b"\x00\x81"]))
         raw = junk + draw(st.sampled_from([b"GET /s?ip=%s HTTP/1.1", b"client %s refused", b"[%s]:443 {"])) % ip.encode()
-        return _kind(e), raw, how
+        return _topic_table(e), raw, how
     elif how == "currency":
         e = draw(valid_events("order_paid"))
         e["currency"] = draw(st.sampled_from(["USD", "cny", "RMB", "", "HKD"]))
@@ -172,4 +172,4 @@ def malformed(draw, max_message_bytes: int | None = None):
         raw = encode(e)
         assert len(raw) > max_message_bytes
         return "orders", raw, how
-    return _kind(e), encode(e), how
+    return _topic_table(e), encode(e), how

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 
 from o2p.config import load_config
-from streaming.consumer import Rec, Sink
+from streaming.capture.sink import Rec, Sink
 from streaming.producer import encode
 
 pytestmark = pytest.mark.integration

@@ -213,7 +213,7 @@ def _home(base_cfg, path, model="last_click"):
 
 def _land(cfg, events, first_offset=0):
     """Land events through the real capture sink (one batch per topic partition 0)."""
-    from streaming.consumer import Rec, Sink
+    from streaming.capture.sink import Rec, Sink
     from streaming.producer import encode as enc
     from streaming.producer import route
 

@@ -117,8 +117,8 @@ def test_kill_9_five_times_then_every_published_offset_is_landed_exactly_once(br
     cfg, cfg_file = make_cfg(broker, tmp_path, "  flush_records: 3000\n  flush_seconds: 0.5\n")
     world = build_world(orders=42_000, seed=5)
     with EventPublisher(cfg) as pub:
-        for kind, msg in messages(world):
-            pub.publish(msg) if kind == "event" else pub.publish_raw(getattr(cfg.kafka.topics, kind), msg)
+        for topic_table, msg in messages(world):   # topic_table: "event" for a valid one
+            pub.publish(msg) if topic_table == "event" else pub.publish_raw(getattr(cfg.kafka.topics, topic_table), msg)
     total = len(world.events) + len(world.malformed)
     assert total >= 200_000
     expected = every_offset_once(cfg)
@@ -159,7 +159,7 @@ def test_a_join_that_outlasts_a_short_poll_still_ends_in_an_assignment(broker, t
     every round outlast its poll; without `sticky_rejoin` most of these groups stay empty."""
     from kafka import KafkaConsumer
 
-    from streaming.consumer import sticky_rejoin
+    from streaming.capture.kafka_rejoin_fix import sticky_rejoin
 
     assigned = []
     for _ in range(6):
@@ -186,14 +186,14 @@ def test_malformed_corpus_becomes_dead_letters_and_the_good_around_them_land(bro
     cfg, cfg_file = make_cfg(broker, tmp_path, "  max_message_bytes: 8192\n", partitions=2)
     good, bad = [], []
     with EventPublisher(cfg) as pub:
-        for i, (is_good, event, (kind, raw, how)) in enumerate(corpus):
+        for i, (is_good, event, (topic_table, raw, how)) in enumerate(corpus):
             if is_good:
                 event = {**event, "event_id": f"g{i}"}      # unique, to match them up afterwards
                 good.append(event)
                 pub.publish(event)
             else:
                 bad.append((raw, how))
-                pub.publish_raw(getattr(cfg.kafka.topics, kind), raw)
+                pub.publish_raw(getattr(cfg.kafka.topics, topic_table), raw)
     run_o2p("--config", str(cfg_file), "--home", str(cfg.home_path), "capture", "--until-idle", env=SALT)
     offsets, event_ids, reasons = landed(cfg)
     assert offsets == every_offset_once(cfg)
@@ -297,11 +297,11 @@ def test_two_consumers_share_the_partitions_and_sigterm_flushes_and_exits_0(brok
     fresh = {e.asset_key.to_user_string(): (e.check_name, e.passed, e.description)
              for e in result.asset_events if isinstance(e, AssetCheckEvaluation)}
     assert fresh == {k: ("landing_fresh", True, "no lag: everything published has landed") for k in obs}
-    by_kind = Counter({"click": "landing/clicks", "refund": "landing/refunds"}.get(e["event_type"], "landing/orders")
+    by_asset = Counter({"click": "landing/clicks", "refund": "landing/refunds"}.get(e["event_type"], "landing/orders")
                       for e in events)
     for key, meta in obs.items():
         assert meta["lag"].value == 0 and meta["owned_partitions"].value == 0
-        assert meta["consumed"].value == meta["landed"].value == by_kind[key]
+        assert meta["consumed"].value == meta["landed"].value == by_asset[key]
         assert "| 2 |" in meta["partitions"].value
 
 
@@ -326,8 +326,7 @@ def test_publisher_raises_what_the_broker_did_not_acknowledge(broker, tmp_path):
 
 def salted_masker(cfg):
     """The capture sink's IP masker, with the salt the tests give capture (SALT)."""
-    from streaming.consumer import ip_hasher
-    from streaming.privacy import IpMasker
+    from streaming.privacy import IpMasker, ip_hasher
 
     env = cfg.capture.ip_salt_env
     saved = os.environ.get(env)

@@ -201,7 +201,7 @@ CARRIED = {
 
 def land(cfg, events) -> None:
     """Land events with the capture sink, as `o2p capture` would (one partition per topic)."""
-    from streaming.consumer import Rec, Sink
+    from streaming.capture.sink import Rec, Sink
 
     topic_of = {"click": cfg.kafka.topics.clicks, "refund": cfg.kafka.topics.refunds}
     by_topic: dict[str, list[dict]] = {}

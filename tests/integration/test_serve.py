@@ -15,7 +15,7 @@ import pytest
 
 from o2p.config import load_config
 from streaming.broker import free_port_pair
-from streaming.consumer import Rec, Sink
+from streaming.capture.sink import Rec, Sink
 from streaming.producer import encode
 from tests.conftest import REPO, run_o2p
 from tests.integration.test_end_to_end import EVENTS, PRODUCTS, PROMOTERS, RULES

@@ -1,7 +1,7 @@
 """Rulebook §1 (v2): raw IPs are personal data — only a salted hash may be stored, in dead letters
-too — and an event dated more than quality.max_future_seconds after its capture is a dead letter.
-Pure functions here; the sink (Parquet rows and the dead-letter topic) is in
-test_deadletter_sink.py, the real broker in tests/integration/test_capture.py."""
+too. Pure functions here (events from the future: test_contracts.py); the sink (Parquet rows and
+the dead-letter topic) is in capture/test_sink_dead_letters.py, the real broker in
+tests/integration/test_capture.py."""
 
 import hashlib
 import json
@@ -141,50 +141,12 @@ def test_any_address_is_masked_whatever_surrounds_it(ip, before, after):
     assert ip.encode() not in out and mask(ip).encode() in out
 
 
-# ---- events from the future ------------------------------------------------------
+# ---- reasons never quote the ip field ----------------------------------------------
 
 CAPTURED = to_us(parse_rfc3339("2026-12-01T10:00:00+08:00"))
 MAX_FUTURE = 300
 LATEST = CAPTURED + MAX_FUTURE * 1_000_000
 
-
-def _order_confirmed(occurred_at: str) -> bytes:
-    return encode({"event_id": "e", "event_type": "order_confirmed", "occurred_at": occurred_at,
-                   "source": "bot", "schema_version": 1, "order_id": "O"})
-
-
-def test_exactly_max_future_seconds_ahead_is_accepted_one_microsecond_more_is_refused():
-    row = validate_event(_order_confirmed("2026-12-01T10:05:00+08:00"), "orders", None, LATEST, MAX_FUTURE)
-    assert row["occurred_at_us"] == LATEST
-    row = validate_event(_order_confirmed("2026-12-01T02:05:00Z"), "orders", None, LATEST, MAX_FUTURE)
-    assert row["occurred_at_us"] == LATEST                   # the same instant in another offset
-    with pytest.raises(ContractError) as exc:
-        validate_event(_order_confirmed("2026-12-01T10:05:00.000001+08:00"), "orders", None, LATEST, MAX_FUTURE)
-    assert str(exc.value) == ("occurred_in_future: occurred_at 2026-12-01T10:05:00.000001+08:00 is 300.000001 s "
-                              "after its capture (quality.max_future_seconds = 300)")
-
-
-def test_a_far_future_event_names_the_distance_in_days():
-    with pytest.raises(ContractError) as exc:
-        validate_event(_order_confirmed("2099-01-01T00:00:00+08:00"), "orders", None, LATEST, MAX_FUTURE)
-    days = (to_us(parse_rfc3339("2099-01-01T00:00:00+08:00")) - CAPTURED) // 86_400_000_000
-    assert str(exc.value) == (f"occurred_in_future: occurred_at 2099-01-01T00:00:00+08:00 is {days} days after its "
-                              "capture (quality.max_future_seconds = 300)")
-    with pytest.raises(ContractError, match=r"^occurred_in_future: .* is 5\.0 hours after its capture"):
-        validate_event(_order_confirmed("2026-12-01T15:00:00+08:00"), "orders", None, LATEST, MAX_FUTURE)
-
-
-def test_max_future_seconds_zero_accepts_the_capture_instant_only():
-    validate_event(_order_confirmed("2026-12-01T10:00:00+08:00"), "orders", None, CAPTURED, 0)
-    with pytest.raises(ContractError, match=r"is 0\.000001 s after its capture \(quality\.max_future_seconds = 0\)"):
-        validate_event(_order_confirmed("2026-12-01T10:00:00.000001+08:00"), "orders", None, CAPTURED, 0)
-
-
-def test_without_a_bound_any_valid_year_is_accepted():
-    assert validate_event(_order_confirmed("2099-01-01T00:00:00+08:00"), "orders")["event_date"] == "2099-01-01"
-
-
-# ---- reasons never quote the ip field ----------------------------------------------
 
 def _click(**kw) -> bytes:
     e = {"event_id": "c1", "event_type": "click", "occurred_at": "2026-11-30T23:30:00+08:00", "source": "bot",
@@ -197,7 +159,7 @@ def _click(**kw) -> bytes:
 IP = "203.0.113.9"
 
 
-@pytest.mark.parametrize("raw, kind", [
+@pytest.mark.parametrize("raw, topic_table", [
     (_click(ip=IP * 6), "clicks"),                                  # too long (> 64)
     (_click(ip=[IP]), "clicks"),
     (_click(ip={"v4": IP}), "clicks"),
@@ -213,7 +175,7 @@ IP = "203.0.113.9"
     (_click()[:-5], "clicks"),                                       # broken JSON
     (_click(ip="\ud800" + IP), "clicks"),                            # a lone surrogate in the ip
 ])
-def test_no_reason_quotes_the_ip_field(raw, kind):
+def test_no_reason_quotes_the_ip_field(raw, topic_table):
     with pytest.raises(ContractError) as exc:
-        validate_event(raw, kind, hasher, LATEST, MAX_FUTURE)
+        validate_event(raw, topic_table, hasher, LATEST, MAX_FUTURE)
     assert IP not in str(exc.value) and "203" not in str(exc.value), str(exc.value)

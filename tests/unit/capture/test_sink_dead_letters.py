@@ -4,48 +4,12 @@ the dead letters' Parquet rows or the dead-letter topic (value, key, headers). T
 tests/integration/test_capture.py."""
 
 import json
-from pathlib import Path
-
-import pyarrow.parquet as pq
-import pytest
 
 from o2p.config import load_config
-from o2p.timeutil import parse_rfc3339, to_us
-from streaming import consumer
-from streaming.consumer import Rec, Sink
+from streaming.capture import sink as sink_module
+from streaming.capture.sink import Rec, Sink
 from tests.recording_producer import RecordingProducer
-
-CLICKS = "o2p.clicks.v1"
-CAPTURED_US = to_us(parse_rfc3339("2026-12-01T10:00:00+08:00"))
-IPS = ["203.0.113.99", "198.51.100.23", "2001:db8::1", "2001:0db8:0000:0000:0000:ff00:0042:8329",
-       "::ffff:203.0.113.9", "192.0.2.44", "192.0.2.45", "192.0.2.46", "192.0.2.47"]
-
-
-def click(i, ip="192.0.2.1", **kw) -> bytes:
-    e = {"event_id": f"c{i}", "event_type": "click", "occurred_at": "2026-11-30T23:30:00+08:00", "source": "bot",
-         "schema_version": 1, "promoter_id": "P", "share_id": "S", "buyer_id": "B", "device_id": "D",
-         "sku_id": "K", "channel": "group", "user_agent": "Mozilla/5.0 Chrome/120.0.6099.109", "ip": ip}
-    e.update(kw)
-    return json.dumps(e).encode()
-
-
-@pytest.fixture
-def sink(tmp_path, monkeypatch):
-    monkeypatch.setenv("O2P_IP_SALT", "unit-salt")
-    monkeypatch.setattr(consumer.time, "time_ns", lambda: CAPTURED_US * 1000)   # the capture time
-    s = Sink(load_config(None, home=tmp_path))
-    s.dlq = RecordingProducer()
-    s.acquire(CLICKS, 0)
-    s.recover(CLICKS, 0)
-    yield s
-    s.release(CLICKS, 0)
-
-
-def _rows(landing: Path, table: str) -> list[dict]:
-    rows = []
-    for f in sorted((landing / table).rglob("*.parquet")):
-        rows += pq.read_table(f).to_pylist()
-    return rows
+from tests.unit.capture.sink_helpers import CAPTURED_US, CLICKS, IPS, click, rows
 
 
 def test_an_event_from_the_future_is_a_dead_letter_and_creates_no_day_partition(sink):
@@ -59,8 +23,8 @@ def test_an_event_from_the_future_is_a_dead_letter_and_creates_no_day_partition(
     landing = sink.cfg.landing_path
     assert sorted(p.name for p in (landing / "clicks").iterdir()) == ["event_date=2026-12-01"]
     assert not (landing / "clicks" / "event_date=2099-01-01").exists()
-    assert sorted(r["event_id"] for r in _rows(landing, "clicks")) == ["c1", "c3"]
-    dead = {r["_offset"]: r["reason"] for r in _rows(landing, "deadletters")}
+    assert sorted(r["event_id"] for r in rows(landing, "clicks")) == ["c1", "c3"]
+    dead = {r["_offset"]: r["reason"] for r in rows(landing, "deadletters")}
     assert set(dead) == {0, 2}
     assert dead[0].startswith("occurred_in_future: occurred_at 2099-01-01T00:00:00+08:00 is ")
     assert dead[0].endswith(" days after its capture (quality.max_future_seconds = 300)")
@@ -71,14 +35,14 @@ def test_an_event_from_the_future_is_a_dead_letter_and_creates_no_day_partition(
 
 def test_max_future_seconds_comes_from_the_config(tmp_path, monkeypatch):
     monkeypatch.setenv("O2P_IP_SALT", "unit-salt")
-    monkeypatch.setattr(consumer.time, "time_ns", lambda: CAPTURED_US * 1000)
+    monkeypatch.setattr(sink_module.time, "time_ns", lambda: CAPTURED_US * 1000)
     (tmp_path / "c.yaml").write_text("quality:\n  max_future_seconds: 0\n")
     s = Sink(load_config(tmp_path / "c.yaml", home=tmp_path))
     s.dlq = RecordingProducer()
     s.acquire(CLICKS, 0)
     s.land(CLICKS, 0, [Rec(0, b"B", click(0, occurred_at="2026-12-01T10:00:00+08:00"), 0),
                        Rec(1, b"B", click(1, occurred_at="2026-12-01T10:00:01+08:00"), 0)])
-    (dead,) = _rows(s.cfg.landing_path, "deadletters")
+    (dead,) = rows(s.cfg.landing_path, "deadletters")
     assert dead["_offset"] == 1 and dead["reason"].endswith("is 1 s after its capture (quality.max_future_seconds = 0)")
     s.release(CLICKS, 0)
 
@@ -96,9 +60,9 @@ def test_no_raw_ip_in_dead_letters_nor_on_the_dead_letter_topic(sink):
     ]
     sink.land(CLICKS, 0, records)
     landing = sink.cfg.landing_path
-    (valid,) = _rows(landing, "clicks")
+    (valid,) = rows(landing, "clicks")
     assert valid["ip_hash"] == sink.hasher(IPS[0]) and "ip" not in valid
-    dead = _rows(landing, "deadletters")
+    dead = rows(landing, "deadletters")
     assert sorted(r["_offset"] for r in dead) == list(range(1, 8))
     assert next(r for r in dead if r["_offset"] == 3)["reason"].startswith("occurred_in_future:")
     assert next(r for r in dead if r["_offset"] == 4)["reason"].startswith("unknown event_type 'ip-masked:")
@@ -116,57 +80,3 @@ def test_no_raw_ip_in_dead_letters_nor_on_the_dead_letter_topic(sink):
     assert masked[5].startswith(b"\xff\xfe\x81 ip=ip-masked:") and masked[5].endswith(b" \xc3(")
     assert next(r for r in dead if r["_offset"] == 5)["key"] == b"ip-masked:" + sink.hasher(IPS[6])[:12].encode()
     assert [v for _, _, v, _ in sink.dlq.sent] == [masked[o] for o in range(1, 8)]
-
-
-def _bad_batch(n=2):
-    return [Rec(i, None, b"not json from 203.0.113.99", 0) for i in range(n)]
-
-
-def test_dead_letters_the_broker_did_not_take_are_sent_again_before_the_batch_is_committed(sink, monkeypatch):
-    from kafka.errors import KafkaTimeoutError
-
-    from tests.recording_producer import RefusingProducer
-
-    monkeypatch.setattr(consumer.time, "sleep", lambda s: None)
-    sink.dlq = RefusingProducer(KafkaTimeoutError("broker away"), times=2)   # both refused once
-    result = sink.land(CLICKS, 0, _bad_batch())
-    assert result["next_offset"] == 2
-    assert [k for _, k, _, _ in sink.dlq.sent] == [f"{CLICKS}/0/0".encode(), f"{CLICKS}/0/1".encode()] * 2
-
-
-def test_an_unreachable_dead_letter_topic_stops_until_idle_capture_before_the_commit(sink, monkeypatch):
-    from kafka.errors import KafkaTimeoutError
-
-    from o2p.errors import O2PError
-    from tests.recording_producer import RefusingProducer
-
-    clock = iter(range(0, 10**6, 100))   # each look at the clock: 100 s later
-    monkeypatch.setattr(consumer.time, "monotonic", lambda: next(clock))
-    monkeypatch.setattr(consumer.time, "sleep", lambda s: None)
-    sink.dlq = RefusingProducer(KafkaTimeoutError("broker away"))
-    with pytest.raises(O2PError, match=r"could not send 2 dead letter\(s\) .* within 300 s .*broker away"):
-        sink.land(CLICKS, 0, _bad_batch())
-    state = sink.state_dir / f"{CLICKS}+0.json"
-    assert not state.exists() and _rows(sink.landing, "deadletters") == []   # nothing committed
-
-
-def test_a_record_the_broker_will_never_take_stops_capture_at_once_naming_it(sink, monkeypatch):
-    from kafka.errors import MessageSizeTooLargeError
-
-    from o2p.errors import O2PError
-    from tests.recording_producer import RefusingProducer
-
-    sink.dlq = RefusingProducer(MessageSizeTooLargeError("too large"))
-    with pytest.raises(O2PError, match="too large; nothing of this batch was committed"):
-        sink.land(CLICKS, 0, _bad_batch(1))
-    assert len(sink.dlq.sent) == 1    # not retried
-
-
-def test_a_dead_letter_over_the_largest_request_is_cut_to_fit_on_the_topic_and_kept_whole(sink):
-    from streaming.producer import max_message_size
-
-    huge = b"x" * (max_message_size(sink.cfg) + 10)
-    sink.land(CLICKS, 0, [Rec(0, None, huge, 0)])
-    [(_, _, value, headers)] = sink.dlq.sent
-    assert len(value) < max_message_size(sink.cfg) and dict(headers)["o2p.truncated"] == str(len(huge)).encode()
-    assert [r["raw"] for r in _rows(sink.landing, "deadletters")] == [huge]

@@ -15,7 +15,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from o2p.config import load_config
-from streaming.consumer import Rec, Sink
+from streaming.capture.sink import Rec, Sink
 from tests.recording_producer import RecordingProducer
 
 

@@ -1,0 +1,338 @@
+"""The Kafka side of capture (`o2p capture`): the consumer group, a buffer per partition, the
+flush policy, offset commits (step 5 of the protocol in `streaming.capture`), lag and progress,
+and the run loop. Landing itself is the sink's (`streaming.capture.sink`), here or in its own
+process (`streaming.capture.sink_process`)."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import signal
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from o2p.config import Config
+from o2p.errors import O2PError
+from streaming.capture.broker_waits import (
+    UNREACHABLE,
+    BrokerOutage,
+    NoBrokerListening,
+    wait_for_topics,
+)
+from streaming.capture.kafka_rejoin_fix import sticky_rejoin
+from streaming.capture.sink import PartitionStats, Rec, Sink, table_of_topic
+from streaming.capture.sink_process import SinkProcess
+
+log = logging.getLogger("o2p.capture")
+
+
+@dataclass
+class _Buffer:
+    records: list = field(default_factory=list)
+    nbytes: int = 0
+    first_at: float = 0.0
+
+
+class Capture:
+    """The Kafka side: the consumer group, buffers, the flush policy, offset commits, lag.
+
+    With `capture.sink_process: true` (the default) validation and writing run in a child
+    process (see SinkProcess), so the two halves of the work use both cores."""
+
+    def __init__(self, cfg: Config, *, group_id: str | None = None, echo=print):
+        self.cfg = cfg
+        self.echo = echo
+        self.topics = list(table_of_topic(cfg))
+        self.group_id = group_id or cfg.kafka.consumer_group
+        self.buffers: dict = defaultdict(_Buffer)
+        self.stats: dict = defaultdict(PartitionStats)
+        self.lag: dict = {}         # (topic, partition) → messages behind the log end
+        self.freshness_ms: list[int] | None = None   # set to a list to record publish→landed latency
+        self._stop = False
+        self._fatal: BaseException | None = None   # raised by the IO thread's listener, re-raised here
+        self._unassigned_since = 0.0   # (until-idle) since when no partition has been assigned
+        self.outage = BrokerOutage(cfg, lambda line: self.echo(line))   # give_up: --until-idle (set by run)
+        self.consumer = None
+        self.sink = None
+
+    # ---- kafka -------------------------------------------------------------
+    def _connect(self) -> None:
+        from kafka import ConsumerRebalanceListener, KafkaConsumer
+
+        capture = self
+
+        class Listener(ConsumerRebalanceListener):
+            def on_partitions_revoked(self, revoked):
+                capture._on_revoked(revoked)
+
+            def on_partitions_assigned(self, assigned):
+                capture._on_assigned(assigned)
+
+        if self.cfg.capture.sink_process:
+            self.sink = SinkProcess(self.cfg, give_up=self.outage.give_up)
+            self.sink.on_landed = self._landed
+        else:
+            self.sink = Sink(self.cfg, give_up=self.outage.give_up)
+        self.consumer = self._reachable("connecting", lambda: KafkaConsumer(
+            bootstrap_servers=self.cfg.kafka.bootstrap_servers,
+            group_id=self.group_id,
+            client_id="o2p-capture",
+            enable_auto_commit=False,       # commit only after the files are durable
+            auto_offset_reset="earliest",   # a new group starts at the beginning: lose nothing
+            max_poll_records=5000,
+            fetch_max_bytes=64 * 1024 * 1024,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+            session_timeout_ms=self.cfg.capture.session_timeout_ms,
+            heartbeat_interval_ms=max(300, self.cfg.capture.session_timeout_ms // 3),
+        ))
+        sticky_rejoin(self.consumer)
+        self._reachable("waiting for the topics", lambda: wait_for_topics(self.consumer, self.topics))
+        self.consumer.subscribe(self.topics, listener=Listener())
+
+    # The rebalance listener's two halves. They run on kafka-python's IO thread, which reports an
+    # exception only as "User rebalance callback throws an error": a failure (a full disk, a dead
+    # sink) is kept and raised by the main loop instead, with its own words.
+    def _on_revoked(self, revoked) -> None:
+        if self._fatal is not None:
+            return
+        try:
+            for tp in revoked:   # land what we hold before another process takes over
+                self._flush(tp)
+                self.sink.release(tp.topic, tp.partition)
+                self.lag.pop((tp.topic, tp.partition), None)
+        except BaseException as exc:   # noqa: BLE001 - re-raised by the main loop
+            self._fail(exc)
+
+    def _on_assigned(self, assigned) -> None:
+        if self._fatal is not None:
+            return
+        try:
+            for tp in assigned:
+                nxt, stats = self.sink.assign(tp.topic, tp.partition)
+                self.stats[(tp.topic, tp.partition)] = stats
+                if nxt is not None:
+                    self.consumer.seek(tp, nxt)
+        except BaseException as exc:   # noqa: BLE001 - re-raised by the main loop
+            self._fail(exc)
+            return
+        self.echo(f"capture: assigned {', '.join(f'{t.topic}[{t.partition}]' for t in sorted(assigned)) or 'nothing'}")
+
+    def _landed(self, topic: str, partition: int, result: dict) -> None:
+        """A batch is durable in the landing zone: take its counts and commit its offset."""
+        from kafka.structs import OffsetAndMetadata, TopicPartition
+
+        self.stats[(topic, partition)] = result["stats"]
+        if self.freshness_ms is not None and result["freshness"]:
+            self.freshness_ms.extend(result["freshness"])
+        # Asynchronous: this also runs inside the revocation listener, on kafka-python's IO thread,
+        # where a blocking commit is refused. The state file is the truth; the group's committed
+        # offset is what lag tools (kafka-consumer-groups) show, and `_commit_landed` makes it
+        # exact before a clean exit.
+        try:
+            self.consumer.commit_async({TopicPartition(topic, partition): OffsetAndMetadata(result["next_offset"], "", -1)},
+                                       callback=self._commit_done)
+        except Exception as exc:
+            self._commit_done(None, exc)
+
+    @staticmethod
+    def _commit_done(offsets, response) -> None:
+        if isinstance(response, Exception):   # a failed commit only costs a re-seek from the state file
+            log.warning("offset commit %s failed (state files are authoritative): %s", offsets, response)
+
+    def _commit_landed(self) -> None:
+        """Commit every assigned partition's landed position, blocking (main thread only)."""
+        from kafka.structs import OffsetAndMetadata, TopicPartition
+
+        assigned = self.consumer.assignment()
+        offsets = {TopicPartition(t, p): OffsetAndMetadata(s.next_offset, "", -1)
+                   for (t, p), s in self.stats.items()
+                   if s.next_offset is not None and TopicPartition(t, p) in assigned}
+        if offsets:
+            try:
+                self.consumer.commit(offsets)
+            except Exception as exc:
+                self._commit_done(offsets, exc)
+
+    def _flush(self, tp) -> None:
+        buf = self.buffers.pop(tp, None)
+        if not buf or not buf.records:
+            return
+        fresh = self.freshness_ms is not None
+        if isinstance(self.sink, SinkProcess):   # four flat lists pickle faster than 50k tuples
+            recs = buf.records
+            columns = ([r.offset for r in recs], [r.key for r in recs], [r.value for r in recs],
+                       [r.timestamp for r in recs])
+            self.sink.land(tp.topic, tp.partition, columns, fresh)
+        else:
+            records = [Rec(r.offset, r.key, r.value, r.timestamp) for r in buf.records]
+            self.sink.track_freshness = fresh
+            result = self.sink.land(tp.topic, tp.partition, records)
+            if result is not None:
+                self._landed(tp.topic, tp.partition, result)
+
+    def _flush_due(self, force: bool = False) -> None:
+        now = time.monotonic()
+        c = self.cfg.capture
+        for tp in list(self.buffers):
+            buf = self.buffers[tp]
+            if (force or len(buf.records) >= c.flush_records or buf.nbytes >= c.flush_bytes
+                    or now - buf.first_at >= c.flush_seconds):
+                self._flush(tp)
+        # Adaptive batching: an idle sink process gets the largest buffer at once (when it is
+        # worth a file), so a backlog is landed while the next batches are being polled.
+        if isinstance(self.sink, SinkProcess) and not self.sink.in_flight and self.buffers:
+            tp, buf = max(self.buffers.items(), key=lambda kv: len(kv[1].records))
+            if len(buf.records) >= min(c.flush_records, 5000):
+                self._flush(tp)
+
+    # ---- loop --------------------------------------------------------------
+    def stop(self, *_args) -> None:
+        self._stop = True
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._fatal is None:
+            self._fatal = exc
+        self._stop = True
+
+    def _reachable(self, doing: str, call):
+        """`call()`, retried with backoff while the broker is unreachable (see BrokerOutage)."""
+        while True:
+            try:
+                if not self._tcp_up():   # kafka-python's metadata calls can block without bound
+                    raise NoBrokerListening.at(self.cfg)
+                result = call()
+            except UNREACHABLE as exc:
+                if self._stop:
+                    raise
+                time.sleep(self.outage.down(doing, exc))
+                continue
+            self.outage.back()
+            return result
+
+    def _caught_up(self, assigned) -> bool:
+        """Whether every assigned partition is at its log end; False while the broker does not
+        answer (bounded: each request waits at most 5 s, and the wait is counted)."""
+        try:
+            if not self._tcp_up():
+                raise NoBrokerListening.at(self.cfg)
+            ends = self.consumer.end_offsets(list(assigned), timeout_ms=5000)
+            positions = {tp: self.consumer.position(tp, timeout_ms=5000) for tp in assigned}
+        except UNREACHABLE as exc:
+            time.sleep(min(self.outage.down("checking the log ends", exc), 2.0))
+            return False
+        self.outage.back()
+        return all(positions[tp] is not None and positions[tp] >= ends[tp] for tp in assigned)
+
+    def run(self, *, until_idle: bool = False, max_seconds: float | None = None,
+            assignment_timeout: float = 60) -> dict:
+        old = {s: signal.signal(s, self.stop) for s in (signal.SIGTERM, signal.SIGINT)}
+        # Millions of short-lived dicts per minute: the default thresholds run a full collection
+        # every few batches for nothing (records hold no reference cycles). ~10 % of the loop.
+        gc_thresholds = gc.get_threshold()
+        gc.freeze()
+        gc.set_threshold(200_000, 50, 100)
+        started = time.monotonic()   # max_seconds counts the connection too
+        self.outage.give_up = until_idle
+        try:
+            self._connect()
+            self._loop(started, until_idle, max_seconds, assignment_timeout)
+            if self._fatal is not None:
+                raise self._fatal
+            self._flush_due(force=True)
+            if isinstance(self.sink, SinkProcess):
+                self.sink.drain()
+            self._commit_landed()
+            return self.summary()
+        finally:
+            gc.set_threshold(*gc_thresholds)
+            gc.unfreeze()
+            for s, h in old.items():
+                signal.signal(s, h)
+            self._close()
+
+    def _loop(self, started: float, until_idle: bool, max_seconds: float | None,
+              assignment_timeout: float) -> None:
+        """Poll, buffer, flush and report until stopped, failed, out of time, or (until_idle)
+        caught up with every assigned partition."""
+        last_report = started
+        self._unassigned_since = time.monotonic()
+        while not self._stop:
+            polled = self.consumer.poll(timeout_ms=200)
+            if self._fatal is not None:
+                break
+            self._buffer(polled)
+            self._flush_due()
+            if isinstance(self.sink, SinkProcess):
+                self.sink.pump()
+            now = time.monotonic()
+            if now - last_report >= 10:
+                self._measure_lag()
+                self.echo(self.progress_line())
+                last_report = now
+            if max_seconds is not None and now - started > max_seconds:
+                break
+            if until_idle and not polled and self._idle_and_caught_up(now, assignment_timeout):
+                break
+
+    def _buffer(self, polled: dict) -> None:
+        for tp, recs in polled.items():
+            buf = self.buffers[tp]
+            if not buf.records:
+                buf.first_at = time.monotonic()
+            buf.records.extend(recs)
+            buf.nbytes += sum(r.serialized_value_size for r in recs)
+
+    def _idle_and_caught_up(self, now: float, assignment_timeout: float) -> bool:
+        """A poll returned nothing: whether every assigned partition is at its log end. Having no
+        partitions is an error after `assignment_timeout` (unless the broker is down)."""
+        assigned = self.consumer.assignment()
+        if not assigned:
+            # no assignment while the broker is down is the broker's fault, not the group's
+            if not self._tcp_up():
+                time.sleep(min(self.outage.down("waiting for partitions", NoBrokerListening.at(self.cfg)), 2.0))
+                self._unassigned_since = time.monotonic()
+                return False
+            self.outage.back()
+            if now - self._unassigned_since > assignment_timeout:
+                raise O2PError(f"no partitions were assigned to capture within {assignment_timeout:.0f} s "
+                               f"(group {self.group_id}): is another capture holding them all?")
+            return False
+        self._unassigned_since = time.monotonic()
+        return self._caught_up(assigned)
+
+    def _close(self) -> None:
+        if self.consumer is not None:   # first: closing revokes, and revocation lands and releases
+            try:                            # through the sink, so the sink must be open
+                self.consumer.close(autocommit=False)
+            except Exception as exc:   # noqa: BLE001 - the error that stopped us is the one to report
+                log.warning("closing the consumer: %s", exc)
+        if self.sink is not None:
+            try:
+                self.sink.close()
+            except Exception as exc:   # noqa: BLE001
+                log.warning("closing the sink: %s", exc)
+
+    def _tcp_up(self) -> bool:
+        from streaming.broker import listening
+
+        return listening(self.cfg)
+
+    def _measure_lag(self) -> None:
+        try:
+            assigned = list(self.consumer.assignment())
+            ends = self.consumer.end_offsets(assigned, timeout_ms=5000)   # lag never blocks landing long
+            for tp in assigned:
+                self.lag[(tp.topic, tp.partition)] = max(0, ends[tp] - self.consumer.position(tp))
+        except Exception as exc:   # lag is for operators; never stop capture over it
+            log.warning("could not measure lag: %s", exc)
+
+    def progress_line(self) -> str:
+        c = sum(s.consumed for s in self.stats.values())
+        landed = sum(s.landed for s in self.stats.values())
+        d = sum(s.dead_lettered for s in self.stats.values())
+        lag = f", lag {sum(self.lag.values())}" if self.lag else ""
+        return f"capture: consumed {c}, landed {landed}, dead letters {d}{lag}"
+
+    def summary(self) -> dict:
+        return {f"{t}[{p}]": vars(s).copy() for (t, p), s in sorted(self.stats.items())}

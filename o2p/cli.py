@@ -78,11 +78,11 @@ def cmd_simulate(cfg: Config, args) -> int:
     total = len(world.events) + len(world.malformed)
     started = last = time.monotonic()
     with EventPublisher(cfg) as pub:
-        for i, (kind, msg) in enumerate(messages(world), start=1):
-            if kind == "event":
+        for i, (table, msg) in enumerate(messages(world), start=1):
+            if table == "event":    # a valid event: the publisher routes it by its type
                 pub.publish(msg)
-            else:
-                pub.publish_raw(getattr(cfg.kafka.topics, kind), msg)
+            else:                   # a malformed message, for the topic of that landing table
+                pub.publish_raw(getattr(cfg.kafka.topics, table), msg)
             if time.monotonic() - last >= 10:
                 last = time.monotonic()
                 say(f"  published {i} of {total} ({i / (last - started):.0f}/s)")

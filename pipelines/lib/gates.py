@@ -20,6 +20,7 @@ from pathlib import Path
 
 from expectations import suites
 from expectations.runner import SuiteResult, merge, run_suite
+from o2p import layout
 from o2p.config import Config
 from o2p.quoting import file_list
 from o2p.timeutil import US_PER_DAY, US_PER_SECOND, period_end_us
@@ -35,21 +36,24 @@ def shanghai_date_sql(column: str) -> str:
 
 
 CAPTURE_DATE_SQL = shanghai_date_sql("_captured_at_us")
+_LANDED = tuple(f"{layout.LANDING}/{t}" for t in layout.TABLES)
+_VALIDATED = f"{layout.WAREHOUSE}/{layout.CLICKS_VALIDATED}"
+_ATTRIBUTED = f"{layout.WAREHOUSE}/{layout.ORDER_ATTRIBUTION}"
 INPUTS = {   # the folders whose day partition each suite judges
-    "landing": ("landing/clicks", "landing/orders", "landing/refunds"),
-    "click_validity": ("landing/clicks", "warehouse/clicks_validated"),
-    "attribution": ("landing/orders", "warehouse/attribution", "warehouse/clicks_validated"),
+    "landing": _LANDED,
+    "click_validity": (f"{layout.LANDING}/clicks", _VALIDATED),
+    "attribution": (f"{layout.LANDING}/orders", _ATTRIBUTED, _VALIDATED),
 }
 
 
 def _root(cfg: Config, sub: str) -> Path:
     base, _, name = sub.partition("/")
-    return (cfg.landing_path if base == "landing" else cfg.warehouse_path) / name
+    return (cfg.landing_path if base == layout.LANDING else cfg.warehouse_path) / name
 
 
 def _files(cfg: Config, sub: str, days: list[str]) -> list[str]:
     root = _root(cfg, sub)
-    return [str(f) for d in days for f in sorted((root / f"event_date={d}").glob("*.parquet"))]
+    return [str(f) for d in days for f in sorted(layout.event_date_dir(root, d).glob("*.parquet"))]
 
 
 def fingerprint(cfg: Config, suite: str, day: str) -> str:
@@ -62,13 +66,13 @@ def fingerprint(cfg: Config, suite: str, day: str) -> str:
 
 
 def _record_path(cfg: Config, day: str, suite: str) -> Path:
-    return cfg.home_path / "quality" / "days" / day / f"{suite}.json"
+    return layout.day_result_file(cfg.home_path, day, suite)
 
 
 JUDGED = {   # the records each suite judges, counted per day for the release manifest
-    "landing": ("landing/clicks", "landing/orders", "landing/refunds"),
-    "click_validity": ("warehouse/clicks_validated",),
-    "attribution": ("warehouse/attribution",),
+    "landing": _LANDED,
+    "click_validity": (_VALIDATED,),
+    "attribution": (_ATTRIBUTED,),
 }
 
 
@@ -230,7 +234,7 @@ def validate(cfg: Config, days: list[str], stages: tuple[str, ...]) -> dict[str,
 
 
 def landed_days(cfg: Config, before_us: int | None = None) -> list[str]:
-    from streaming.landing import landed_days as landed
+    from o2p.layout import landed_days as landed
 
     days = landed(cfg.landing_path)
     if before_us is not None:
@@ -251,13 +255,14 @@ def captured_per_day(cfg: Config) -> dict[str, int]:
     size and mtime; a release reads only the files landed since the last one."""
     import duckdb
 
-    from streaming.landing import TABLES, write_json_atomic
+    from o2p.fsio import write_json_atomic
+    from o2p.layout import TABLES
 
-    path = cfg.home_path / "quality" / "capture_counts.json"
+    path = layout.capture_counts_file(cfg.home_path)
     cache = json.loads(path.read_text()) if path.exists() else {}
     current: dict[str, str] = {}
     for table in TABLES:
-        for f in sorted((cfg.landing_path / table).glob("event_date=*/*.parquet")):
+        for f in sorted(layout.landing_table(cfg.landing_path, table).glob("event_date=*/*.parquet")):
             st = f.stat()
             current[f"{table}/{f.parent.name}/{f.name}:{st.st_size}:{st.st_mtime_ns}"] = str(f)
     new = [k for k in current if k not in cache]
@@ -286,8 +291,8 @@ def captured_per_day(cfg: Config) -> dict[str, int]:
 
 def _dead_per_day(con, cfg: Config, capture_dates: list[str] | None = None) -> dict[str, int]:
     """Dead letters per capture date (all of them, or those of `capture_dates`)."""
-    root = cfg.landing_path / "deadletters"
-    files = ([str(f) for d in capture_dates for f in sorted((root / f"capture_date={d}").glob("*.parquet"))]
+    root = layout.landing_table(cfg.landing_path, layout.DEADLETTERS)
+    files = ([str(f) for d in capture_dates for f in sorted(layout.capture_date_dir(cfg.landing_path, d).glob("*.parquet"))]
              if capture_dates is not None else sorted(str(f) for f in root.glob("capture_date=*/*.parquet")))
     if not files:
         return {}

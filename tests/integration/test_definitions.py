@@ -70,9 +70,9 @@ def test_landing_sensor_requests_one_range_run_for_late_clicks(tmp_path):
     import pyarrow.parquet as pq
     from dagster import build_sensor_context
 
+    from o2p.layout import SCHEMAS
     from pipelines.definitions import defs
     from pipelines.resources import O2PConfig
-    from streaming.landing import SCHEMAS
 
     for table, day in (("clicks", "2026-10-05"), ("orders", "2026-10-20")):
         d = tmp_path / "landing" / table / f"event_date={day}"
@@ -95,7 +95,7 @@ def test_landing_sensor_requests_one_range_run_for_late_clicks(tmp_path):
 def _land(home, table, day):
     import pyarrow.parquet as pq
 
-    from streaming.landing import SCHEMAS
+    from o2p.layout import SCHEMAS
 
     d = home / "landing" / table / f"event_date={day}"
     d.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ from dagster import (
     asset,
 )
 
+from o2p import layout
 from o2p.reference import load_reference
 from pipelines.assets.landing.assets import REFERENCE_KEYS
 from pipelines.lib import event_ids, gates, quality
@@ -77,7 +78,7 @@ def clicks_validated(context: AssetExecutionContext, o2p: O2PConfig, spark: Spar
              "lookback_days_validated": len(filled)}
     checked = gates.validate(cfg, window_dates(first, last), ("landing", "click_validity"))
     return MaterializeResult(
-        metadata={**stats, "first_day": first, "last_day": last, "path": str(cfg.warehouse_path / "clicks_validated")},
+        metadata={**stats, "first_day": first, "last_day": last, "path": str(layout.warehouse_table(cfg.warehouse_path, layout.CLICKS_VALIDATED))},
         check_results=[quality.to_check(checked["landing"], check_name="gx_landing"),
                        quality.to_check(checked["click_validity"], check_name="gx_click_validity")])
 
@@ -116,5 +117,5 @@ def order_attribution(context: AssetExecutionContext, o2p: O2PConfig, spark: Spa
     checked = gates.validate(cfg, window_dates(first, last), ("attribution",))
     return MaterializeResult(
         metadata={**stats, "first_day": first, "last_day": last, "model": cfg.attribution.model,
-                  "path": str(cfg.warehouse_path / "attribution")},
+                  "path": str(layout.warehouse_table(cfg.warehouse_path, layout.ORDER_ATTRIBUTION))},
         check_results=[quality.to_check(checked["attribution"], check_name="gx_attribution")])

@@ -29,13 +29,14 @@ from dagster import (
     sensor,
 )
 
+from o2p import layout
+from o2p.layout import TABLES
 from o2p.reference import load_reference
 from pipelines.lib.duck import POOL
 from pipelines.lib.partitions import daily
 from pipelines.lib.versions import DATA_PLATFORM, FINANCE, code_version
 from pipelines.resources import O2PConfig
 from streaming.health import capture_health, log_offsets
-from streaming.landing import TABLES
 
 landing_specs = [
     AssetSpec(
@@ -65,7 +66,7 @@ REFERENCE_KEYS = [AssetKey(["reference", n]) for n in ("promoters", "products", 
 def reference_data(context: AssetExecutionContext, o2p: O2PConfig):
     cfg = o2p.get()
     ref = load_reference(cfg.reference_path, encoding=cfg.reference_encoding)   # raises InputError naming file, row and field
-    out = cfg.warehouse_path / "reference"
+    out = layout.reference_dir(cfg.warehouse_path)
     out.mkdir(parents=True, exist_ok=True)
     promoters = pa.Table.from_pylist(
         [vars(p) for p in ref.promoters.values()],

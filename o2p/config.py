@@ -138,8 +138,9 @@ class CommissionConfig(_Strict):
 
 
 class SettlementConfig(_Strict):
-    auto_confirm_days: int = Field(10, ge=0)
-    return_window_days: int = Field(7, ge=0)
+    # no defaults here: the settlement clock (rulebook §6) is written once, in default_config.yaml
+    auto_confirm_days: int = Field(ge=0)
+    return_window_days: int = Field(ge=0)
     payout_threshold_fen: int = Field(1000, ge=0)
 
 
@@ -198,7 +199,7 @@ class Config(_Strict):
     click_validity: ClickValidityConfig = ClickValidityConfig()
     attribution: AttributionConfig = AttributionConfig()
     commission: CommissionConfig = CommissionConfig()
-    settlement: SettlementConfig = SettlementConfig()
+    settlement: SettlementConfig
     tax: Literal["cn_platform_cumulative", "cn_labor_per_payment", "none"] = (
         "cn_platform_cumulative"
     )

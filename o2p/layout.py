@@ -185,7 +185,19 @@ ORDER_ATTRIBUTION = "attribution"
 LOCK_STATE = "lock_state"
 EVENT_ID_CONFLICTS = "event_id_conflicts"
 REFERENCE = "reference"
-REFERENCE_TABLES = ("promoters", "products", "commission_rules")
+REFERENCE_SCHEMAS = {   # written by the reference asset, read by dbt's reference source
+    "promoters": pa.schema([
+        ("promoter_id", pa.string()), ("upline_id", pa.string()), ("tier", pa.string()),
+        ("buyer_id", pa.string()), ("payee_openid", pa.string()), ("payee_name", pa.string()),
+        ("joined_at_us", pa.int64()), ("suspended_at_us", pa.int64()),
+    ]),
+    "products": pa.schema([(c, pa.string()) for c in ("sku_id", "product_id", "brand", "category")]),
+    "commission_rules": pa.schema([
+        ("rule_id", pa.string()), ("scope", pa.string()), ("scope_value", pa.string()),
+        ("rate_e4", pa.int64()), ("effective_from_us", pa.int64()), ("effective_to_us", pa.int64()),
+    ]),
+}
+REFERENCE_TABLES = tuple(REFERENCE_SCHEMAS)
 DUCKDB_FILE = "o2p.duckdb"
 
 # DuckDB schemas and tables (dbt writes staging/intermediate/marts; Python writes settlement)
@@ -277,7 +289,6 @@ SOURCES: dict[str, dict] = {
                 "columns": {
                     "event_id": ["not_null"],
                     "order_id": ["not_null"],
-                    "event_type": [{"accepted_values": ["order_paid", "order_confirmed", "order_cancelled"]}],
                     "occurred_at_us": ["not_null"],
                 },
             },
@@ -288,7 +299,7 @@ SOURCES: dict[str, dict] = {
                 "columns": {
                     "event_id": ["not_null"],
                     "refund_id": ["not_null"],
-                    "amount_fen": ["not_null"],
+                    "order_id": ["not_null"],
                     "occurred_at_us": ["not_null"],
                 },
             },
@@ -302,11 +313,7 @@ SOURCES: dict[str, dict] = {
                 "identifier": ORDER_ATTRIBUTION,
                 "asset_key": ["attribution", "order_attribution"],
                 "description": "Spark's attribution: one row per landed order_paid event.",
-                "columns": {
-                    "order_event_id": ["not_null"],
-                    "order_id": ["not_null"],
-                    "attribution_reason": ["not_null"],
-                },
+                "columns": {"order_id": ["not_null"], "attribution_reason": ["not_null"]},
             },
             EVENT_ID_CONFLICTS: {
                 "asset_key": ["attribution", "clicks_validated"],
@@ -314,10 +321,7 @@ SOURCES: dict[str, dict] = {
                                "(pipelines/lib/event_ids.py); every stage ignores them. Refreshed by the "
                                "click validity asset (before Spark reads the landing zone) and by the "
                                "commission run (before dbt).",
-                "columns": {
-                    "event_id": ["not_null"],
-                    "landed_table": [{"accepted_values": list(TABLES)}],
-                },
+                "columns": {"event_id": ["not_null"], "kept_table": ["not_null"]},
             },
         },
     },
@@ -326,22 +330,15 @@ SOURCES: dict[str, dict] = {
         "glob_var": "reference_glob",
         "tables": {
             "promoters": {"asset_key": [REFERENCE, "promoters"], "description": "promoters.csv.",
-                          "columns": {"promoter_id": ["not_null", "unique"]}},
+                          "columns": {"promoter_id": ["not_null"]}},
             "products": {"asset_key": [REFERENCE, "products"], "description": "products.csv.",
-                         "columns": {"sku_id": ["not_null", "unique"]}},
+                         "columns": {"sku_id": ["not_null"]}},
             "commission_rules": {"asset_key": [REFERENCE, "commission_rules"],
                                  "description": "commission_rules.csv (rate_e4: the rate in 1/10000).",
-                                 "columns": {"rule_id": ["not_null", "unique"]}},
+                                 "columns": {"rule_id": ["not_null"], "rate_e4": ["not_null"]}},
         },
     },
 }
-
-
-def _test(test: str | dict) -> str | dict:
-    if isinstance(test, str):
-        return test
-    (name, values), = test.items()
-    return {name: {"arguments": {"values": values}}}
 
 
 def sources_yml(source: str) -> str:
@@ -349,6 +346,7 @@ def sources_yml(source: str) -> str:
     import yaml
 
     spec = SOURCES[source]
+    var = spec["glob_var"]
     tables = []
     for name, t in spec["tables"].items():
         table: dict = {"name": name}
@@ -360,18 +358,20 @@ def sources_yml(source: str) -> str:
             # capture lands within seconds; a day without events is a quiet day, not an outage
             table["config"] = {"loaded_at_field": t["loaded_at_field"],
                                "freshness": {"warn_after": {"count": 1, "period": "day"}}}
-        table["columns"] = [{"name": c, "data_tests": [_test(x) for x in tests]}
+        table["columns"] = [{"name": c, "data_tests": list(tests)}
                             for c, tests in t["columns"].items()]
         tables.append(table)
     doc = {"version": 2, "sources": [{
         "name": source,
         "description": spec["description"],
-        # the identifier is the folder under the glob's root (o2p.quoting.dbt_glob quotes it)
-        "meta": {"external_location": f"read_parquet({{{{ var('{spec['glob_var']}') }}}}, union_by_name = true)"},
+        # the glob (quoted by o2p.quoting.dbt_glob) ends in `{identifier}`, the table's folder; the
+        # var's fallback exists for `dbt parse` only: a run without it finds no file of that name
+        "meta": {"external_location": f"read_parquet({{{{ var('{var}', \"'{var} unset: see dbt_vars'\") }}}}, "
+                                      "union_by_name = true)"},
         "tables": tables,
     }]}
     head = "# Generated by `python -m o2p.layout --sources` from o2p/layout.py:SOURCES; do not edit.\n"
-    return head + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100)
+    return head + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=200)
 
 
 def sources_path(source: str) -> Path:

@@ -37,12 +37,13 @@ def shanghai_date_sql(column: str) -> str:
 
 CAPTURE_DATE_SQL = shanghai_date_sql("_captured_at_us")
 _LANDED = tuple(f"{layout.LANDING}/{t}" for t in layout.TABLES)
+_LANDED_CLICKS, _LANDED_ORDERS = f"{layout.LANDING}/clicks", f"{layout.LANDING}/orders"
 _VALIDATED = f"{layout.WAREHOUSE}/{layout.CLICKS_VALIDATED}"
 _ATTRIBUTED = f"{layout.WAREHOUSE}/{layout.ORDER_ATTRIBUTION}"
 INPUTS = {   # the folders whose day partition each suite judges
     "landing": _LANDED,
-    "click_validity": (f"{layout.LANDING}/clicks", _VALIDATED),
-    "attribution": (f"{layout.LANDING}/orders", _ATTRIBUTED, _VALIDATED),
+    "click_validity": (_LANDED_CLICKS, _VALIDATED),
+    "attribution": (_LANDED_ORDERS, _ATTRIBUTED, _VALIDATED),
 }
 
 
@@ -101,7 +102,7 @@ def landing(con, cfg: Config, days: list[str]) -> SuiteResult:
     cols = {"clicks": "channel", "orders": "null", "refunds": "null"}
     selects = []
     for table, channel in cols.items():
-        files = _files(cfg, f"landing/{table}", days)
+        files = _files(cfg, f"{layout.LANDING}/{table}", days)
         if files:
             selects.append(
                 f"select '{table}' as landed_table, event_id, event_type, source, {channel} as channel, "
@@ -119,7 +120,7 @@ def landing(con, cfg: Config, days: list[str]) -> SuiteResult:
         events[c] = events[c].astype("category")
     parts.append(run_suite("landing_events", events, suites.landing_events, home=cfg.home_path,
                            id_columns=["event_id"]))
-    order_files = _files(cfg, "landing/orders", days)
+    order_files = _files(cfg, _LANDED_ORDERS, days)
     if order_files:
         lines = con.execute(
             f"select event_id, order_id, l.line_id, l.quantity, l.unit_price_fen, l.discount_fen, l.paid_fen, "
@@ -142,7 +143,7 @@ def landing(con, cfg: Config, days: list[str]) -> SuiteResult:
 
 
 def click_validity(con, cfg: Config, days: list[str]) -> SuiteResult:
-    landed, out = _files(cfg, "landing/clicks", days), _files(cfg, "warehouse/clicks_validated", days)
+    landed, out = _files(cfg, _LANDED_CLICKS, days), _files(cfg, _VALIDATED, days)
     if not landed and not out:
         return SuiteResult("click_validity", True, rows=0)
     # a copy that conflicts with an earlier one of its event_id is read by no stage (rulebook §1)
@@ -166,10 +167,10 @@ def click_validity(con, cfg: Config, days: list[str]) -> SuiteResult:
 
 
 def attribution(con, cfg: Config, days: list[str]) -> SuiteResult:
-    out = _files(cfg, "warehouse/attribution", days)
-    orders = _files(cfg, "landing/orders", days)
+    out = _files(cfg, _ATTRIBUTED, days)
+    orders = _files(cfg, _LANDED_ORDERS, days)
     # every landed order_paid event of these days has its row (an order landed after the last
-    # attribution run would otherwise be settled as unattributed)
+    # attribution run would otherwise be settled as organic)
     n_orders = con.execute(
         f"select count(distinct event_id) from read_parquet({file_list(orders)}, union_by_name = true) e "
         f"where event_type = 'order_paid' and {event_ids.not_a_loser_sql('e', cfg)}").fetchone()[0] if orders else 0
@@ -192,7 +193,7 @@ def attribution(con, cfg: Config, days: list[str]) -> SuiteResult:
         ).fetchall()} | set(days))
     else:
         click_days = window_dates(days[0], days[-1], cfg.attribution.lookback_days, 1)   # +1: to name a click after its order
-    clicks = _files(cfg, "warehouse/clicks_validated", click_days)
+    clicks = _files(cfg, _VALIDATED, click_days)
     click_rel = (f"read_parquet({file_list(clicks)}, union_by_name = true)" if clicks else
                  "(select null::varchar as event_id, null::varchar as buyer_id, null::bigint as occurred_at_us, "
                  "null::boolean as is_valid where false)")

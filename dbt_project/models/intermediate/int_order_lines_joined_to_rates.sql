@@ -4,7 +4,7 @@
 with lines as (
     select n.*, p.product_id, p.brand, p.category
     from {{ ref('int_order_lines_netted_as_of_period') }} as n
-    left join {{ ref('stg_products') }} as p on p.sku_id = n.sku_id
+    left join {{ ref('stg_reference__products') }} as p on p.sku_id = n.sku_id
 ),
 
 matches as (
@@ -23,7 +23,7 @@ matches as (
                 r.effective_from_us desc
         ) as specificity_rank
     from lines as l
-    inner join {{ ref('stg_commission_rules') }} as r
+    inner join {{ ref('stg_reference__commission_rules') }} as r
         on r.effective_from_us <= l.paid_at_us
         and (r.effective_to_us is null or l.paid_at_us < r.effective_to_us)
         and (

@@ -4,7 +4,7 @@
 {% set period_end = var('period_end_us') %}
 with refunded as (
     select order_id, line_id, sum(amount_fen) as refunded_fen
-    from {{ ref('stg_refunds') }}
+    from {{ ref('int_refunds_deduplicated') }}
     where refunded_at_us < {{ period_end }}
     group by order_id, line_id
 )

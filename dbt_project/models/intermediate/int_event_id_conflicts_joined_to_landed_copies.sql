@@ -13,12 +13,12 @@ from {{ ref('stg_warehouse__event_id_conflicts') }} as x
 left join {{ ref('stg_landing__orders') }} as o
     on
         x.landed_table = 'orders'
-        and o._topic = x._topic
-        and o._partition = x._partition
-        and o._offset = x._offset
+        and x._topic = o._topic
+        and x._partition = o._partition
+        and x._offset = o._offset
 left join {{ ref('stg_landing__refunds') }} as r
     on
         x.landed_table = 'refunds'
-        and r._topic = x._topic
-        and r._partition = x._partition
-        and r._offset = x._offset
+        and x._topic = r._topic
+        and x._partition = r._partition
+        and x._offset = r._offset

@@ -29,9 +29,9 @@ joined as (
             o.paid_at_us + {{ var('auto_confirm_days') }} * {{ day_us }}
         ) as confirmed_at_us
     from {{ ref('int_order_lines_unnested') }} as l
-    inner join {{ ref('int_orders_paid_first') }} as o on o.order_id = l.order_id
-    left join {{ ref('stg_warehouse__order_attribution') }} as a on a.order_event_id = o.order_event_id
-    left join status as s on s.order_id = l.order_id
+    inner join {{ ref('int_orders_paid_first') }} as o on l.order_id = o.order_id
+    left join {{ ref('stg_warehouse__order_attribution') }} as a on o.order_event_id = a.order_event_id
+    left join status as s on l.order_id = s.order_id
 )
 
 select

@@ -97,7 +97,7 @@ def capture_health_sensor(context: SensorEvaluationContext, o2p: O2PConfig):
     rows = capture_health(cfg, offsets)
     if not rows:
         return SkipReason("nothing captured yet and no topic partitions found")
-    kind = {getattr(cfg.kafka.topics, t): t for t in TABLES}
+    kind = layout.topic_tables(cfg.kafka.topics)
     events = []
     for table in TABLES:
         mine = [r for r in rows if kind.get(r["topic"]) == table]
@@ -140,7 +140,7 @@ def landing_freshness(context: AssetCheckExecutionContext, o2p: O2PConfig):
     cfg = o2p.get()
     offsets = log_offsets(cfg)
     rows = capture_health(cfg, offsets)
-    kind = {getattr(cfg.kafka.topics, t): t for t in TABLES}
+    kind = layout.topic_tables(cfg.kafka.topics)
     for table in TABLES:
         ok, why = freshness([r for r in rows if kind.get(r["topic"]) == table], offsets is not None,
                             cfg.capture.stale_after_seconds)

@@ -3,9 +3,9 @@
 select
     x.event_id,
     x.occurred_at_us,
-    coalesce(o.order_id, r.order_id) as order_id,
     r.line_id,
     r.refund_id,
+    coalesce(o.order_id, r.order_id) as order_id,
     'ignored: the ' || x.landed_table || ' copy at ' || x._topic || '/' || x._partition || '/' || x._offset
     || ' differs from the ' || x.kept_table || ' copy kept at ' || x.kept_topic || '/' || x.kept_partition
     || '/' || x.kept_offset || ' (captured first)' as detail

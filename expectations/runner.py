@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from o2p import layout
+
 
 @dataclass
 class SuiteResult:
@@ -72,7 +74,7 @@ def _gx_context(home: Path | None):
 
 def docs_index(home: Path) -> Path:
     """Where the Data Docs of $O2P_HOME are built (after every validation)."""
-    return Path(home) / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+    return layout.data_docs_index(home)
 
 
 _docs_warned: set[str] = set()
@@ -170,7 +172,7 @@ def prune_results(home: Path, suite: str, keep: int = KEEP_RESULTS) -> int:
     """Drop all but the newest `keep` validation results of a suite, and their Data Docs pages.
     (Kept forever, they make each docs rebuild slower: 0.23 s per validation at 10 results,
     0.5 s at 300.) The gate outcomes that matter live on in the manifests and quality records."""
-    root = home / "gx" / "uncommitted"
+    root = layout.gx_root(home) / "uncommitted"
     runs = sorted((root / "validations" / suite).glob("*/*"), key=lambda d: d.name)   # <run_name>/<time>
     removed = 0
     for old in runs[:max(len(runs) - keep + 1, 0)]:

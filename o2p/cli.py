@@ -125,7 +125,7 @@ def cmd_capture(cfg: Config, args) -> int:
 
 
 def _landed_days(cfg: Config) -> list[str]:
-    from streaming.landing import landed_days
+    from o2p.layout import landed_days
 
     return landed_days(cfg.landing_path)
 

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from o2p import layout
 from o2p.errors import InputError
 
 CONFIG_ENV = "O2P_CONFIG"
@@ -232,21 +233,22 @@ class Config(_Strict):
     def reference_path(self) -> Path:
         return Path(self.reference_dir) if self.reference_dir else self.home_path / "reference"
 
+    # where the stages' data lives: o2p/layout.py
     @property
     def landing_path(self) -> Path:
-        return self.home_path / "landing"
+        return layout.landing_root(self.home_path)
 
     @property
     def warehouse_path(self) -> Path:
-        return self.home_path / "warehouse"
+        return layout.warehouse_root(self.home_path)
 
     @property
     def duckdb_path(self) -> Path:
-        return self.warehouse_path / "o2p.duckdb"
+        return layout.duckdb_file(self.home_path)
 
     @property
     def payouts_path(self) -> Path:
-        return self.home_path / "payouts"
+        return layout.payouts_root(self.home_path)
 
     @property
     def registry(self) -> str:

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from o2p import layout
 from o2p.settlement import StatementRow
 
-MIRROR = "settlement.ledger_mirror"
+MIRROR = layout.LEDGER_MIRROR
 _DDL = f"""create table if not exists {MIRROR} (
     period varchar not null, promoter_id varchar not null, order_id varchar not null,
     line_id varchar not null, role varchar not null, entitled_fen bigint not null,
@@ -86,7 +87,7 @@ def _append(con, period: str, rows: list[tuple]) -> None:
         con.unregister("_ledger_part")
 
 
-def movements(con, period: str, entitlements: str = "marts.fct_commission_entitlements") -> list[StatementRow]:
+def movements(con, period: str, entitlements: str = layout.ENTITLEMENTS) -> list[StatementRow]:
     """The statement of `period`: lines whose entitlement as of end(P) differs from the latest
     amount booked by an earlier release in the mirror (call `sync` first), ordered by key."""
     on = " and ".join(f"e.{k} = b.{k}" for k in KEY)

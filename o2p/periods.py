@@ -8,9 +8,9 @@ from datetime import timedelta
 
 from o2p.config import Config
 from o2p.errors import InputError
+from o2p.layout import landed_days
 from o2p.registry import Registry
 from o2p.timeutil import next_period, period_end_us, previous_period, shanghai_date
-from streaming.landing import landed_days
 
 US_PER_SECOND = 1_000_000
 

@@ -87,7 +87,7 @@ def alias(path: str | os.PathLike, hostile: frozenset[str] | str) -> Path:
 
 def dbt_glob(root: str | os.PathLike, tail: str) -> str:
     """The quoted pattern `root/tail` for a dbt-duckdb `external_location` (which formats the text
-    with `{name}`: braces of the path are doubled so they survive it)."""
+    with `{identifier}`, the source table's folder: braces of the path are doubled so they survive it)."""
     quoted = literal(glob_root(root))[:-1].replace("{", "{{").replace("}", "}}")
     return quoted + "/" + tail + "'"
 

@@ -8,6 +8,7 @@ import csv
 import io
 from pathlib import Path
 
+from o2p import layout
 from o2p.config import Config
 from o2p.money import fen_to_cny
 from o2p.quoting import file_list
@@ -32,7 +33,7 @@ def anomalies(cfg: Config, period: str) -> list[dict]:
         if not con.execute("select count(*) from information_schema.tables where table_schema = 'marts' "
                            "and table_name = 'fct_anomalies'").fetchone()[0]:
             return []
-        rows = con.execute(f"select {', '.join(ANOMALY_COLUMNS)} from marts.fct_anomalies where period = ? "
+        rows = con.execute(f"select {', '.join(ANOMALY_COLUMNS)} from {layout.ANOMALIES} where period = ? "
                            "order by kind, order_id, line_id, promoter_id, event_id, refund_id", [period]).fetchall()
     return [dict(zip(ANOMALY_COLUMNS, r, strict=True)) for r in rows]
 
@@ -49,7 +50,7 @@ def _clicks(cfg: Config, ids: list[str]) -> dict[str, dict]:
     """The validated clicks named by a statement (time, channel, share token, buyer)."""
     import duckdb
 
-    root = cfg.warehouse_path / "clicks_validated"
+    root = layout.warehouse_table(cfg.warehouse_path, layout.CLICKS_VALIDATED)
     files = sorted(root.glob("event_date=*/*.parquet")) if root.is_dir() else []
     if not ids or not files:
         return {}

@@ -23,6 +23,8 @@ from dagster import (
     sensor,
 )
 
+from o2p import layout
+from o2p.layout import TABLES, landed_days
 from o2p.periods import first_period
 from o2p.registry import Registry
 from o2p.timeutil import previous_period, shanghai_date
@@ -30,7 +32,6 @@ from pipelines.jobs import attribution_job, commission_job, reference_job, relea
 from pipelines.lib.partitions import START, TIMEZONE, affected_range, daily
 from pipelines.lib.plan import commission_months, landed_months, newer_files, next_release
 from pipelines.resources import O2PConfig
-from streaming.landing import TABLES, landed_days
 
 AUTOMATION_TAG = "o2p/automation"
 COMMISSION_FROM_TAG = "o2p/commission_from"   # the first month an attribution run's success recomputes
@@ -59,8 +60,8 @@ def landing_sensor(context: SensorEvaluationContext, o2p: O2PConfig):
     new, newest = newer_files(cfg.landing_path, TABLES, cursor)
     last_key = daily.get_last_partition_key()
     landed = [AssetMaterialization(AssetKey(["landing", table]), partition=day,
-                                   metadata={"path": str(cfg.landing_path / table / f"event_date={day}"),
-                                             "files": len(list((cfg.landing_path / table / f"event_date={day}").glob("*.parquet")))})
+                                   metadata={"path": str(layout.event_date_dir(layout.landing_table(cfg.landing_path, table), day)),
+                                             "files": len(list(layout.event_date_dir(layout.landing_table(cfg.landing_path, table), day).glob("*.parquet")))})
               for table, days in new.items() for day in sorted(days) if START <= day <= last_key]
     if newest > cursor:
         context.update_cursor(str(newest))
@@ -124,7 +125,7 @@ def reference_sensor(context: SensorEvaluationContext, o2p: O2PConfig):
         return _off("reference_data", cfg)
     stamps = [(cfg.reference_path / n).stat().st_mtime_ns for n in REFERENCE_FILES
               if (cfg.reference_path / n).is_file()]
-    typed = all((cfg.warehouse_path / "reference" / n.replace(".csv", ".parquet")).is_file() for n in REFERENCE_FILES)
+    typed = all(layout.reference_file(cfg.warehouse_path, n.removesuffix(".csv")).is_file() for n in REFERENCE_FILES)
     newest = max(stamps, default=0)
     if typed and newest <= int(context.cursor or 0):
         return SkipReason(f"the reference CSVs under {cfg.reference_path} have not changed")

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from o2p.config import Config
-from streaming.landing import read_states
+from o2p.layout import read_states
 
 
 def _owner(lock: Path) -> str | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import duckdb
 
+from o2p import layout
 from o2p.config import Config
 
 POOL = "warehouse"
@@ -17,19 +18,19 @@ def connect(cfg: Config, read_only: bool = False):
 
 
 TABLES = {
-    "settlement.promoter_balances": """(
+    layout.PROMOTER_BALANCES: """(
         period varchar not null, promoter_id varchar not null, carried_in_fen bigint not null,
         movement_fen bigint not null, balance_fen bigint not null, gross_fen bigint not null,
         tax_fen bigint not null, net_fen bigint not null, carried_out_fen bigint not null,
         carry_reason varchar, returned_fen bigint not null default 0, primary key (period, promoter_id))""",
-    "settlement.statement_lines": """(
+    layout.STATEMENT_LINES: """(
         period varchar not null, promoter_id varchar not null, order_id varchar not null,
         line_id varchar not null, role varchar not null, click_event_id varchar,
         attribution_reason varchar, rate_e4 bigint not null, net_fen bigint not null,
         entitled_fen bigint not null, previously_booked_fen bigint not null,
         movement_fen bigint not null, primary key (period, promoter_id, order_id, line_id, role))""",
     # returned transfers applied in the period (rulebook §10), for the release's files
-    "settlement.returned_transfers": """(
+    layout.RETURNED_TRANSFERS: """(
         period varchar not null, promoter_id varchar not null, from_period varchar not null,
         batch_id varchar not null, out_bill_no varchar not null, state varchar not null,
         gross_fen bigint not null, primary key (period, out_bill_no))""",

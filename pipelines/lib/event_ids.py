@@ -23,9 +23,10 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from o2p import layout
 from o2p.config import Config
+from o2p.layout import META, SCHEMAS, TABLES
 from o2p.quoting import file_list, literal
-from streaming.landing import META, SCHEMAS, TABLES
 
 # The one ordering of copies of an event: first captured wins (Spark, dbt and the gates use it).
 CAPTURE_ORDER = ("_captured_at_us", "_topic", "_partition", "_offset")
@@ -43,11 +44,11 @@ SCHEMA = pa.schema([
 
 
 def path(cfg: Config) -> Path:
-    return cfg.warehouse_path / "event_id_conflicts" / "current" / "conflicts.parquet"
+    return layout.conflicts_file(cfg.warehouse_path)
 
 
 def _files(cfg: Config, table: str) -> list[Path]:
-    return sorted((cfg.landing_path / table).glob("event_date=*/*.parquet"))
+    return sorted(layout.landing_table(cfg.landing_path, table).glob("event_date=*/*.parquet"))
 
 
 def find(con, cfg: Config):

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from expectations import suites
 from expectations.runner import SuiteResult, merge, run_suite
+from o2p import layout
 from o2p.config import Config
 from o2p.gates import UPSTREAM, Gate
 from o2p.quoting import file_list
@@ -30,21 +31,25 @@ from pipelines.lib.partitions import window_dates
 log = logging.getLogger("o2p.gates")
 
 CAPTURE_DATE_SQL = shanghai_date_sql("_captured_at_us")
+_LANDED = tuple(f"{layout.LANDING}/{t}" for t in layout.TABLES)
+_LANDED_CLICKS, _LANDED_ORDERS = f"{layout.LANDING}/clicks", f"{layout.LANDING}/orders"
+_VALIDATED = f"{layout.WAREHOUSE}/{layout.CLICKS_VALIDATED}"
+_ATTRIBUTED = f"{layout.WAREHOUSE}/{layout.ORDER_ATTRIBUTION}"
 INPUTS = {   # the folders whose day partition each suite judges
-    "landing": ("landing/clicks", "landing/orders", "landing/refunds"),
-    "click_validity": ("landing/clicks", "warehouse/clicks_validated"),
-    "attribution": ("landing/orders", "warehouse/attribution", "warehouse/clicks_validated"),
+    "landing": _LANDED,
+    "click_validity": (_LANDED_CLICKS, _VALIDATED),
+    "attribution": (_LANDED_ORDERS, _ATTRIBUTED, _VALIDATED),
 }
 
 
 def _root(cfg: Config, sub: str) -> Path:
     base, _, name = sub.partition("/")
-    return (cfg.landing_path if base == "landing" else cfg.warehouse_path) / name
+    return (cfg.landing_path if base == layout.LANDING else cfg.warehouse_path) / name
 
 
 def _files(cfg: Config, sub: str, days: list[str]) -> list[str]:
     root = _root(cfg, sub)
-    return [str(f) for d in days for f in sorted((root / f"event_date={d}").glob("*.parquet"))]
+    return [str(f) for d in days for f in sorted(layout.event_date_dir(root, d).glob("*.parquet"))]
 
 
 def fingerprint(cfg: Config, suite: str, day: str) -> str:
@@ -57,13 +62,13 @@ def fingerprint(cfg: Config, suite: str, day: str) -> str:
 
 
 def _record_path(cfg: Config, day: str, suite: str) -> Path:
-    return cfg.home_path / "quality" / "days" / day / f"{suite}.json"
+    return layout.day_result_file(cfg.home_path, day, suite)
 
 
 JUDGED = {   # the records each suite judges, counted per day for the release manifest
-    "landing": ("landing/clicks", "landing/orders", "landing/refunds"),
-    "click_validity": ("warehouse/clicks_validated",),
-    "attribution": ("warehouse/attribution",),
+    "landing": _LANDED,
+    "click_validity": (_VALIDATED,),
+    "attribution": (_ATTRIBUTED,),
 }
 
 
@@ -92,7 +97,7 @@ def landing(con, cfg: Config, days: list[str]) -> SuiteResult:
     cols = {"clicks": "channel", "orders": "null", "refunds": "null"}
     selects = []
     for table, channel in cols.items():
-        files = _files(cfg, f"landing/{table}", days)
+        files = _files(cfg, f"{layout.LANDING}/{table}", days)
         if files:
             selects.append(
                 f"select '{table}' as landed_table, event_id, event_type, source, {channel} as channel, "
@@ -110,7 +115,7 @@ def landing(con, cfg: Config, days: list[str]) -> SuiteResult:
         events[c] = events[c].astype("category")
     parts.append(run_suite("landing_events", events, suites.landing_events, home=cfg.home_path,
                            id_columns=["event_id"]))
-    order_files = _files(cfg, "landing/orders", days)
+    order_files = _files(cfg, _LANDED_ORDERS, days)
     if order_files:
         lines = con.execute(
             f"select event_id, order_id, l.line_id, l.quantity, l.unit_price_fen, l.discount_fen, l.paid_fen, "
@@ -133,7 +138,7 @@ def landing(con, cfg: Config, days: list[str]) -> SuiteResult:
 
 
 def click_validity(con, cfg: Config, days: list[str]) -> SuiteResult:
-    landed, out = _files(cfg, "landing/clicks", days), _files(cfg, "warehouse/clicks_validated", days)
+    landed, out = _files(cfg, _LANDED_CLICKS, days), _files(cfg, _VALIDATED, days)
     if not landed and not out:
         return SuiteResult("click_validity", True, rows=0)
     # a copy that conflicts with an earlier one of its event_id is read by no stage (rulebook §1)
@@ -157,10 +162,10 @@ def click_validity(con, cfg: Config, days: list[str]) -> SuiteResult:
 
 
 def attribution(con, cfg: Config, days: list[str]) -> SuiteResult:
-    out = _files(cfg, "warehouse/attribution", days)
-    orders = _files(cfg, "landing/orders", days)
+    out = _files(cfg, _ATTRIBUTED, days)
+    orders = _files(cfg, _LANDED_ORDERS, days)
     # every landed order_paid event of these days has its row (an order landed after the last
-    # attribution run would otherwise be settled as unattributed)
+    # attribution run would otherwise be settled as organic)
     n_orders = con.execute(
         f"select count(distinct event_id) from read_parquet({file_list(orders)}, union_by_name = true) e "
         f"where event_type = 'order_paid' and {event_ids.not_a_loser_sql('e', cfg)}").fetchone()[0] if orders else 0
@@ -183,7 +188,7 @@ def attribution(con, cfg: Config, days: list[str]) -> SuiteResult:
         ).fetchall()} | set(days))
     else:
         click_days = window_dates(days[0], days[-1], cfg.attribution.lookback_days, 1)   # +1: to name a click after its order
-    clicks = _files(cfg, "warehouse/clicks_validated", click_days)
+    clicks = _files(cfg, _VALIDATED, click_days)
     click_rel = (f"read_parquet({file_list(clicks)}, union_by_name = true)" if clicks else
                  "(select null::varchar as event_id, null::varchar as buyer_id, null::bigint as occurred_at_us, "
                  "null::boolean as is_valid where false)")
@@ -226,7 +231,7 @@ def validate(cfg: Config, days: list[str], stages: tuple[str, ...]) -> dict[str,
 
 
 def landed_days(cfg: Config, before_us: int | None = None) -> list[str]:
-    from streaming.landing import landed_days as landed
+    from o2p.layout import landed_days as landed
 
     days = landed(cfg.landing_path)
     if before_us is not None:
@@ -247,13 +252,14 @@ def captured_per_day(cfg: Config) -> dict[str, int]:
     size and mtime; a release reads only the files landed since the last one."""
     import duckdb
 
-    from streaming.landing import TABLES, write_json_atomic
+    from o2p.fsio import write_json_atomic
+    from o2p.layout import TABLES
 
-    path = cfg.home_path / "quality" / "capture_counts.json"
+    path = layout.capture_counts_file(cfg.home_path)
     cache = json.loads(path.read_text()) if path.exists() else {}
     current: dict[str, str] = {}
     for table in TABLES:
-        for f in sorted((cfg.landing_path / table).glob("event_date=*/*.parquet")):
+        for f in sorted(layout.landing_table(cfg.landing_path, table).glob("event_date=*/*.parquet")):
             st = f.stat()
             current[f"{table}/{f.parent.name}/{f.name}:{st.st_size}:{st.st_mtime_ns}"] = str(f)
     new = [k for k in current if k not in cache]
@@ -282,8 +288,8 @@ def captured_per_day(cfg: Config) -> dict[str, int]:
 
 def _dead_per_day(con, cfg: Config, capture_dates: list[str] | None = None) -> dict[str, int]:
     """Dead letters per capture date (all of them, or those of `capture_dates`)."""
-    root = cfg.landing_path / "deadletters"
-    files = ([str(f) for d in capture_dates for f in sorted((root / f"capture_date={d}").glob("*.parquet"))]
+    root = layout.landing_table(cfg.landing_path, layout.DEADLETTERS)
+    files = ([str(f) for d in capture_dates for f in sorted(layout.capture_date_dir(cfg.landing_path, d).glob("*.parquet"))]
              if capture_dates is not None else sorted(str(f) for f in root.glob("capture_date=*/*.parquet")))
     if not files:
         return {}

@@ -9,11 +9,12 @@ from pathlib import Path
 from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue
 
 from expectations.runner import SuiteResult
+from o2p import layout
 from o2p.config import Config
 
 
 def _dir(cfg: Config, period: str, run_id: str) -> Path:
-    return cfg.home_path / "quality" / period / run_id
+    return layout.run_results_dir(cfg.home_path, period, run_id)
 
 
 def record(cfg: Config, period: str, run_id: str, result: SuiteResult) -> None:

@@ -44,6 +44,6 @@ Where each part lives:
 - `broker_waits`       waiting for the topics to exist, and through broker outages;
 - `kafka_rejoin_fix`   a kafka-python 3.0.12 workaround (a rejoin lost by a short poll).
 
-The landing layout (paths, file names, Arrow schemas) is in `streaming.landing`; the salted IP
+The landing layout (paths, file names, Arrow schemas) is in `o2p.layout`; the salted IP
 hash and the masking of dead letters in `streaming.privacy`.
 """

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from o2p.config import Config
 from o2p.errors import O2PError
+from o2p.layout import topic_tables
 from streaming.capture.broker_waits import (
     UNREACHABLE,
     BrokerOutage,
@@ -21,7 +22,7 @@ from streaming.capture.broker_waits import (
     wait_for_topics,
 )
 from streaming.capture.kafka_rejoin_fix import sticky_rejoin
-from streaming.capture.sink import PartitionStats, Rec, Sink, table_of_topic
+from streaming.capture.sink import PartitionStats, Rec, Sink
 from streaming.capture.sink_process import SinkProcess
 
 log = logging.getLogger("o2p.capture")
@@ -43,7 +44,7 @@ class Capture:
     def __init__(self, cfg: Config, *, group_id: str | None = None, echo=print):
         self.cfg = cfg
         self.echo = echo
-        self.topics = list(table_of_topic(cfg))
+        self.topics = list(topic_tables(cfg.kafka.topics))
         self.group_id = group_id or cfg.kafka.consumer_group
         self.buffers: dict = defaultdict(_Buffer)
         self.stats: dict = defaultdict(PartitionStats)

@@ -17,21 +17,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from o2p.config import Config
+from o2p.fsio import fsync_dir, write_json_atomic
+from o2p.layout import SCHEMAS, file_name, topic_tables
 from o2p.timeutil import US_PER_SECOND, shanghai_date
 from streaming.capture.dead_letter_topic import DeadLetterTopic
 from streaming.capture.partition_locks import PartitionLocks
 from streaming.contracts import ContractError, validate_event
-from streaming.landing import SCHEMAS, file_name, fsync_dir, write_json_atomic
 from streaming.privacy import IpMasker, ip_hasher
 
 log = logging.getLogger("o2p.capture")
 STRUCTS = {table: pa.struct(list(schema)) for table, schema in SCHEMAS.items()}
-
-
-def table_of_topic(cfg: Config) -> dict[str, str]:
-    """Each source topic → the landing table its events go to (clicks, orders, refunds)."""
-    t = cfg.kafka.topics
-    return {t.clicks: "clicks", t.orders: "orders", t.refunds: "refunds"}
 
 
 @dataclass
@@ -59,7 +54,7 @@ class Sink:
 
     def __init__(self, cfg: Config, give_up: bool = True):
         self.cfg = cfg
-        self.table_of_topic = table_of_topic(cfg)
+        self.table_of_topic = topic_tables(cfg.kafka.topics)
         self.landing = cfg.landing_path
         self.tmp = self.landing / "_tmp"
         self.state_dir = self.landing / "_state"

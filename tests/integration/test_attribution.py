@@ -237,10 +237,10 @@ def _table(spark, root, drop=()):
 def test_day_by_day_with_late_clicks_and_reruns_equals_all_at_once(spark_cfg, tmp_path, model):
     import random
 
+    from o2p.layout import landed_dates
     from o2p.reference import load_reference
     from pipelines.assets.attribution.spark_jobs import run_attribution, run_click_validity
     from pipelines.lib.partitions import affected_range, window_dates
-    from streaming.landing import landed_dates
     from streaming.simulate import build_world, write_reference
 
     base, spark = spark_cfg

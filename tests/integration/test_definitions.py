@@ -7,15 +7,19 @@ pytestmark = pytest.mark.integration
 
 EXPECTED_ASSETS = {
     "attribution/clicks_validated", "attribution/order_attribution",
+    "intermediate/int_event_id_conflicts_joined_to_landed_copies",
+    "intermediate/int_order_events_deduplicated",
     "intermediate/int_order_lines_joined_to_attribution", "intermediate/int_order_lines_joined_to_rates",
-    "intermediate/int_order_lines_netted_as_of_period",
+    "intermediate/int_order_lines_netted_as_of_period", "intermediate/int_order_lines_unnested",
+    "intermediate/int_orders_paid_first", "intermediate/int_refunds_deduplicated",
     "landing/clicks", "landing/orders", "landing/refunds",
     "marts/fct_anomalies", "marts/fct_commission_entitlements", "payouts/payout_batch",
     "reference/commission_rules", "reference/products", "reference/promoters",
     "settlement/promoter_balances",
-    "staging/stg_attribution", "staging/stg_commission_rules", "staging/stg_order_lines",
-    "staging/stg_order_status_events", "staging/stg_orders_paid", "staging/stg_products",
-    "staging/stg_promoters", "staging/stg_refunds",
+    "staging/stg_landing__orders", "staging/stg_landing__refunds",
+    "staging/stg_reference__commission_rules", "staging/stg_reference__products",
+    "staging/stg_reference__promoters",
+    "staging/stg_warehouse__event_id_conflicts", "staging/stg_warehouse__order_attribution",
 }
 
 
@@ -70,9 +74,9 @@ def test_landing_sensor_requests_one_range_run_for_late_clicks(tmp_path):
     import pyarrow.parquet as pq
     from dagster import build_sensor_context
 
+    from o2p.layout import SCHEMAS
     from pipelines.definitions import defs
     from pipelines.resources import O2PConfig
-    from streaming.landing import SCHEMAS
 
     for table, day in (("clicks", "2026-10-05"), ("orders", "2026-10-20")):
         d = tmp_path / "landing" / table / f"event_date={day}"
@@ -95,7 +99,7 @@ def test_landing_sensor_requests_one_range_run_for_late_clicks(tmp_path):
 def _land(home, table, day):
     import pyarrow.parquet as pq
 
-    from streaming.landing import SCHEMAS
+    from o2p.layout import SCHEMAS
 
     d = home / "landing" / table / f"event_date={day}"
     d.mkdir(parents=True, exist_ok=True)
@@ -197,7 +201,7 @@ def test_assets_carry_owners_code_versions_and_checks_the_ui_shows():
     graph = defs.resolve_asset_graph()
     mart = graph.get(AssetKey(["marts", "fct_commission_entitlements"]))
     assert mart.owners == ["team:data-platform", "team:finance"] and "marts" in mart.tags
-    assert graph.get(AssetKey(["staging", "stg_refunds"])).group_name == "staging"
+    assert graph.get(AssetKey(["staging", "stg_landing__refunds"])).group_name == "staging"
     for key in (["attribution", "clicks_validated"], ["settlement", "promoter_balances"], ["payouts", "payout_batch"]):
         node = graph.get(AssetKey(key))
         assert node.owners and len(node.code_version or "") == 12, (key, node.owners, node.code_version)

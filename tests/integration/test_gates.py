@@ -100,7 +100,7 @@ def test_dead_letters_captured_after_the_landing_gate_passed(home, capsys):
     import pyarrow as pa
     import pyarrow.dataset as pads
 
-    from streaming.landing import SCHEMAS
+    from o2p.layout import SCHEMAS
 
     cfg, argv = home
     landed = pads.dataset(cfg.landing_path / "clicks", format="parquet", partitioning="hive").to_table(

@@ -327,7 +327,7 @@ def test_the_same_world_three_ways_gives_the_same_tables_and_files(served, tmp_p
 
     # (c) every landed day alone, in random order, then each month, then the release
     from o2p import cli
-    from streaming.landing import landed_days
+    from o2p.layout import landed_days
 
     home_c, env_c = _fresh_home(served, tmp_path / "c")
     for key in ("O2P_HOME", "O2P_CONFIG", "O2P_USER"):

@@ -9,8 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from o2p.config import load_config
+from o2p.layout import SCHEMAS
 from pipelines.lib import event_ids
-from streaming.landing import SCHEMAS
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -58,3 +58,10 @@ def test_old_validation_results_and_their_pages_are_pruned(tmp_path):
     assert sorted(p.name for p in (root / "validations" / "landing" / "__none__").iterdir()) == stamps[3:]
     assert sorted(p.name for p in (root / "data_docs/local_site/validations/landing/__none__").iterdir()) == stamps[3:]
     assert (root / "validations" / "payout" / "__none__" / stamps[0]).is_dir()
+
+
+def test_the_landing_suite_takes_its_vocabularies_from_the_contracts():
+    from streaming import contracts
+
+    assert suites.EVENT_SOURCES == ["storefront", "bot"]
+    assert suites.CHANNELS is contracts.CHANNELS and suites.EVENT_TYPES is contracts.EVENT_TYPES

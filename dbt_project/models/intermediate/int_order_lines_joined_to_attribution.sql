@@ -6,7 +6,8 @@ with status as (
         order_id,
         min(case when event_type = 'order_confirmed' then occurred_at_us end) as confirmed_event_at_us,
         min(case when event_type = 'order_cancelled' then occurred_at_us end) as cancelled_at_us
-    from {{ ref('stg_order_status_events') }}
+    from {{ ref('int_order_events_deduplicated') }}
+    where event_type in ('order_confirmed', 'order_cancelled')
     group by order_id
 ),
 
@@ -21,16 +22,16 @@ joined as (
         o.paid_at_us,
         a.promoter_id,
         a.click_event_id,
-        coalesce(a.attribution_reason, 'unattributed') as attribution_reason,
+        coalesce(a.attribution_reason, 'organic') as attribution_reason,
         s.cancelled_at_us,
         least(
             coalesce(s.confirmed_event_at_us, o.paid_at_us + {{ var('auto_confirm_days') }} * {{ day_us }}),
             o.paid_at_us + {{ var('auto_confirm_days') }} * {{ day_us }}
         ) as confirmed_at_us
-    from {{ ref('stg_order_lines') }} as l
-    inner join {{ ref('stg_orders_paid') }} as o on o.order_id = l.order_id
-    left join {{ ref('stg_attribution') }} as a on a.order_event_id = o.order_event_id
-    left join status as s on s.order_id = l.order_id
+    from {{ ref('int_order_lines_unnested') }} as l
+    inner join {{ ref('int_orders_paid_first') }} as o on l.order_id = o.order_id
+    left join {{ ref('stg_warehouse__order_attribution') }} as a on o.order_event_id = a.order_event_id
+    left join status as s on l.order_id = s.order_id
 )
 
 select

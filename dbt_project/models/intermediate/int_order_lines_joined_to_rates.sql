@@ -2,9 +2,13 @@
 -- paid time whose scope matches, the most specific scope wins (sku > product > brand >
 -- category > default), then the latest effective_from. No rule in force: rate 0.
 with lines as (
-    select n.*, p.product_id, p.brand, p.category
+    select
+        n.*,
+        p.product_id,
+        p.brand,
+        p.category
     from {{ ref('int_order_lines_netted_as_of_period') }} as n
-    left join {{ ref('stg_products') }} as p on p.sku_id = n.sku_id
+    left join {{ ref('stg_reference__products') }} as p on n.sku_id = p.sku_id
 ),
 
 matches as (
@@ -23,16 +27,17 @@ matches as (
                 r.effective_from_us desc
         ) as specificity_rank
     from lines as l
-    inner join {{ ref('stg_commission_rules') }} as r
-        on r.effective_from_us <= l.paid_at_us
-        and (r.effective_to_us is null or l.paid_at_us < r.effective_to_us)
-        and (
-            (r.scope = 'sku' and r.scope_value = l.sku_id)
-            or (r.scope = 'product' and r.scope_value = l.product_id)
-            or (r.scope = 'brand' and r.scope_value = l.brand)
-            or (r.scope = 'category' and r.scope_value = l.category)
-            or r.scope = 'default'
-        )
+    inner join {{ ref('stg_reference__commission_rules') }} as r
+        on
+            l.paid_at_us >= r.effective_from_us
+            and (r.effective_to_us is null or l.paid_at_us < r.effective_to_us)
+            and (
+                (r.scope = 'sku' and l.sku_id = r.scope_value)
+                or (r.scope = 'product' and l.product_id = r.scope_value)
+                or (r.scope = 'brand' and l.brand = r.scope_value)
+                or (r.scope = 'category' and l.category = r.scope_value)
+                or r.scope = 'default'
+            )
 )
 
 select
@@ -41,4 +46,4 @@ select
     coalesce(m.rate_e4, 0) as direct_rate_e4
 from lines as l
 left join matches as m
-    on m.order_id = l.order_id and m.line_id = l.line_id and m.specificity_rank = 1
+    on l.order_id = m.order_id and l.line_id = m.line_id and m.specificity_rank = 1

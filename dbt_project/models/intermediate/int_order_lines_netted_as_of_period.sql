@@ -3,8 +3,11 @@
 -- the excess of an over-refund is kept as over_refund_fen for the anomaly report.
 {% set period_end = var('period_end_us') %}
 with refunded as (
-    select order_id, line_id, sum(amount_fen) as refunded_fen
-    from {{ ref('stg_refunds') }}
+    select
+        order_id,
+        line_id,
+        sum(amount_fen) as refunded_fen
+    from {{ ref('int_refunds_deduplicated') }}
     where refunded_at_us < {{ period_end }}
     group by order_id, line_id
 )
@@ -19,5 +22,5 @@ select
     end as net_fen,
     greatest(coalesce(r.refunded_fen, 0) - l.paid_fen, 0) as over_refund_fen
 from {{ ref('int_order_lines_joined_to_attribution') }} as l
-left join refunded as r on r.order_id = l.order_id and r.line_id = l.line_id
+left join refunded as r on l.order_id = r.order_id and l.line_id = r.line_id
 where l.eligible_at_us < {{ period_end }}

@@ -14,27 +14,23 @@
 --   unknown_promoter      commission earned by a promoter (or upline) missing from promoters.csv
 {% set period_end = var('period_end_us') %}
 with paid_events as (
-    {{ dedupe_events(source('landing', 'orders'), "event_type = 'order_paid' and occurred_at_us < " ~ period_end) }}
+    select *
+    from {{ ref('int_order_events_deduplicated') }}
+    where event_type = 'order_paid' and occurred_at_us < {{ period_end }}
 ),
 
 conflicts as (
     select
         'event_id_conflict' as kind,
-        coalesce(o.order_id, r.order_id) as order_id,
-        r.line_id,
+        order_id,
+        line_id,
         cast(null as varchar) as promoter_id,
-        x.event_id,
-        r.refund_id,
+        event_id,
+        refund_id,
         cast(null as bigint) as amount_fen,
-        'ignored: the ' || x.landed_table || ' copy at ' || x._topic || '/' || x._partition || '/' || x._offset
-        || ' differs from the ' || x.kept_table || ' copy kept at ' || x.kept_topic || '/' || x.kept_partition
-        || '/' || x.kept_offset || ' (captured first)' as detail
-    from {{ source('warehouse', 'event_id_conflicts') }} as x
-    left join {{ source('landing', 'orders') }} as o
-        on x.landed_table = 'orders' and o._topic = x._topic and o._partition = x._partition and o._offset = x._offset
-    left join {{ source('landing', 'refunds') }} as r
-        on x.landed_table = 'refunds' and r._topic = x._topic and r._partition = x._partition and r._offset = x._offset
-    where x.occurred_at_us < {{ period_end }}
+        detail
+    from {{ ref('int_event_id_conflicts_joined_to_landed_copies') }}
+    where occurred_at_us < {{ period_end }}
 ),
 
 duplicates as (
@@ -48,14 +44,18 @@ duplicates as (
         cast(null as bigint) as amount_fen,
         'counted once: event ' || k.order_event_id || ' paid it first' as detail
     from paid_events as d
-    inner join {{ ref('stg_orders_paid') }} as k on k.order_id = d.order_id
+    inner join {{ ref('int_orders_paid_first') }} as k on d.order_id = k.order_id
     where d.event_id <> k.order_event_id
 ),
 
 over_refunds as (
     select
-        'over_refund' as kind, order_id, line_id, cast(null as varchar) as promoter_id,
-        cast(null as varchar) as event_id, cast(null as varchar) as refund_id,
+        'over_refund' as kind,
+        order_id,
+        line_id,
+        cast(null as varchar) as promoter_id,
+        cast(null as varchar) as event_id,
+        cast(null as varchar) as refund_id,
         over_refund_fen as amount_fen,
         'refunded ' || refunded_fen || ' fen of ' || paid_fen || ' paid' as detail
     from {{ ref('int_order_lines_netted_as_of_period') }}
@@ -64,19 +64,28 @@ over_refunds as (
 
 held as (
     select
-        'held_refund' as kind, r.order_id, r.line_id, cast(null as varchar) as promoter_id,
-        r.refund_event_id as event_id, r.refund_id, r.amount_fen,
+        'held_refund' as kind,
+        r.order_id,
+        r.line_id,
+        cast(null as varchar) as promoter_id,
+        r.refund_event_id as event_id,
+        r.refund_id,
+        r.amount_fen,
         case when o.order_id is null then 'order not captured yet' else 'order has no such line' end as detail
-    from {{ ref('stg_refunds') }} as r
-    left join {{ ref('stg_orders_paid') }} as o on o.order_id = r.order_id
-    left join {{ ref('stg_order_lines') }} as l on l.order_id = r.order_id and l.line_id = r.line_id
+    from {{ ref('int_refunds_deduplicated') }} as r
+    left join {{ ref('int_orders_paid_first') }} as o on r.order_id = o.order_id
+    left join {{ ref('int_order_lines_unnested') }} as l on r.order_id = l.order_id and r.line_id = l.line_id
     where r.refunded_at_us < {{ period_end }} and l.line_id is null
 ),
 
 unknown as (
     select
-        'unknown_promoter' as kind, order_id, line_id, promoter_id,
-        cast(null as varchar) as event_id, cast(null as varchar) as refund_id,
+        'unknown_promoter' as kind,
+        order_id,
+        line_id,
+        promoter_id,
+        cast(null as varchar) as event_id,
+        cast(null as varchar) as refund_id,
         {{ commission_fen('rate_e4', 'net_fen') }} as amount_fen,
         role || ' commission withheld until promoters.csv names ' || promoter_id as detail
     from {{ ref('fct_commission_entitlements') }}
@@ -95,8 +104,12 @@ select
     cast(detail as varchar) as detail
 from (
     select * from duplicates
-    union all select * from conflicts
-    union all select * from over_refunds
-    union all select * from held
-    union all select * from unknown
+    union all
+    select * from conflicts
+    union all
+    select * from over_refunds
+    union all
+    select * from held
+    union all
+    select * from unknown
 )

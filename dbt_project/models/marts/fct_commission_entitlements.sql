@@ -8,18 +8,43 @@
 }}
 -- entitled(p, l, P) for every (promoter, line, role) as of end(P) (rulebook §5-§6).
 -- One partition per period: a run replaces that period's rows, never another's.
+-- attributed_promoter_id: whom the order is attributed to (rulebook §4); earner_id: who is owed
+-- on this row (that promoter for role direct, their upline for role override), the mart's promoter_id.
 with lines as (
-    select * from {{ ref('int_order_lines_joined_to_rates') }}
+    select
+        order_id,
+        line_id,
+        promoter_id as attributed_promoter_id,
+        click_event_id,
+        attribution_reason,
+        rule_id,
+        direct_rate_e4,
+        paid_fen,
+        refunded_fen,
+        net_fen,
+        over_refund_fen,
+        paid_at_us,
+        eligible_at_us,
+        currency
+    from {{ ref('int_order_lines_joined_to_rates') }}
     where promoter_id is not null
 ),
 
 roles as (
-    select l.*, 'direct' as role, l.promoter_id as earner_id, l.direct_rate_e4 as rate_e4
+    select
+        l.*,
+        'direct' as role,
+        l.attributed_promoter_id as earner_id,
+        l.direct_rate_e4 as rate_e4
     from lines as l
     union all
-    select l.*, 'override' as role, p.upline_id as earner_id, {{ var('override_rate_e4') }} as rate_e4
+    select
+        l.*,
+        'override' as role,
+        p.upline_id as earner_id,
+        {{ var('override_rate_e4') }} as rate_e4
     from lines as l
-    inner join {{ ref('stg_promoters') }} as p on p.promoter_id = l.promoter_id
+    inner join {{ ref('stg_reference__promoters') }} as p on l.attributed_promoter_id = p.promoter_id
     where p.upline_id is not null and {{ var('override_rate_e4') }} > 0
 ),
 
@@ -32,7 +57,7 @@ judged as (
             else 'ok'
         end as status
     from roles as r
-    left join {{ ref('stg_promoters') }} as e on e.promoter_id = r.earner_id
+    left join {{ ref('stg_reference__promoters') }} as e on r.earner_id = e.promoter_id
 )
 
 select
@@ -41,7 +66,7 @@ select
     cast(order_id as varchar) as order_id,
     cast(line_id as varchar) as line_id,
     cast(role as varchar) as role,
-    cast(promoter_id as varchar) as attributed_promoter_id,
+    cast(attributed_promoter_id as varchar) as attributed_promoter_id,
     cast(click_event_id as varchar) as click_event_id,
     cast(attribution_reason as varchar) as attribution_reason,
     cast(rule_id as varchar) as rule_id,

@@ -14,6 +14,7 @@ from dagster import (
     asset,
 )
 
+from o2p import layout
 from o2p.gates import Gate
 from o2p.periods import refuse_future_days
 from o2p.reference import load_reference
@@ -86,7 +87,8 @@ def clicks_validated(context: AssetExecutionContext, o2p: O2PConfig, spark: Spar
              "lookback_days_validated": len(filled)}
     checked = gates.validate(cfg, window_dates(first, last), (Gate.LANDING, Gate.CLICK_VALIDITY))
     return MaterializeResult(
-        metadata={**stats, "first_day": first, "last_day": last, "path": str(cfg.warehouse_path / "clicks_validated")},
+        metadata={**stats, "first_day": first, "last_day": last,
+                  "path": str(layout.warehouse_table(cfg.warehouse_path, layout.CLICKS_VALIDATED))},
         check_results=[quality.to_check(checked[Gate.LANDING], check_name=Gate.LANDING.check),
                        quality.to_check(checked[Gate.CLICK_VALIDITY], check_name=Gate.CLICK_VALIDITY.check)])
 
@@ -125,5 +127,5 @@ def order_attribution(context: AssetExecutionContext, o2p: O2PConfig, spark: Spa
     checked = gates.validate(cfg, window_dates(first, last), (Gate.ATTRIBUTION,))
     return MaterializeResult(
         metadata={**stats, "first_day": first, "last_day": last, "model": cfg.attribution.model,
-                  "path": str(cfg.warehouse_path / "attribution")},
+                  "path": str(layout.warehouse_table(cfg.warehouse_path, layout.ORDER_ATTRIBUTION))},
         check_results=[quality.to_check(checked[Gate.ATTRIBUTION], check_name=Gate.ATTRIBUTION.check)])

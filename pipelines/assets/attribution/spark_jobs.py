@@ -17,6 +17,7 @@ import shutil
 import uuid
 from pathlib import Path
 
+from o2p import layout
 from o2p.config import Config
 from o2p.quoting import hadoop_path
 from o2p.timeutil import US_PER_DAY, US_PER_SECOND
@@ -32,7 +33,7 @@ CLICK_COLUMNS = [
 
 def _existing(root: Path, dates: list[str]) -> list[str]:
     """The day folders of `dates` that exist, as paths for Spark's readers (o2p.quoting.hadoop_path)."""
-    return [hadoop_path(root / f"event_date={d}") for d in dates if (root / f"event_date={d}").is_dir()]
+    return [hadoop_path(layout.event_date_dir(root, d)) for d in dates if layout.event_date_dir(root, d).is_dir()]
 
 
 def dedupe(df, losers=None, key: str = "event_id"):
@@ -259,7 +260,7 @@ def _swap_in(staging: Path, target: Path, dates: list[str]) -> None:
     """Replace target/event_date=D with the staged output for every D in the window."""
     target.mkdir(parents=True, exist_ok=True)
     for d in dates:
-        new, old = staging / f"event_date={d}", target / f"event_date={d}"
+        new, old = layout.event_date_dir(staging, d), layout.event_date_dir(target, d)
         if old.exists():
             shutil.rmtree(old)
         if new.exists():
@@ -271,9 +272,9 @@ def run_click_validity(spark, cfg: Config, first: str, last: str) -> dict:
     """Compute click validity for event dates first..last; returns counts for metadata."""
     from pyspark.sql import functions as F
 
-    landing = cfg.landing_path / "clicks"
+    landing = layout.landing_table(cfg.landing_path, "clicks")
     paths = _existing(landing, window_dates(first, last, 1, 1))
-    target = cfg.warehouse_path / "clicks_validated"
+    target = layout.warehouse_table(cfg.warehouse_path, layout.CLICKS_VALIDATED)
     dates = window_dates(first, last)
     if not paths:
         _swap_in(target / "_none", target, dates)
@@ -301,15 +302,15 @@ def missing_validated_days(cfg: Config, first: str, last: str) -> list[str]:
     Click validity of a day is a pure function of the landed clicks of that day and its
     neighbours, so validating them here writes what a run of those days writes: a single day
     re-run alone, in any order, reads the same candidates (issue #17)."""
-    from streaming.landing import landed_dates
+    from o2p.layout import landed_dates
 
     landed = set(landed_dates(cfg.landing_path, "clicks"))
     if cfg.attribution.model == "wechat_lock":
         before = [d for d in landed if d < first]
     else:
         before = window_dates(first, first, cfg.attribution.lookback_days, 0)[:-1]
-    target = cfg.warehouse_path / "clicks_validated"
-    return sorted(d for d in before if d in landed and not (target / f"event_date={d}").is_dir())
+    target = layout.warehouse_table(cfg.warehouse_path, layout.CLICKS_VALIDATED)
+    return sorted(d for d in before if d in landed and not layout.event_date_dir(target, d).is_dir())
 
 
 ATTRIBUTION_SCHEMA = [
@@ -326,7 +327,7 @@ def _write_schema_file(target: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    path = target / "_schema" / "empty.parquet"
+    path = layout.schema_file(target)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         schema = pa.schema([(n, getattr(pa, t)()) for n, t in ATTRIBUTION_SCHEMA])
@@ -334,7 +335,7 @@ def _write_schema_file(target: Path) -> None:
 
 
 def _earliest_landed(cfg: Config) -> str | None:
-    from streaming.landing import landed_dates
+    from o2p.layout import landed_dates
 
     days = landed_dates(cfg.landing_path, "clicks") + landed_dates(cfg.landing_path, "orders")
     return min(days) if days else None
@@ -344,18 +345,18 @@ def run_attribution(spark, cfg: Config, first: str, last: str, promoters: dict) 
     from pyspark.sql import functions as F
 
     lock_model = cfg.attribution.model == "wechat_lock"
-    target = cfg.warehouse_path / "attribution"
-    state_root = cfg.warehouse_path / "lock_state"
+    target = layout.warehouse_table(cfg.warehouse_path, layout.ORDER_ATTRIBUTION)
+    state_root = layout.warehouse_table(cfg.warehouse_path, layout.LOCK_STATE)
     _write_schema_file(target)
     if lock_model:
         # the fold needs the locks at the end of the day before: without that snapshot, start
         # from the first landed day (slower, and as correct)
         prev = window_dates(first, first, 1, 0)[0]
         earliest = _earliest_landed(cfg)
-        if earliest and earliest < first and not (state_root / f"event_date={prev}").is_dir():
+        if earliest and earliest < first and not layout.event_date_dir(state_root, prev).is_dir():
             first = earliest
     dates = window_dates(first, last)
-    order_paths = _existing(cfg.landing_path / "orders", dates)
+    order_paths = _existing(layout.landing_table(cfg.landing_path, "orders"), dates)
     if order_paths:
         orders = dedupe(spark.read.parquet(*order_paths), conflict_losers(spark, cfg)).where(
             F.col("event_type") == "order_paid")
@@ -369,7 +370,7 @@ def run_attribution(spark, cfg: Config, first: str, last: str, promoters: dict) 
     valid_schema = "event_id string, occurred_at_us long, buyer_id string, share_id string, promoter_id string"
 
     def valid_clicks(days):
-        paths = _existing(cfg.warehouse_path / "clicks_validated", days)
+        paths = _existing(layout.warehouse_table(cfg.warehouse_path, layout.CLICKS_VALIDATED), days)
         if not paths:
             return spark.createDataFrame([], valid_schema)
         return spark.read.parquet(*paths).where("is_valid").select(

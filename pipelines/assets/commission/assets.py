@@ -20,9 +20,11 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from expectations import suites
 from expectations.runner import SuiteResult, run_suite
+from o2p import layout
 from o2p.config import Config
 from o2p.errors import GateFailed, O2PError
 from o2p.gates import Gate
+from o2p.layout import ensure_schema_files
 from o2p.periods import check_order
 from o2p.quoting import dbt_glob
 from o2p.registry import Registry
@@ -31,7 +33,6 @@ from pipelines.lib.dbt_manifest import manifest_path
 from pipelines.lib.duck import POOL, connect
 from pipelines.lib.partitions import monthly, period_dbt_vars
 from pipelines.resources import O2PConfig
-from streaming.landing import ensure_schema_files
 
 ENTITLEMENTS = AssetKey(["marts", "fct_commission_entitlements"])
 
@@ -59,9 +60,9 @@ def dbt_vars(cfg: Config, period: str) -> dict:
     return {
         **period_dbt_vars(period),
         # quoted SQL text (o2p.quoting): any character of the home path reaches DuckDB intact
-        "landing_glob": dbt_glob(cfg.landing_path, "{name}/*/*.parquet"),
-        "warehouse_glob": dbt_glob(cfg.warehouse_path, "{name}/*/*.parquet"),
-        "reference_glob": dbt_glob(cfg.warehouse_path, "reference/{name}.parquet"),
+        "landing_glob": dbt_glob(cfg.landing_path, "{identifier}/*/*.parquet"),
+        "warehouse_glob": dbt_glob(cfg.warehouse_path, "{identifier}/*/*.parquet"),
+        "reference_glob": dbt_glob(layout.reference_dir(cfg.warehouse_path), "{identifier}.parquet"),
         "override_rate_e4": int(rate * 10000),
         "auto_confirm_days": cfg.settlement.auto_confirm_days,
         "return_window_days": cfg.settlement.return_window_days,
@@ -172,7 +173,7 @@ def gx_commission(context: AssetCheckExecutionContext, o2p: O2PConfig) -> AssetC
     period = context.partition_key[:7]
     try:
         with connect(cfg, read_only=True) as con:
-            df = con.execute("select * from marts.fct_commission_entitlements where period = ?", [period]).df()
+            df = con.execute(f"select * from {layout.ENTITLEMENTS} where period = ?", [period]).df()
     except Exception as exc:  # noqa: BLE001 - a check that cannot read is a failed check
         result = SuiteResult(Gate.COMMISSION, False, error=f"cannot read the entitlements: {exc}")
     else:

@@ -29,14 +29,15 @@ from dagster import (
     sensor,
 )
 
+from o2p import layout
 from o2p.gates import LANDING_FRESH
+from o2p.layout import TABLES
 from o2p.reference import load_reference
 from pipelines.lib.duck import POOL
 from pipelines.lib.partitions import daily
 from pipelines.lib.versions import DATA_PLATFORM, FINANCE, code_version
 from pipelines.resources import O2PConfig
 from streaming.health import capture_health, log_offsets
-from streaming.landing import TABLES
 
 landing_specs = [
     AssetSpec(
@@ -66,34 +67,22 @@ REFERENCE_KEYS = [AssetKey(["reference", n]) for n in ("promoters", "products", 
 def reference_data(context: AssetExecutionContext, o2p: O2PConfig):
     cfg = o2p.get()
     ref = load_reference(cfg.reference_path, encoding=cfg.reference_encoding)   # raises InputError naming file, row and field
-    out = cfg.warehouse_path / "reference"
+    out = layout.reference_dir(cfg.warehouse_path)
     out.mkdir(parents=True, exist_ok=True)
-    promoters = pa.Table.from_pylist(
-        [vars(p) for p in ref.promoters.values()],
-        schema=pa.schema([
-            ("promoter_id", pa.string()), ("upline_id", pa.string()), ("tier", pa.string()),
-            ("buyer_id", pa.string()), ("payee_openid", pa.string()), ("payee_name", pa.string()),
-            ("joined_at_us", pa.int64()), ("suspended_at_us", pa.int64()),
-        ]),
-    )
-    products = pa.Table.from_pylist(
-        [vars(p) for p in ref.products.values()],
-        schema=pa.schema([(c, pa.string()) for c in ("sku_id", "product_id", "brand", "category")]),
-    )
+    schemas = layout.REFERENCE_SCHEMAS
+    promoters = pa.Table.from_pylist([vars(p) for p in ref.promoters.values()], schema=schemas["promoters"])
+    products = pa.Table.from_pylist([vars(p) for p in ref.products.values()], schema=schemas["products"])
     rules = pa.Table.from_pylist(
         [{"rule_id": r.rule_id, "scope": r.scope, "scope_value": r.scope_value,
           "rate_e4": int(r.rate * 10000), "effective_from_us": r.effective_from_us,
           "effective_to_us": r.effective_to_us} for r in ref.rules],
-        schema=pa.schema([
-            ("rule_id", pa.string()), ("scope", pa.string()), ("scope_value", pa.string()),
-            ("rate_e4", pa.int64()), ("effective_from_us", pa.int64()), ("effective_to_us", pa.int64()),
-        ]),
+        schema=schemas["commission_rules"],
     )
     for name, tbl in (("promoters", promoters), ("products", products), ("commission_rules", rules)):
-        pq.write_table(tbl, out / f"{name}.parquet")
+        pq.write_table(tbl, layout.reference_file(cfg.warehouse_path, name))
         yield MaterializeResult(asset_key=AssetKey(["reference", name]), metadata={
             "source": str(cfg.reference_path / f"{name}.csv"), "rows": tbl.num_rows,
-            "path": str(out / f"{name}.parquet")})
+            "path": str(layout.reference_file(cfg.warehouse_path, name))})
 
 
 @sensor(
@@ -109,7 +98,7 @@ def capture_health_sensor(context: SensorEvaluationContext, o2p: O2PConfig):
     rows = capture_health(cfg, offsets)
     if not rows:
         return SkipReason("nothing captured yet and no topic partitions found")
-    kind = {getattr(cfg.kafka.topics, t): t for t in TABLES}
+    kind = layout.topic_tables(cfg.kafka.topics)
     events = []
     for table in TABLES:
         mine = [r for r in rows if kind.get(r["topic"]) == table]
@@ -152,7 +141,7 @@ def landing_freshness(context: AssetCheckExecutionContext, o2p: O2PConfig):
     cfg = o2p.get()
     offsets = log_offsets(cfg)
     rows = capture_health(cfg, offsets)
-    kind = {getattr(cfg.kafka.topics, t): t for t in TABLES}
+    kind = layout.topic_tables(cfg.kafka.topics)
     for table in TABLES:
         ok, why = freshness([r for r in rows if kind.get(r["topic"]) == table], offsets is not None,
                             cfg.capture.stale_after_seconds)

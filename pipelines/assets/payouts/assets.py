@@ -20,10 +20,11 @@ from dagster import (
 
 from expectations import suites
 from expectations.runner import is_broken, run_suite
-from o2p import release
+from o2p import layout, release
 from o2p.config import Config
 from o2p.errors import GateBroken, GateFailed
 from o2p.gates import RELEASE, Gate
+from o2p.layout import TABLES
 from o2p.reference import load_reference
 from o2p.settlement import Balance, Returned, Settlement, StatementRow
 from o2p.timeutil import period_end_us
@@ -33,7 +34,6 @@ from pipelines.lib.duck import POOL, connect
 from pipelines.lib.partitions import monthly
 from pipelines.lib.versions import DATA_PLATFORM, FINANCE, code_version
 from pipelines.resources import O2PConfig, RegistryResource
-from streaming.landing import TABLES
 
 PAYOUT = AssetKey(["payouts", "payout_batch"])
 
@@ -51,14 +51,14 @@ def input_fingerprint(cfg: Config) -> str:
 
 def load_settlement(cfg: Config, period: str) -> Settlement:
     with connect(cfg, read_only=True) as con:
-        bal = con.execute("select * from settlement.promoter_balances where period = ? order by promoter_id", [period]).fetchall()
+        bal = con.execute(f"select * from {layout.PROMOTER_BALANCES} where period = ? order by promoter_id", [period]).fetchall()
         bcols = [d[0] for d in con.description]
-        stm = con.execute("select * from settlement.statement_lines where period = ?", [period]).fetchall()
+        stm = con.execute(f"select * from {layout.STATEMENT_LINES} where period = ?", [period]).fetchall()
         scols = [d[0] for d in con.description]
         has_returns = con.execute("select count(*) from information_schema.tables where table_schema = 'settlement' "
                                   "and table_name = 'returned_transfers'").fetchone()[0]
         ret = con.execute("select promoter_id, from_period, batch_id, out_bill_no, state, gross_fen from "
-                          "settlement.returned_transfers where period = ? order by promoter_id, from_period, "
+                          f"{layout.RETURNED_TRANSFERS} where period = ? order by promoter_id, from_period, "
                           "out_bill_no", [period]).fetchall() if has_returns else []
     s = Settlement(period)
     for r in bal:
@@ -139,7 +139,7 @@ def payout_batch(context: AssetExecutionContext, o2p: O2PConfig, registry: Regis
     gate_list = [{"suite": n, "success": g["success"], "expectations": g["expectations"], "rows": g["rows"]}
                  for n, g in sorted(gates.items())]
     files["manifest.json"] = release.manifest(cfg, batch_id, period, files, tot, fingerprint, gate_list)
-    folder = cfg.payouts_path / period / batch_id
+    folder = layout.batch_folder(cfg.payouts_path, period, batch_id)
     # who released it (rulebook §10): the person the run names (`o2p --as`, $O2P_USER, the UI's
     # launcher when the instance knows it), else the automation that started it
     tags = context.run.tags

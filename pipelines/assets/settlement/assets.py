@@ -16,7 +16,7 @@ from dagster import (
 
 from expectations import suites
 from expectations.runner import run_suite
-from o2p import ledger_mirror
+from o2p import layout, ledger_mirror
 from o2p.config import Config
 from o2p.errors import GateBroken, GateFailed, InputError
 from o2p.gates import Gate
@@ -139,9 +139,9 @@ def promoter_balances(context: AssetExecutionContext, o2p: O2PConfig, registry: 
     bal = balances_frame(s)
     stm = statement_frame(s)
     with connect(cfg) as con:
-        replace_period(con, "settlement.promoter_balances", period, bal)
-        replace_period(con, "settlement.statement_lines", period, stm)
-        replace_period(con, "settlement.returned_transfers", period, returns_frame(s))
+        replace_period(con, layout.PROMOTER_BALANCES, period, bal)
+        replace_period(con, layout.STATEMENT_LINES, period, stm)
+        replace_period(con, layout.RETURNED_TRANSFERS, period, returns_frame(s))
     check_df = bal.assign(
         reconciles=(bal.carried_in_fen + bal.returned_fen + bal.movement_fen == bal.gross_fen + bal.carried_out_fen),
         net_is_gross_minus_tax=(bal.net_fen == bal.gross_fen - bal.tax_fen),

@@ -1,3 +1,4 @@
+-- Spark's attribution (asset attribution/order_attribution): one row per landed order_paid event.
 select
     order_id,
     order_event_id,
@@ -6,4 +7,4 @@ select
     attribution_reason,
     candidates_considered,
     model as attribution_model
-from {{ source('warehouse', 'attribution') }}
+from {{ source('warehouse', 'order_attribution') }}

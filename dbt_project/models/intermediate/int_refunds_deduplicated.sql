@@ -1,7 +1,8 @@
 -- One row per refund_id (a refund_id refunds once: its earliest event, ties by event_id).
 with events as (
-    {{ dedupe_events(source('landing', 'refunds')) }}
+    {{ dedupe_events(ref('stg_landing__refunds')) }}
 )
+
 select
     refund_id,
     event_id as refund_event_id,

@@ -1,3 +1,4 @@
+-- The lines of each order's counted (earliest) order_paid event, one row per line.
 select
     o.order_id,
     l.line.line_id as line_id,
@@ -7,5 +8,5 @@ select
     l.line.discount_fen as discount_fen,
     l.line.paid_fen as paid_fen,
     o.currency
-from {{ ref('stg_orders_paid') }} as o,
-    unnest(o.lines) as l(line)
+from {{ ref('int_orders_paid_first') }} as o,
+    unnest(o.lines) as l (line)

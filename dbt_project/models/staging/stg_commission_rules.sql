@@ -1,1 +1,0 @@
-select * from {{ source('reference', 'commission_rules') }}

@@ -7,13 +7,13 @@ file it wrote) beside the released files, which never change."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError
 
 from o2p.config import Config
 from o2p.errors import InputError, O2PError
+from o2p.fsio import write_bytes_atomic
 from o2p.registry import Registry
 from o2p.release import (
     APPROVAL,
@@ -93,8 +93,8 @@ def approve(cfg: Config, period: str, who: str) -> tuple[Path, dict, bool]:
                        f"but {APPROVAL} is missing and cannot be written again as it was (the config or "
                        "payout.csv changed since)")
     if not (folder / APPROVAL).is_file():
-        _write(folder / TRANSFERS, transfers)
-        _write(folder / APPROVAL, data)    # last: its presence means the approval's files are complete
+        write_bytes_atomic(folder / TRANSFERS, transfers)
+        write_bytes_atomic(folder / APPROVAL, data)    # last: its presence means the approval's files are complete
     return folder, recorded, fresh
 
 
@@ -102,12 +102,3 @@ def _document(batch: dict, manifest_sha: str, approved_by: str, approved_at: str
     return {"batch_id": batch["batch_id"], "period": batch["period"], "manifest_sha256": manifest_sha,
             "released_by": batch["released_by"], "approved_by": approved_by, "approved_at": approved_at,
             "files": {TRANSFERS: sha256_bytes(transfers)}}
-
-
-def _write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)

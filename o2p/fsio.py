@@ -1,5 +1,6 @@
-"""Durable small-file writes shared by capture and the gates: fsync a folder, replace a JSON file
-atomically (written beside it, fsynced, renamed, the folder fsynced)."""
+"""Durable small-file writes shared by capture, the gates and approval: fsync a folder, replace a
+file atomically (written beside it under a name of this process, fsynced, renamed over it, the
+folder fsynced): a reader sees the old bytes or the new, never half."""
 
 from __future__ import annotations
 
@@ -16,12 +17,16 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_json_atomic(path: Path, data: dict) -> None:
+def write_bytes_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, sort_keys=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
     fsync_dir(path.parent)
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    write_bytes_atomic(path, json.dumps(data, sort_keys=True).encode("utf-8"))

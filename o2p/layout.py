@@ -125,6 +125,11 @@ def state_dir(landing: Path) -> Path:
     return Path(landing) / "_state"
 
 
+def state_file(landing: Path, topic: str, partition: int) -> Path:
+    """The commit point of a partition: the offsets landed and the files that hold them."""
+    return state_dir(landing) / f"{topic}+{partition}.json"
+
+
 def state_lock(landing: Path, topic: str, partition: int) -> Path:
     return state_dir(landing) / f"{topic}+{partition}.lock"
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from o2p.config import Config
-from o2p.layout import read_states
+from o2p.layout import read_states, state_lock
 
 
 def _owner(lock: Path) -> str | None:
@@ -75,7 +75,7 @@ def capture_health(cfg: Config, offsets: dict | None = None, now: float | None =
             "dead_lettered": s.get("dead_lettered", 0),
             "last_flush_age_s": None if updated is None else round(now - updated / 1e6, 1),
             "gaps": s.get("gaps", []),
-            "owner": _owner(cfg.landing_path / "_state" / f"{key[0]}+{key[1]}.lock"),
+            "owner": _owner(state_lock(cfg.landing_path, *key)),
         })
     return rows
 

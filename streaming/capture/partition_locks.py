@@ -10,12 +10,14 @@ import os
 import time
 from pathlib import Path
 
+from o2p import layout
 from o2p.errors import O2PError
 
 
 class PartitionLocks:
-    def __init__(self, state_dir: Path, timeout_seconds: float, owner_pid: int):
-        self.state_dir = state_dir
+    def __init__(self, landing: Path, timeout_seconds: float, owner_pid: int):
+        self.landing = landing
+        self.state_dir = layout.state_dir(landing)
         self.timeout_seconds = timeout_seconds
         self.owner_pid = owner_pid   # written into the lock file: who holds it
         self._fds: dict = {}         # (topic, partition) → fd holding the partition's flock
@@ -28,7 +30,7 @@ class PartitionLocks:
         if (topic, partition) in self._fds:
             return
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        path = self.state_dir / f"{topic}+{partition}.lock"
+        path = layout.state_lock(self.landing, topic, partition)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         deadline = time.monotonic() + self.timeout_seconds
         while True:

@@ -16,6 +16,7 @@ from typing import NamedTuple
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from o2p import layout
 from o2p.config import Config
 from o2p.fsio import fsync_dir, write_json_atomic
 from o2p.layout import SCHEMAS, file_name, topic_tables
@@ -56,13 +57,13 @@ class Sink:
         self.cfg = cfg
         self.table_of_topic = topic_tables(cfg.kafka.topics)
         self.landing = cfg.landing_path
-        self.tmp = self.landing / "_tmp"
-        self.state_dir = self.landing / "_state"
+        self.tmp = layout.tmp_dir(self.landing)
+        self.state_dir = layout.state_dir(self.landing)
         self.hasher = ip_hasher(cfg)
         self.masker = IpMasker(self.hasher)     # dead letters only: see streaming.privacy
         self.stats: dict = defaultdict(PartitionStats)
         # the capture (consumer) process owns the locks, also when this runs in its sink process
-        self.locks = PartitionLocks(self.state_dir, cfg.capture.lock_timeout_seconds, os.getpid())
+        self.locks = PartitionLocks(self.landing, cfg.capture.lock_timeout_seconds, os.getpid())
         self.dead_letters = DeadLetterTopic(cfg, give_up)   # give_up: see DeadLetterTopic.send
         self.track_freshness = False
 
@@ -81,7 +82,7 @@ class Sink:
 
     # ---- ownership ---------------------------------------------------------
     def _state_path(self, topic: str, partition: int) -> Path:
-        return self.state_dir / f"{topic}+{partition}.json"
+        return layout.state_file(self.landing, topic, partition)
 
     def acquire(self, topic: str, partition: int) -> None:
         """Take the partition's lock, waiting for a previous owner to finish its last batch."""

@@ -56,7 +56,7 @@ def main() -> int:
     from o2p.reference import Promoter
     from o2p.registry import Registry
     from o2p.release import render
-    from o2p.settlement import settle
+    from o2p.settlement import ledger_entries, settle
     from o2p.timeutil import period_end_us, previous_period
 
     with tempfile.TemporaryDirectory(prefix="o2p-bench-release-") as tmp:
@@ -121,8 +121,7 @@ def main() -> int:
                     period, folder="/x", totals={"row_count": len(s.paid), "gross_fen": 0, "tax_fen": 0, "net_fen": 0},
                     files={n: "0" * 64 for n in files}, manifest_sha256="0" * 64, config_hash="h",
                     input_fingerprint="f",
-                    entries=[{k: getattr(r, k) for k in ("promoter_id", "order_id", "line_id", "role", "entitled_fen",
-                                                         "previously_booked_fen", "movement_fen")} for r in s.statement],
+                    entries=ledger_entries(s.statement),
                     balance_rows=[dict(vars(b)) for b in s.balances])
             print(f"{period}: {n} lines, {len(s.statement)} moved, {len(s.paid)} paid, mirror reloaded "
                   f"{synced['reloaded'] or 'nothing'}, identical in both designs; payout.csv "

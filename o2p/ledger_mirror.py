@@ -23,14 +23,14 @@ from __future__ import annotations
 import pyarrow as pa
 
 from o2p import layout
-from o2p.settlement import StatementRow
+from o2p.settlement import LEDGER_FIELDS, StatementRow
 
 MIRROR = layout.LEDGER_MIRROR
 _DDL = f"""create table if not exists {MIRROR} (
     period varchar not null, promoter_id varchar not null, order_id varchar not null,
     line_id varchar not null, role varchar not null, entitled_fen bigint not null,
     previously_booked_fen bigint not null, movement_fen bigint not null)"""
-_COLUMNS = ("promoter_id", "order_id", "line_id", "role", "entitled_fen", "previously_booked_fen", "movement_fen")
+_COLUMNS = LEDGER_FIELDS
 _TYPES = (pa.string(),) * 4 + (pa.int64(),) * 3
 KEY = ("promoter_id", "order_id", "line_id", "role")
 

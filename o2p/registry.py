@@ -38,6 +38,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from o2p.errors import O2PError
+from o2p.settlement import LEDGER_FIELDS
 from o2p.tax import PriorPayout
 
 log = logging.getLogger("o2p.registry")
@@ -235,7 +236,7 @@ def _ensure_bills(c) -> None:
                                            for r in rows])
 
 
-LEDGER_COLUMNS = ("promoter_id", "order_id", "line_id", "role", "entitled_fen", "previously_booked_fen", "movement_fen")
+LEDGER_COLUMNS = LEDGER_FIELDS
 
 
 def _insert_ledger(c, period: str, entries: list[dict], use_copy: bool = True) -> None:

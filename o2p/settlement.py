@@ -4,7 +4,7 @@ plain rows, the outputs plain rows; the registry and DuckDB are read and written
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
 from o2p.tax import PriorPayout, withhold
@@ -28,6 +28,16 @@ class StatementRow:
     entitled_fen: int
     previously_booked_fen: int
     movement_fen: int
+
+
+STATEMENT_FIELDS = tuple(f.name for f in fields(StatementRow))   # settlement.statement_lines, with period
+# what the registry's ledger keeps of a statement row: the line's key and its three amounts
+LEDGER_FIELDS = ("promoter_id", "order_id", "line_id", "role", "entitled_fen", "previously_booked_fen", "movement_fen")
+
+
+def ledger_entries(statement) -> list[dict]:
+    """The ledger entries of a release: one per statement row (rulebook §6: booked(p, l))."""
+    return [{k: getattr(r, k) for k in LEDGER_FIELDS} for r in statement]
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from o2p import release
 from o2p.registry import Registry
-from o2p.settlement import Returned, settle
+from o2p.settlement import Returned, ledger_entries, settle
 from o2p.timeutil import period_end_us, previous_period
 
 
@@ -38,8 +38,7 @@ def release_period(cfg, period: str, entitlements: list[dict], promoters: dict, 
                  files={n: release.sha256_bytes(d) for n, d in files.items() if n != "manifest.json"},
                  manifest_sha256=release.sha256_bytes(files["manifest.json"]), config_hash=cfg.config_hash,
                  input_fingerprint="fp",
-                 entries=[{k: getattr(r, k) for k in ("promoter_id", "order_id", "line_id", "role", "entitled_fen",
-                                                      "previously_booked_fen", "movement_fen")} for r in s.statement],
+                 entries=ledger_entries(s.statement),
                  balance_rows=[dict(vars(b)) for b in s.balances],
                  bills=release.bills(batch_id, s, promoters), applied_returns=[r.out_bill_no for r in s.returns])
     return folder, s

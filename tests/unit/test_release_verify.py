@@ -16,7 +16,7 @@ from o2p import release
 from o2p.config import load_config
 from o2p.reference import Promoter
 from o2p.registry import Registry
-from o2p.settlement import settle
+from o2p.settlement import ledger_entries, settle
 from o2p.timeutil import period_end_us
 from tests.conftest import run_o2p
 
@@ -51,8 +51,7 @@ def released(tmp_path):
         files={n: release.sha256_bytes(d) for n, d in files.items() if n != "manifest.json"},
         manifest_sha256=release.sha256_bytes(files["manifest.json"]), config_hash=cfg.config_hash,
         input_fingerprint="fingerprint",
-        entries=[{k: getattr(r, k) for k in ("promoter_id", "order_id", "line_id", "role", "entitled_fen",
-                                             "previously_booked_fen", "movement_fen")} for r in s.statement],
+        entries=ledger_entries(s.statement),
         balance_rows=[dict(vars(b)) for b in s.balances], bills=release.bills(batch_id, s, promoters))
     assert sorted(os.listdir(folder)) == sorted(LISTED + ["manifest.json"])
     assert release.verify(folder, registry) == []

@@ -26,7 +26,7 @@ from o2p.errors import GateBroken, GateFailed
 from o2p.gates import RELEASE, Gate
 from o2p.layout import TABLES
 from o2p.reference import load_reference
-from o2p.settlement import Balance, Returned, Settlement, StatementRow
+from o2p.settlement import Balance, Returned, Settlement, StatementRow, ledger_entries
 from o2p.timeutil import period_end_us
 from pipelines.assets.settlement.assets import SETTLEMENT
 from pipelines.lib import quality
@@ -153,8 +153,7 @@ def payout_batch(context: AssetExecutionContext, o2p: O2PConfig, registry: Regis
             files={n: release.sha256_bytes(d) for n, d in files.items() if n != "manifest.json"},
             manifest_sha256=release.sha256_bytes(files["manifest.json"]),
             config_hash=cfg.config_hash, input_fingerprint=fingerprint,
-            entries=[{k: getattr(r, k) for k in ("promoter_id", "order_id", "line_id", "role", "entitled_fen",
-                                                 "previously_booked_fen", "movement_fen")} for r in s.statement],
+            entries=ledger_entries(s.statement),
             balance_rows=[dict(vars(b)) for b in s.balances],
             bills=release.bills(batch_id, s, ref.promoters),
             applied_returns=[r.out_bill_no for r in s.returns],

@@ -23,7 +23,7 @@ from o2p.gates import Gate
 from o2p.periods import check_order, first_period  # noqa: F401 - first_period: the settlement's API
 from o2p.reference import load_reference
 from o2p.registry import Registry
-from o2p.settlement import Returned, Settlement, balances, returned_by_promoter
+from o2p.settlement import STATEMENT_FIELDS, Returned, Settlement, balances, returned_by_promoter
 from o2p.timeutil import period_end_us, previous_period
 from pipelines.assets.commission.assets import ENTITLEMENTS
 from pipelines.lib import gates, quality
@@ -89,8 +89,7 @@ def returns_frame(s: Settlement):
 def statement_frame(s: Settlement):
     import pandas as pd
 
-    cols = ["promoter_id", "order_id", "line_id", "role", "click_event_id", "attribution_reason",
-            "rate_e4", "net_fen", "entitled_fen", "previously_booked_fen", "movement_fen"]
+    cols = list(STATEMENT_FIELDS)
     df = pd.DataFrame([vars(r) for r in s.statement], columns=cols)
     df.insert(0, "period", s.period)
     for c in cols[6:]:

@@ -1,4 +1,5 @@
-"""Run a suite on a pandas DataFrame with an ephemeral GX 1.x context and return a plain,
+"""Run a suite on a pandas DataFrame with GX 1.x — a file-backed context under $O2P_HOME/gx
+(suites, results, Data Docs), ephemeral only without a home (unit tests) — and return a plain,
 JSON-able result: which expectation failed, on which column, observed value, failing rows.
 
 GX has no DuckDB source: DuckDB tables are validated through pandas (style.md §10).

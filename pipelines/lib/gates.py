@@ -36,9 +36,9 @@ _LANDED_CLICKS, _LANDED_ORDERS = f"{layout.LANDING}/clicks", f"{layout.LANDING}/
 _VALIDATED = f"{layout.WAREHOUSE}/{layout.CLICKS_VALIDATED}"
 _ATTRIBUTED = f"{layout.WAREHOUSE}/{layout.ORDER_ATTRIBUTION}"
 INPUTS = {   # the folders whose day partition each suite judges
-    "landing": _LANDED,
-    "click_validity": (_LANDED_CLICKS, _VALIDATED),
-    "attribution": (_LANDED_ORDERS, _ATTRIBUTED, _VALIDATED),
+    Gate.LANDING: _LANDED,
+    Gate.CLICK_VALIDITY: (_LANDED_CLICKS, _VALIDATED),
+    Gate.ATTRIBUTION: (_LANDED_ORDERS, _ATTRIBUTED, _VALIDATED),
 }
 
 
@@ -66,9 +66,9 @@ def _record_path(cfg: Config, day: str, suite: str) -> Path:
 
 
 JUDGED = {   # the records each suite judges, counted per day for the release manifest
-    "landing": _LANDED,
-    "click_validity": (_VALIDATED,),
-    "attribution": (_ATTRIBUTED,),
+    Gate.LANDING: _LANDED,
+    Gate.CLICK_VALIDITY: (_VALIDATED,),
+    Gate.ATTRIBUTION: (_ATTRIBUTED,),
 }
 
 
@@ -104,7 +104,7 @@ def landing(con, cfg: Config, days: list[str]) -> SuiteResult:
                 f"occurred_at_us, _topic, _partition, _offset, _captured_at_us "
                 f"from read_parquet({file_list(files)}, union_by_name = true)")
     if not selects:
-        return SuiteResult("landing", True, rows=0)
+        return SuiteResult(Gate.LANDING, True, rows=0)
     capture_date = CAPTURE_DATE_SQL
     events = con.execute(
         f"select *, _captured_at_us - {q.max_event_age_days * US_PER_DAY} as earliest_sane_us, "
@@ -134,18 +134,18 @@ def landing(con, cfg: Config, days: list[str]) -> SuiteResult:
     per_day = captured_per_day(cfg)
     landed = {d: per_day.get(d, 0) for d in dates}
     parts.append(_deadletter_suite(cfg, landed, _dead_per_day(con, cfg, dates)))
-    return merge("landing", parts)
+    return merge(Gate.LANDING, parts)
 
 
 def click_validity(con, cfg: Config, days: list[str]) -> SuiteResult:
     landed, out = _files(cfg, _LANDED_CLICKS, days), _files(cfg, _VALIDATED, days)
     if not landed and not out:
-        return SuiteResult("click_validity", True, rows=0)
+        return SuiteResult(Gate.CLICK_VALIDITY, True, rows=0)
     # a copy that conflicts with an earlier one of its event_id is read by no stage (rulebook §1)
     n_landed = con.execute(f"select count(distinct event_id) from read_parquet({file_list(landed)}, union_by_name = true) e "
                            f"where {event_ids.not_a_loser_sql('e', cfg)}").fetchone()[0] if landed else 0
     if not out:
-        return SuiteResult("click_validity", False, failures=[{
+        return SuiteResult(Gate.CLICK_VALIDITY, False, failures=[{
             "expectation": "expect_table_row_count_to_equal", "observed": 0,
             "sample": f"no click validity output for {days[0]}..{days[-1]}"}], rows=0)
     landed_ids = (f"(select distinct event_id from read_parquet({file_list(landed)}, union_by_name = true) e "
@@ -157,7 +157,7 @@ def click_validity(con, cfg: Config, days: list[str]) -> SuiteResult:
                l.event_id is not null as in_landing
         from read_parquet({file_list(out)}, union_by_name = true) o left join {landed_ids} l using (event_id)
     """).df()
-    return run_suite("click_validity", df, lambda E: suites.click_validity(E, n_landed), home=cfg.home_path,
+    return run_suite(Gate.CLICK_VALIDITY, df, lambda E: suites.click_validity(E, n_landed), home=cfg.home_path,
                      id_columns=["event_id"])
 
 
@@ -171,8 +171,8 @@ def attribution(con, cfg: Config, days: list[str]) -> SuiteResult:
         f"where event_type = 'order_paid' and {event_ids.not_a_loser_sql('e', cfg)}").fetchone()[0] if orders else 0
     if not out:
         if n_orders == 0:
-            return SuiteResult("attribution", True, rows=0)
-        return SuiteResult("attribution", False, failures=[{
+            return SuiteResult(Gate.ATTRIBUTION, True, rows=0)
+        return SuiteResult(Gate.ATTRIBUTION, False, failures=[{
             "expectation": "expect_table_row_count_to_equal", "column": None, "observed": 0,
             "unexpected_count": n_orders,
             "sample": f"{n_orders} landed orders of {days[0]}..{days[-1]} have no attribution: run `o2p run`"}])
@@ -206,7 +206,7 @@ def attribution(con, cfg: Config, days: list[str]) -> SuiteResult:
                case when a.click_event_id is not null then c.is_valid end as click_is_valid
         from a left join c on c.event_id = a.click_event_id
     """).df()
-    return run_suite("attribution", df, lambda E: suites.attribution(E, n_orders), home=cfg.home_path,
+    return run_suite(Gate.ATTRIBUTION, df, lambda E: suites.attribution(E, n_orders), home=cfg.home_path,
                      id_columns=["order_event_id"])
 
 
@@ -349,5 +349,5 @@ def for_release(cfg: Config, period: str) -> dict[str, SuiteResult]:
         results[suite] = SuiteResult(suite, fresh.success, evaluated, failures, fresh.error,
                                      rows=sum(day_rows(cfg, suite, d) for d in days))
     if days:
-        results["landing"] = merge("landing", [results["landing"], deadletter_share(cfg)])
+        results[Gate.LANDING] = merge(Gate.LANDING, [results[Gate.LANDING], deadletter_share(cfg)])
     return results

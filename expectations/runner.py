@@ -26,6 +26,11 @@ class SuiteResult:
     error: str | None = None
     rows: int = 0
 
+    def __post_init__(self):
+        # a plain str, whatever names it (o2p.gates.Gate is a StrEnum): the result goes into
+        # Dagster metadata and JSON, which take str, not a str subclass
+        self.suite = str(self.suite)
+
     @property
     def broken(self) -> bool:
         """The suite could not run (an internal error) and found nothing: not a finding about the
@@ -115,6 +120,7 @@ def run_suite(name: str, df, build: Callable[[object], list], *, home: Path | No
     and the checkpoint's UpdateDataDocsAction rebuilds the Data Docs. Failing rows are named by
     `id_columns` (e.g. event_id), so a failure says which rows, not only how many.
     """
+    name = str(name)   # a Gate (StrEnum) names GX objects as its plain value
     try:
         import great_expectations as gx
         from great_expectations.checkpoint import UpdateDataDocsAction

@@ -44,6 +44,16 @@ def cmd_kafka(cfg: Config, args) -> int:
 
 
 def cmd_contracts(cfg: Config, args) -> int:
+    if args.write:
+        from streaming.topic_schemas import write_all
+
+        write_all(log=say)
+        return 0
+    if args.topic:
+        from streaming.topic_schemas import render, topic_schema
+
+        say(render(topic_schema(args.topic)).rstrip("\n"))
+        return 0
     from streaming.contracts import event_json_schema
 
     say(json.dumps(event_json_schema(), indent=2, ensure_ascii=False))
@@ -453,7 +463,12 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("action", choices=["up", "down", "status"])
     k.set_defaults(fn=cmd_kafka)
 
-    c = sub.add_parser("contracts", help="print the JSON Schema of every event")
+    c = sub.add_parser("contracts", help="print the JSON Schema of every event, or of one topic; --write the "
+                                         "per-topic schemas (streaming/schemas/v1/)")
+    c.add_argument("--topic", choices=["clicks", "orders", "refunds"],
+                   help="print the JSON Schema (2020-12) of this topic's messages")
+    c.add_argument("--write", action="store_true",
+                   help="write streaming/schemas/v1/<topic>.schema.json from the contracts")
     c.set_defaults(fn=cmd_contracts)
 
     s = sub.add_parser("simulate", help="write synthetic reference CSVs and publish a month of synthetic traffic")

@@ -103,7 +103,7 @@ def cmd_simulate(cfg: Config, args) -> int:
 def cmd_publish(cfg: Config, args) -> int:
     from streaming.producer import publish_file
 
-    publish_file(cfg, args.file, topic=args.topic, log=say)
+    publish_file(cfg, args.file, topic=args.topic, log=say, validate=not args.no_validate)
     return 0
 
 
@@ -493,7 +493,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     pb = sub.add_parser("publish", help="publish a JSON-lines file, one event per line, to its topic")
     pb.add_argument("file")
-    pb.add_argument("--topic", help="send every line as raw bytes to this topic (no routing)")
+    pb.add_argument("--topic", help="send every line as raw bytes to this topic (no routing, no validation)")
+    pb.add_argument("--no-validate", action="store_true",
+                    help="do not check the events against the contract before sending (capture still does)")
     pb.set_defaults(fn=cmd_publish)
 
     cp = sub.add_parser("capture", help="consume the event topics into the Parquet landing zone")

@@ -152,7 +152,8 @@ def cmd_deadletters(cfg: Config, args) -> int:
         say(f"  source {d['source']}, event_id {d['event_id'] or '-'}, key {rec.get('key', rec.get('key_base64'))!r}")
         say("  raw: " + (rec["raw"] if "raw" in rec and rec["raw"] is not None else f"(base64) {rec.get('raw_base64')}"))
         for r in d["replays"]:
-            say(f"  replayed by {r['replayed_by']} at {r['replayed_at']} as event_id {r['event_id']} "
+            what = "replayed" if r.get("outcome", "replayed") == "replayed" else "resolved (its event_id had landed)"
+            say(f"  {what} by {r['replayed_by']} at {r['replayed_at']} as event_id {r['event_id']} "
                 f"(from {r['file']}:{r['line']})")
         return 0
     if args.action == "replay":

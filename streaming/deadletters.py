@@ -20,7 +20,14 @@ coordinates, `topic/partition/offset` (the key it has on the dead-letter topic t
   * the same `event_id` with the same content was replayed before (not captured yet): skipped.
   Each replay sent is recorded, once the broker acknowledged it, in
   `$O2P_HOME/deadletters/replays.jsonl` (who, when, the dead letter, the `event_id`, the SHA-256 of
-  the content and of the file), so replaying a file twice sends nothing the second time.
+  the content and of the file; `outcome` `replayed`), and so is each dead letter skipped because its
+  `event_id` had landed (`outcome` `already_landed`), so replaying a file twice sends nothing the
+  second time.
+
+A dead letter is **resolved** (`resolved(cfg)`) once a replay record names it and its `event_id` is in
+the landing zone: the dead-letter ceiling (`quality.max_deadletter_share`, pipelines/lib/gates.py)
+counts only unresolved ones, so a release held by a burst goes through once the burst is fixed,
+replayed and captured — not merely replayed.
 """
 
 from __future__ import annotations
@@ -159,6 +166,19 @@ def replays_by_dead_letter(cfg: Config) -> dict[str, list[dict]]:
     return out
 
 
+def resolved(cfg: Config) -> set[tuple[str, int, int]]:
+    """The (topic, partition, offset) of every dead letter whose replay (or the producer's own
+    resend, recorded by a replay as `already_landed`) is in the landing zone now."""
+    recs = [r for r in replays(cfg) if r.get("dead_letter")]
+    landed = landed_event_ids(cfg, {r["event_id"] for r in recs})
+    out = set()
+    for r in recs:
+        if r["event_id"] in landed:
+            topic, partition, offset = r["dead_letter"].rsplit("/", 2)
+            out.add((topic, int(partition), int(offset)))
+    return out
+
+
 def landed_event_ids(cfg: Config, ids: set[str]) -> set[str]:
     """Which of `ids` are in the landing zone's event tables (any copy)."""
     import pyarrow.compute as pc
@@ -220,34 +240,38 @@ def replay(cfg: Config, path: Path, by: str, log=print) -> dict:
     with exclusive(cfg.home_path / "locks" / "deadletters-replay.lock", f"o2p deadletters replay {path}"):
         done = {(r["event_id"], r["sha256"]) for r in replays(cfg)}
         landed = landed_event_ids(cfg, {e["event_id"] for _, _, e in lines})
-        todo, skipped = [], []
+        todo, skipped, resolved_here = [], [], []
         seen_in_file: set[tuple[str, str]] = set()
+        resolved_before = {r.get("dead_letter") for r in replays(cfg)}
         for i, rec, event in lines:
             sha = content_sha256(event)
             eid = event["event_id"]
             if eid in landed:
                 skipped.append(f"{path}:{i}: event_id {eid} is already landed: not sent again")
+                if rec.get("dead_letter") and rec["dead_letter"] not in resolved_before:
+                    resolved_here.append((i, rec, event, sha, "already_landed"))
             elif (eid, sha) in done or (eid, sha) in seen_in_file:
                 skipped.append(f"{path}:{i}: event_id {eid} was replayed before with this content: not sent again")
             else:
                 seen_in_file.add((eid, sha))
-                todo.append((i, rec, event, sha))
+                todo.append((i, rec, event, sha, "replayed"))
         now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        if todo:
+        if todo:   # the records are written after the broker acknowledged every replay
             with EventPublisher(cfg) as pub:   # close() raises PublishError unless every one is acknowledged
-                for _, rec, event, _ in todo:
+                for _, rec, event, _, _ in todo:
                     headers = [("o2p.replayed_by", by.encode("utf-8"))]
                     if rec.get("dead_letter"):
                         headers.append(("o2p.replay_of", str(rec["dead_letter"]).encode("utf-8")))
                     pub.publish(event, headers=headers)
+        if todo or resolved_here:
             log_path = deadletter_replays_file(cfg.home_path)
             log_path.parent.mkdir(parents=True, exist_ok=True)
             with open(log_path, "a", encoding="utf-8") as fh:
-                for i, rec, event, sha in todo:
+                for i, rec, event, sha, outcome in todo + resolved_here:
                     fh.write(json.dumps({
-                        "replayed_at": now, "replayed_by": by, "dead_letter": rec.get("dead_letter"),
-                        "event_id": event["event_id"], "sha256": sha, "file": str(path), "line": i,
-                        "file_sha256": file_sha}, ensure_ascii=False) + "\n")
+                        "replayed_at": now, "replayed_by": by, "outcome": outcome,
+                        "dead_letter": rec.get("dead_letter"), "event_id": event["event_id"], "sha256": sha,
+                        "file": str(path), "line": i, "file_sha256": file_sha}, ensure_ascii=False) + "\n")
                 fh.flush()
                 os.fsync(fh.fileno())
     for line in skipped:

@@ -1,7 +1,9 @@
 """Dead letters an operator can fix (issue #15), on the real broker: a burst of malformed orders is
 listed by reason, exported, fixed with jq, replayed and lands exactly once; replaying the same file
 again sends nothing; an event_id the producer already re-sent valid is not replayed; an unfixed
-file is refused whole; `capture --status` counts dead letters by source and reason."""
+file is refused whole; `capture --status` counts dead letters by source and reason; and the
+dead-letter ceiling a release judges holds before the fix and passes once the replays have landed
+(the gate function the release runs, here without a whole release)."""
 
 import json
 import shutil
@@ -10,6 +12,7 @@ from collections import Counter
 
 import pytest
 
+from pipelines.lib.gates import deadletter_share
 from streaming.producer import EventPublisher
 from streaming.topic_schemas import EXAMPLES_DIR
 from tests.conftest import run_o2p
@@ -55,6 +58,8 @@ def test_a_burst_of_malformed_orders_is_listed_exported_fixed_replayed_and_lands
     run_o2p(*o2p, "capture", "--until-idle", env=SALT)
     _, event_ids, reasons = landed(cfg)
     assert len(reasons) == 32 and sorted(event_ids) == sorted(f"o-{i}" for i in [*range(10), 40])
+    held = deadletter_share(cfg)     # the release's dead-letter ceiling: 32 of 43 messages today
+    assert not held.success
 
     listed = run_o2p(*o2p, "deadletters", "list", "--reason", "cross_field_rule").stdout
     assert "31 dead letter(s): cross_field_rule 31" in listed and "not_json" not in listed
@@ -83,6 +88,7 @@ def test_a_burst_of_malformed_orders_is_listed_exported_fixed_replayed_and_lands
     offsets, event_ids, _ = landed(cfg)
     assert offsets == every_offset_once(cfg)
     assert event_ids == Counter({f"o-{i}": 1 for i in range(41)})   # every order exactly once
+    assert deadletter_share(cfg).success   # 31 resolved: only the not_json one counts, 1 of 42 (5 % ceiling)
 
     again = run_o2p(*o2p, "--as", "ops-bob", "deadletters", "replay", str(fixed)).stdout
     assert "31 fixed event(s): 0 replayed, 31 skipped" in again
@@ -90,7 +96,8 @@ def test_a_burst_of_malformed_orders_is_listed_exported_fixed_replayed_and_lands
     assert landed(cfg)[0] == offsets                                # nothing new landed
 
     log = [json.loads(line) for line in (cfg.home_path / "deadletters" / "replays.jsonl").read_text().splitlines()]
-    assert len(log) == 30 and {r["replayed_by"] for r in log} == {"ops-alice"}
+    assert Counter(r["outcome"] for r in log) == {"replayed": 30, "already_landed": 1}
+    assert {r["replayed_by"] for r in log} == {"ops-alice"}
     assert {r["dead_letter"] for r in log} <= {r["dead_letter"] for r in recs}
     shown = run_o2p(*o2p, "deadletters", "show", log[0]["dead_letter"]).stdout
     assert f"replayed by ops-alice at {log[0]['replayed_at']} as event_id {log[0]['event_id']}" in shown

@@ -118,6 +118,17 @@ def counts(cfg: Config) -> dict[str, Counter]:
     return {"source": by_source, "reason": by_reason}
 
 
+def counts_by_table(cfg: Config) -> dict[str, dict[str, dict[str, int]]]:
+    """Per landing table: its dead letters by source and by reason code (the landing assets'
+    observations in the Dagster UI)."""
+    out: dict[str, dict[str, Counter]] = {}
+    for d in read(cfg):
+        t = out.setdefault(d["table"] or d["topic"], {"source": Counter(), "reason": Counter()})
+        t["source"][d["source"]] += 1
+        t["reason"][d["reason_code"]] += 1
+    return {t: {k: dict(sorted(c.items())) for k, c in v.items()} for t, v in out.items()}
+
+
 def find(cfg: Config, coord: str) -> dict:
     for d in read(cfg):
         if d["dead_letter"] == coord:

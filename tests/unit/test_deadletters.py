@@ -65,3 +65,15 @@ def test_a_replay_file_with_a_line_that_is_no_event_is_refused_whole(cfg, tmp_pa
     path.write_text('{"dead_letter": "x/0/1", "event": null}\n')
     with pytest.raises(InputError, match=r"fixed.jsonl:1: no `event` object"):
         dl.replay(cfg, path, "ops")
+
+
+def test_the_landing_assets_observations_carry_dead_letters_by_source_and_reason(cfg):
+    from pipelines.assets.landing.assets import observation
+
+    dead = dl.counts_by_table(cfg)
+    assert dead == {"orders": {"source": {"bot": 1, "storefront": 1},
+                               "reason": {"missing_field": 1, "unsupported_schema_version": 1}},
+                    "clicks": {"source": {"unknown": 1}, "reason": {"not_json": 1}}}
+    meta = observation("orders", [], broker_up=False, dead=dead["orders"]).metadata
+    assert meta["dead_letters_by_source"].data == {"bot": 1, "storefront": 1}
+    assert meta["dead_letters_by_reason"].data == {"missing_field": 1, "unsupported_schema_version": 1}

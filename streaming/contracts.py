@@ -1,9 +1,14 @@
 """Event contracts (rulebook §1): the single source of truth for producers and the capture consumer.
 
 `validate_event(raw_bytes, topic_table)` returns a flat row for the landing
-zone or raises `ContractError` with a reason a person can act on. The JSON
-Schema that upstream teams read is generated from these models
-(`o2p contracts` / `event_json_schema()`).
+zone or raises `ContractError` with a reason a person can act on; `reason_code(reason)` names its
+kind (REASONS: the filters of `o2p deadletters`). The JSON Schemas that upstream teams read, one per
+topic, are generated from these models (`streaming.topic_schemas`, `o2p contracts --write`), so
+every field carries its description and an example here.
+
+Compatibility (README): `ext`, an optional JSON object, is the producer's own data: accepted and
+dropped by `to_row`, never landed. A `schema_version` above 1 is refused with a reason starting
+`unsupported_schema_version:` (a v2 event belongs on its own v2 topic).
 
 Events from the future: capture passes `latest_us` (its capture time plus
 `quality.max_future_seconds`); an event whose `occurred_at` is after it is

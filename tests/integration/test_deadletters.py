@@ -9,6 +9,7 @@ import json
 import shutil
 import subprocess
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -102,3 +103,60 @@ def test_a_burst_of_malformed_orders_is_listed_exported_fixed_replayed_and_lands
     shown = run_o2p(*o2p, "deadletters", "show", log[0]["dead_letter"]).stdout
     assert f"replayed by ops-alice at {log[0]['replayed_at']} as event_id {log[0]['event_id']}" in shown
     assert "32 dead letter(s)" in run_o2p(*o2p, "deadletters", "list").stdout   # kept, marked replayed
+
+
+def test_a_release_held_by_a_burst_of_dead_letters_goes_through_once_they_are_fixed_and_replayed(broker, tmp_path):
+    """End to end (Spark, dbt, GX, the release): five malformed orders hold `o2p run` at the
+    dead-letter ceiling; exported, fixed with jq, replayed and captured, the same run passes and
+    October is released with the amounts of tests/integration/test_end_to_end.py (the five are
+    organic: they change no commission)."""
+    import uuid
+
+    from tests.integration.test_end_to_end import EVENTS, PRODUCTS, PROMOTERS, RULES, line
+
+    base = tmp_path / "held"
+    ref = base / "reference"
+    ref.mkdir(parents=True)
+    for name, text in (("promoters", PROMOTERS), ("products", PRODUCTS), ("commission_rules", RULES)):
+        (ref / f"{name}.csv").write_text(text, encoding="utf-8")
+    n = f"h{uuid.uuid4().hex[:8]}"
+    topics = {"clicks": f"{n}.clicks", "orders": f"{n}.orders", "refunds": f"{n}.refunds", "deadletter": f"{n}.dead"}
+    cfg_file = base / "o2p.yaml"
+    cfg_file.write_text(
+        f'reference_dir: {json.dumps(str(ref))}\n'
+        f'kafka:\n  bootstrap_servers: "{broker.kafka.bootstrap_servers}"\n  local_broker: false\n'
+        f'  consumer_group: {n}\n  topics: {json.dumps(topics)}\n'
+        'spark:\n  conf: {"spark.sql.shuffle.partitions": "2"}\n'
+        'quality:\n  max_event_age_days: 36500\n  max_deadletter_share: "0.10"\n')
+    env = {"O2P_CONFIG": str(cfg_file), "O2P_HOME": str(base / "home"), **SALT}
+    good, bad = base / "events.jsonl", base / "bad.jsonl"
+    good.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in EVENTS), encoding="utf-8")
+    broken = []
+    for i in range(5):   # organic orders (buyer U9 never clicked) whose paid_fen forgot the discount
+        ln = line("L1", "SKU1", 2, 1000, 300)
+        ln["paid_fen"] = 2000
+        broken.append({"event_id": f"burst-{i}", "event_type": "order_paid", "occurred_at": "2026-10-12T10:00:00+08:00",
+                       "source": "bot", "schema_version": 1, "order_id": f"OB{i}", "buyer_id": "U9",
+                       "currency": "CNY", "lines": [ln]})
+    bad.write_text("".join(json.dumps(e) + "\n" for e in broken), encoding="utf-8")
+
+    run_o2p("kafka", "up", env=env)
+    run_o2p("publish", str(good), env=env)
+    refused = run_o2p("publish", str(bad), env=env, check=False)      # the publisher validates …
+    assert refused.returncode == 2 and f"{bad}:1: event 'burst-0' refused before sending" in refused.stderr
+    run_o2p("publish", str(bad), "--no-validate", env=env)           # … unless told not to
+    run_o2p("capture", "--until-idle", env=env)
+    held = run_o2p("run", env=env, check=False)                      # 5 dead letters of 14 messages: 36 %
+    assert held.returncode == 3 and "landing_deadletters" in held.stderr, held.stderr
+
+    exported, fixed = base / "burst.jsonl", base / "fixed.jsonl"
+    run_o2p("deadletters", "export", "--reason", "cross_field_rule", "--out", str(exported), env=env)
+    fix(exported, fixed)
+    assert "5 replayed, 0 skipped" in run_o2p("--as", "ops-alice", "deadletters", "replay", str(fixed), env=env).stdout
+    run_o2p("capture", "--until-idle", env=env)
+    run_o2p("run", env=env)
+    folder = Path(run_o2p("payouts", "release", "--period", "2026-10", env=env).stdout.strip().splitlines()[-1])
+    rows = (folder / "payout.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert rows[1:] == [f"{folder.name},2026-10,PB,推客乙,oB-openid,28.05,0.00,28.05"]
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    assert "landing" in json.dumps(manifest)

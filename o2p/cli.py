@@ -44,6 +44,16 @@ def cmd_kafka(cfg: Config, args) -> int:
 
 
 def cmd_contracts(cfg: Config, args) -> int:
+    if args.write:
+        from streaming.topic_schemas import write_all
+
+        write_all(log=say)
+        return 0
+    if args.topic:
+        from streaming.topic_schemas import render, topic_schema
+
+        say(render(topic_schema(args.topic)).rstrip("\n"))
+        return 0
     from streaming.contracts import event_json_schema
 
     say(json.dumps(event_json_schema(), indent=2, ensure_ascii=False))
@@ -93,7 +103,7 @@ def cmd_simulate(cfg: Config, args) -> int:
 def cmd_publish(cfg: Config, args) -> int:
     from streaming.producer import publish_file
 
-    publish_file(cfg, args.file, topic=args.topic, log=say)
+    publish_file(cfg, args.file, topic=args.topic, log=say, validate=not args.no_validate)
     return 0
 
 
@@ -109,6 +119,13 @@ def cmd_capture(cfg: Config, args) -> int:
         if offsets is None:
             say(f"(broker {cfg.kafka.bootstrap_servers} not reachable: lag unknown)")
         say(format_table(capture_health(cfg, offsets)))
+        from streaming.deadletters import counts
+
+        by = counts(cfg)
+        if by["source"]:
+            say("dead letters by source: " + ", ".join(f"{k} {v}" for k, v in sorted(by["source"].items())))
+            say("dead letters by reason: " + ", ".join(f"{k} {v}" for k, v in by["reason"].most_common()))
+            say("(o2p deadletters list --reason CODE; export, fix and replay them: o2p deadletters --help)")
         return 0
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -121,6 +138,53 @@ def cmd_capture(cfg: Config, args) -> int:
     say(f"{cap.progress_line()} in {time.monotonic() - started:.1f} s")
     for tp, s in summary.items():
         say(f"  {tp}: next offset {s['next_offset']}, consumed {s['consumed']}, landed {s['landed']}, dead letters {s['dead_lettered']}")
+    return 0
+
+
+def cmd_deadletters(cfg: Config, args) -> int:
+    from streaming import deadletters as dl
+
+    if args.action == "show":
+        d = dl.find(cfg, args.dead_letter)
+        rec = dl.export_record(d)
+        say(f"dead letter {d['dead_letter']} (table {d['table']}), captured {d['capture_date']}")
+        say(f"  reason ({d['reason_code']}): {d['reason']}")
+        say(f"  source {d['source']}, event_id {d['event_id'] or '-'}, key {rec.get('key', rec.get('key_base64'))!r}")
+        say("  raw: " + (rec["raw"] if "raw" in rec and rec["raw"] is not None else f"(base64) {rec.get('raw_base64')}"))
+        for r in d["replays"]:
+            what = "replayed" if r.get("outcome", "replayed") == "replayed" else "resolved (its event_id had landed)"
+            say(f"  {what} by {r['replayed_by']} at {r['replayed_at']} as event_id {r['event_id']} "
+                f"(from {r['file']}:{r['line']})")
+        return 0
+    if args.action == "replay":
+        from o2p.identity import who
+        from o2p.layout import deadletter_replays_file
+
+        got = dl.replay(cfg, Path(args.file), who(), log=say)
+        say(f"{args.file}: {got['lines']} fixed event(s): {got['sent']} replayed, {got['skipped']} skipped "
+            f"(recorded in {deadletter_replays_file(cfg.home_path)}); run capture to land them")
+        return 0
+    rows = dl.read(cfg, reason=args.reason, topic=args.topic, source=args.source, date=args.date)
+    if args.action == "export":
+        text = dl.export_lines(rows)
+        if args.out and args.out != "-":
+            Path(args.out).write_text(text, encoding="utf-8")
+            say(f"{len(rows)} dead letters written to {args.out} (JSON lines; fix `event`, then "
+                f"o2p deadletters replay {args.out})")
+        else:
+            sys.stdout.write(text)
+        return 0
+    if not rows:
+        say("no dead letters" + (" match" if any((args.reason, args.topic, args.source, args.date)) else ""))
+        return 0
+    say(f"{'dead letter':36} {'captured':10} {'source':10} {'event_id':20} {'reason code':26} {'replayed':8}  reason")
+    for d in rows:
+        say(f"{d['dead_letter'][:36]:36} {d['capture_date']:10} {d['source']:10} {(d['event_id'] or '-')[:20]:20} "
+            f"{d['reason_code']:26} {('yes' if d['replays'] else 'no'):8}  {d['reason'][:120]}")
+    from collections import Counter
+
+    by_reason = Counter(d["reason_code"] for d in rows)
+    say(f"{len(rows)} dead letter(s): " + ", ".join(f"{k} {v}" for k, v in by_reason.most_common()))
     return 0
 
 
@@ -453,7 +517,12 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("action", choices=["up", "down", "status"])
     k.set_defaults(fn=cmd_kafka)
 
-    c = sub.add_parser("contracts", help="print the JSON Schema of every event")
+    c = sub.add_parser("contracts", help="print the JSON Schema of every event, or of one topic; --write the "
+                                         "per-topic schemas (streaming/schemas/v1/)")
+    c.add_argument("--topic", choices=["clicks", "orders", "refunds"],
+                   help="print the JSON Schema (2020-12) of this topic's messages")
+    c.add_argument("--write", action="store_true",
+                   help="write streaming/schemas/v1/<topic>.schema.json from the contracts")
     c.set_defaults(fn=cmd_contracts)
 
     s = sub.add_parser("simulate", help="write synthetic reference CSVs and publish a month of synthetic traffic")
@@ -478,7 +547,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     pb = sub.add_parser("publish", help="publish a JSON-lines file, one event per line, to its topic")
     pb.add_argument("file")
-    pb.add_argument("--topic", help="send every line as raw bytes to this topic (no routing)")
+    pb.add_argument("--topic", help="send every line as raw bytes to this topic (no routing, no validation)")
+    pb.add_argument("--no-validate", action="store_true",
+                    help="do not check the events against the contract before sending (capture still does)")
     pb.set_defaults(fn=cmd_publish)
 
     cp = sub.add_parser("capture", help="consume the event topics into the Parquet landing zone")
@@ -488,6 +559,24 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--max-seconds", type=float, help="stop after this many seconds")
     cp.add_argument("-v", "--verbose", action="store_true", help="log every landed batch")
     cp.set_defaults(fn=cmd_capture)
+
+    dlp = sub.add_parser("deadletters", help="list, show, export (for the producer team) and replay fixed dead letters")
+    dsub = dlp.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, text in (("list", "the landed dead letters, with reason code, source and event_id"),
+                       ("export", "the dead letters as JSON lines (raw message, reason, `event` to fix)")):
+        a = dsub.add_parser(name, help=text)
+        a.add_argument("--reason", help="a reason code (e.g. cross_field_rule, unknown_field, not_json)")
+        a.add_argument("--topic", help="a topic name or its landing table (clicks, orders, refunds)")
+        a.add_argument("--source", choices=["storefront", "bot", "unknown"], help="the producer (unknown: not an event)")
+        a.add_argument("--date", metavar="YYYY-MM-DD", help="capture date (Asia/Shanghai)")
+        if name == "export":
+            a.add_argument("--out", help="file to write (default: standard output)")
+    sh = dsub.add_parser("show", help="one dead letter in full, and its replays")
+    sh.add_argument("dead_letter", help="topic/partition/offset, as `list` prints it")
+    rp = dsub.add_parser("replay", help="publish the fixed `event` of each line of an export file, once "
+                                        "(same event_id; an event_id already landed or replayed is skipped)")
+    rp.add_argument("file")
+    dlp.set_defaults(fn=cmd_deadletters)
 
     r = sub.add_parser("run", help="materialize every asset for every partition that has data (not the release)")
     r.set_defaults(fn=cmd_run)

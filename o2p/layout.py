@@ -9,6 +9,7 @@ Nothing runs at import, and nothing here imports Kafka, Spark, Dagster or dbt.
       landing/<table>/event_date=YYYY-MM-DD/<topic>+<partition>+<first>+<last>.parquet
       landing/deadletters/capture_date=YYYY-MM-DD/<topic>+<partition>+<first>+<last>.parquet
       landing/_state/<topic>+<partition>.json     the commit point of each partition (and .lock)
+      deadletters/replays.jsonl                   who replayed which fixed dead letter, when
       landing/_tmp/                               files written but not yet committed
       landing/<table>/_schema/empty.parquet       each table's schema, for readers of an empty zone
       warehouse/o2p.duckdb                        dbt's marts, settlement's tables (one writer)
@@ -119,6 +120,18 @@ def event_date_dir(root: Path, day: str) -> Path:
 
 def capture_date_dir(landing: Path, day: str) -> Path:
     return Path(landing) / DEADLETTERS / f"capture_date={day}"
+
+
+def deadletter_files(landing: Path, day: str | None = None) -> list[Path]:
+    """The landed dead-letter files, of one capture date or of all, in order."""
+    root = Path(landing) / DEADLETTERS
+    pattern = f"capture_date={day}/*.parquet" if day else "capture_date=*/*.parquet"
+    return sorted(root.glob(pattern)) if root.is_dir() else []
+
+
+def deadletter_replays_file(home: Path) -> Path:
+    """Every replay of a fixed dead letter (`o2p deadletters replay`): who, when, what; JSON lines."""
+    return Path(home) / "deadletters" / "replays.jsonl"
 
 
 def state_dir(landing: Path) -> Path:

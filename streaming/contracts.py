@@ -1,9 +1,14 @@
 """Event contracts (rulebook §1): the single source of truth for producers and the capture consumer.
 
 `validate_event(raw_bytes, topic_table)` returns a flat row for the landing
-zone or raises `ContractError` with a reason a person can act on. The JSON
-Schema that upstream teams read is generated from these models
-(`o2p contracts` / `event_json_schema()`).
+zone or raises `ContractError` with a reason a person can act on; `reason_code(reason)` names its
+kind (REASONS: the filters of `o2p deadletters`). The JSON Schemas that upstream teams read, one per
+topic, are generated from these models (`streaming.topic_schemas`, `o2p contracts --write`), so
+every field carries its description and an example here.
+
+Compatibility (README): `ext`, an optional JSON object, is the producer's own data: accepted and
+dropped by `to_row`, never landed. A `schema_version` above 1 is refused with a reason starting
+`unsupported_schema_version:` (a v2 event belongs on its own v2 topic).
 
 Events from the future: capture passes `latest_us` (its capture time plus
 `quality.max_future_seconds`); an event whose `occurred_at` is after it is
@@ -38,6 +43,13 @@ from o2p.timeutil import RFC3339, US_PER_DAY, US_PER_SECOND, parse_rfc3339, shan
 
 Id = Annotated[str, Field(min_length=1, max_length=64)]
 Fen = Annotated[int, Field(ge=0, le=10**13)]
+
+
+def _doc(description: str, example: Any) -> Any:
+    """A field's description and example for the JSON Schemas upstream teams read (no effect on
+    validation)."""
+    return Field(description=description, examples=[example])
+
 CHANNELS = ("moments", "group", "private_chat", "mini_program", "live", "bot_push")
 EVENT_TYPES = ("click", "order_paid", "order_confirmed", "order_cancelled", "refund")
 TOPIC_OF_TYPE = {   # event_type → its topic, named by the landing table it feeds
@@ -55,8 +67,16 @@ class ContractError(ValueError):
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
 Timestamp = Annotated[str, StringConstraints(pattern=RFC3339), Field(
-    description="RFC 3339 with an offset, e.g. 2026-11-30T23:30:00+08:00 or 2026-11-30T15:30:00.123Z; "
-                "years 2000-2100; fractions beyond microseconds are truncated")]
+    description="When it happened at the source: RFC 3339 with an offset, e.g. 2026-11-30T23:30:00+08:00 or "
+                "2026-11-30T15:30:00.123Z; a real calendar instant in the years 2000-2100; fractions beyond "
+                "microseconds are truncated; more than quality.max_future_seconds (default 300) after its capture "
+                "is a dead letter (occurred_in_future)",
+    examples=["2026-11-30T23:30:00+08:00"], json_schema_extra={"format": "date-time"})]
+# Reserved for producers' own data (compatibility policy, README): any JSON object, accepted in v1
+# and dropped at capture; what the pipeline must read becomes a contract field of a new version.
+Ext = Annotated[dict[str, Any] | None, _doc(
+    "Reserved for the producer's own optional data (any JSON object): accepted and not landed "
+    "(capture drops it). A field the pipeline must read needs a new schema_version", {"shop_build": "5.2.1"})]
 # Events are TypedDicts rather than BaseModels: validate_json then yields plain dicts (no model
 # instances to build and dump), and every check but the calendar (in to_row) runs in pydantic-core:
 # a third of the cost per event in capture's hot loop.
@@ -65,34 +85,46 @@ Timestamp = Annotated[str, StringConstraints(pattern=RFC3339), Field(
 class _Event(TypedDict):
     __pydantic_config__ = _STRICT  # type: ignore[misc]
 
-    event_id: Id
+    event_id: Annotated[Id, _doc(
+        "Unique per logical event (1-64 characters); a producer retrying sends the same id again and the "
+        "pipeline keeps one. The same id with other content is an event_id_conflict: the first captured wins",
+        "st-20261130-000123")]
     occurred_at: Timestamp
-    source: Literal["storefront", "bot"]
+    source: Annotated[Literal["storefront", "bot"], _doc(
+        "Who published it: a storefront (mini-program or H5 shop) or a group bot", "storefront")]
     # not Literal[1]: a Literal compares with ==, so JSON `true` (== 1 in Python) would pass
-    schema_version: Annotated[int, Field(ge=1, le=1, json_schema_extra={"const": 1})]
+    schema_version: Annotated[int, Field(ge=1, le=1, json_schema_extra={"const": 1}), _doc(
+        "The contract version: 1 on the v1 topics. A version 2 event goes to its own v2 topic; on a v1 "
+        "topic it is a dead letter (unsupported_schema_version)", 1)]
+    ext: NotRequired[Ext]
 
 
 class Click(_Event):
-    event_type: Literal["click"]
-    promoter_id: Id
-    share_id: Id
-    buyer_id: Id
-    device_id: Id
-    sku_id: Id
-    channel: Literal[CHANNELS]
-    user_agent: NotRequired[Annotated[str, Field(max_length=2048)] | None]
-    ip: NotRequired[Annotated[str, Field(max_length=64)] | None]
+    event_type: Annotated[Literal["click"], _doc("A buyer opened a promoter's shared link", "click")]
+    promoter_id: Annotated[Id, _doc("The promoter who shared the link", "P1001")]
+    share_id: Annotated[Id, _doc("The share token of the link (an order may name it)", "S-8f3a")]
+    buyer_id: Annotated[Id, _doc("The buyer's shopper id", "B20001")]
+    device_id: Annotated[Id, _doc("The buyer's device (flood detection counts clicks per device)", "D-77c1")]
+    sku_id: Annotated[Id, _doc("The product SKU the link shows", "SKU-1")]
+    channel: Annotated[Literal[CHANNELS], _doc("Where the link was shared", "group")]
+    user_agent: NotRequired[Annotated[Annotated[str, Field(max_length=2048)] | None, _doc(
+        "The browser's User-Agent (bots and crawlers make the click invalid); optional, may be null",
+        "Mozilla/5.0 (iPhone) MicroMessenger/8.0.50")]]
+    ip: NotRequired[Annotated[Annotated[str, Field(max_length=64)] | None, _doc(
+        "The buyer's IP address; personal data: only its salted hash is stored; optional, may be null",
+        "203.0.113.9")]]
 
 
 class _OrderLine(TypedDict):
     __pydantic_config__ = _STRICT  # type: ignore[misc]
 
-    line_id: Id
-    sku_id: Id
-    quantity: Annotated[int, Field(ge=1, le=100000)]
-    unit_price_fen: Fen
-    discount_fen: Fen
-    paid_fen: Fen
+    line_id: Annotated[Id, _doc("The line within its order (unique in the order; refunds name it)", "L1")]
+    sku_id: Annotated[Id, _doc("The SKU bought", "SKU-1")]
+    quantity: Annotated[int, Field(ge=1, le=100000), _doc("Units bought (1-100000)", 2)]
+    unit_price_fen: Annotated[Fen, _doc("Price of one unit in fen (integer; 1 CNY = 100 fen)", 4990)]
+    discount_fen: Annotated[Fen, _doc("Discount on the whole line in fen", 980)]
+    paid_fen: Annotated[Fen, _doc(
+        "What the buyer paid for the line in fen; must equal quantity × unit_price_fen − discount_fen", 9000)]
 
 
 def _arithmetic(line: dict) -> dict:
@@ -114,31 +146,41 @@ def _unique_lines(lines: list[dict]) -> list[dict]:
 OrderLine = Annotated[_OrderLine, AfterValidator(_arithmetic)]
 
 
+_ORDER_ID = _doc("The order (the message key on the orders topic)", "O-20261130-0042")
+
+
 class OrderPaid(_Event):
-    event_type: Literal["order_paid"]
-    order_id: Id
-    buyer_id: Id
-    share_id: NotRequired[Id | None]
-    currency: Literal["CNY"]
-    lines: Annotated[list[OrderLine], Field(min_length=1, max_length=500), AfterValidator(_unique_lines)]
+    event_type: Annotated[Literal["order_paid"], _doc("The buyer paid the order", "order_paid")]
+    order_id: Annotated[Id, _ORDER_ID]
+    buyer_id: Annotated[Id, _doc("The buyer's shopper id", "B20001")]
+    share_id: NotRequired[Annotated[Id | None, _doc(
+        "The share token the buyer arrived with; optional, may be null", "S-8f3a")]]
+    currency: Annotated[Literal["CNY"], _doc("Always CNY", "CNY")]
+    lines: Annotated[list[OrderLine], Field(min_length=1, max_length=500), AfterValidator(_unique_lines), _doc(
+        "1-500 lines; line_id values unique within the order; on each line paid_fen = quantity × "
+        "unit_price_fen − discount_fen",
+        [{"line_id": "L1", "sku_id": "SKU-1", "quantity": 2, "unit_price_fen": 4990, "discount_fen": 980,
+          "paid_fen": 9000}])]
 
 
 class OrderConfirmed(_Event):
-    event_type: Literal["order_confirmed"]
-    order_id: Id
+    event_type: Annotated[Literal["order_confirmed"], _doc(
+        "The buyer confirmed receipt (确认收货)", "order_confirmed")]
+    order_id: Annotated[Id, _ORDER_ID]
 
 
 class OrderCancelled(_Event):
-    event_type: Literal["order_cancelled"]
-    order_id: Id
+    event_type: Annotated[Literal["order_cancelled"], _doc(
+        "The order was cancelled: every line fully refunded at occurred_at", "order_cancelled")]
+    order_id: Annotated[Id, _ORDER_ID]
 
 
 class Refund(_Event):
-    event_type: Literal["refund"]
-    refund_id: Id
-    order_id: Id
-    line_id: Id
-    amount_fen: Annotated[int, Field(gt=0, le=10**13)]
+    event_type: Annotated[Literal["refund"], _doc("Money returned on one line of an order", "refund")]
+    refund_id: Annotated[Id, _doc("The refund (counted once)", "R-5521")]
+    order_id: Annotated[Id, _ORDER_ID]
+    line_id: Annotated[Id, _doc("The refunded line of that order", "L1")]
+    amount_fen: Annotated[int, Field(gt=0, le=10**13), _doc("Amount refunded in fen (> 0)", 4500)]
 
 
 AnyEvent = Annotated[
@@ -175,6 +217,9 @@ def _reason(exc: ValidationError) -> str:
                 msg = f"{why} (e.g. 2026-11-30T23:30:00+08:00)"
         elif err["type"] == "missing":
             msg = "required field missing"
+        elif loc == "schema_version" and type(err["input"]) is int and err["input"] > 1:
+            msg = (f"unsupported_schema_version: version {err['input']} is not captured from a v1 topic "
+                   f"(publish it to its v{err['input']} topic)")
         parts.append(f"{loc}: {msg}")
     return "; ".join(parts)
 
@@ -236,6 +281,7 @@ def to_row(event: dict, ip_hasher=None, latest_us: int = NO_LIMIT, max_future_se
         raise ContractError(future_reason(text, us, latest_us, max_future_seconds))
     event["occurred_at_us"] = us
     event["event_date"] = shanghai_day(us)
+    event.pop("ext", None)   # the producer's own data: accepted, never landed (compatibility policy)
     if event["event_type"] == "click":
         ip = event.pop("ip", None)
         event["ip_hash"] = ip_hasher(ip) if (ip and ip_hasher) else None
@@ -255,3 +301,40 @@ def validate_event(raw: bytes, topic_table: str, ip_hasher=None, latest_us: int 
             f"event_type {event['event_type']!r} belongs on the {expected} topic, not the {topic_table} topic"
         )
     return to_row(event, ip_hasher, latest_us, max_future_seconds)
+
+
+# ---- dead-letter reasons, by code (filters of `o2p deadletters`, counts of `capture --status`) ----
+# Every reason capture writes is built here or in the sink with these words; a code is derived from
+# the text, so dead letters landed before the codes existed have one too. In order: the first match wins.
+REASON_CODES: tuple[tuple[str, str], ...] = (
+    ("empty", "empty message (no value)"),
+    ("oversized", "exceeds capture.max_message_bytes"),
+    ("not_json", "not valid UTF-8 JSON"),
+    ("not_object", "the event must be a JSON object"),
+    ("unknown_event_type", "event_type "),         # "unknown event_type 'x'", "no event_type (expected …"
+    ("wrong_topic", " topic, not the "),
+    ("occurred_in_future", "occurred_in_future:"),
+    ("unsupported_schema_version", "unsupported_schema_version:"),
+    ("bad_timestamp", "occurred_at: "),
+    ("unknown_field", ": unknown field"),
+    ("missing_field", ": required field missing"),
+    ("cross_field_rule", "!= quantity × unit_price_fen − discount_fen"),
+    ("cross_field_rule", "line_id values repeat within the order"),
+)
+REASONS = tuple(dict.fromkeys(code for code, _ in REASON_CODES)) + ("invalid_value",)
+
+
+def reason_code(reason: str) -> str:
+    """The code of a dead letter's reason (one of REASONS; `invalid_value` when no other fits: a
+    wrong type, an out-of-range number, a value outside an enum)."""
+    head = reason.split("; ", 1)[0]
+    for code, words in REASON_CODES:
+        if code == "unknown_event_type":
+            if head.startswith(("unknown event_type ", "no event_type ")):
+                return code
+        elif code in ("occurred_in_future", "unsupported_schema_version"):
+            if words in reason:
+                return code
+        elif words in head:
+            return code
+    return "invalid_value"

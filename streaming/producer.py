@@ -10,6 +10,14 @@ message twice. What the broker never acknowledged is raised by flush()/close()
 event_id — capture lands every copy and staging keeps one. Keys: clicks by
 buyer_id, orders and refunds by order_id, so one buyer's clicks and one
 order's events keep their order in a partition.
+
+Validation before sending (on by default; `EventPublisher(cfg, validate=False)`, `o2p publish
+--no-validate` turn it off): `publish()` checks the event against the contract capture applies
+(`streaming.contracts`, the same code) and raises `InvalidEvent` naming the field and the rule,
+so a bad event never becomes a dead letter. Only the capture-time rules are not checked here
+(`occurred_at` after capture + `quality.max_future_seconds`, which depends on capture's clock).
+`publish_raw()` sends bytes as they are: it is for messages that are not events (tests, replays of
+raw bytes).
 """
 
 from __future__ import annotations
@@ -18,7 +26,21 @@ import json
 
 from o2p.config import Config
 from o2p.errors import InputError, O2PError
-from streaming.contracts import EVENT_TYPES, TOPIC_OF_TYPE
+from streaming.contracts import EVENT_TYPES, TOPIC_OF_TYPE, ContractError, validate_event
+
+
+class InvalidEvent(InputError):
+    """An event breaks the contract; nothing was sent. The message names the field and the rule."""
+
+
+def check(event: dict, value: bytes | None = None) -> None:
+    """Raise InvalidEvent if capture would dead-letter `event` (the capture-time rules aside)."""
+    etype = event.get("event_type")
+    topic_table = TOPIC_OF_TYPE.get(etype, "orders") if isinstance(etype, str) else "orders"
+    try:
+        validate_event(encode(event) if value is None else value, topic_table)
+    except ContractError as exc:
+        raise InvalidEvent(f"event {event.get('event_id')!r} refused before sending: {exc}") from None
 
 
 def route(cfg: Config, event: dict) -> tuple[str, bytes | None]:
@@ -50,10 +72,11 @@ class PublishError(O2PError):
 
 
 class EventPublisher:
-    def __init__(self, cfg: Config, **overrides):
+    def __init__(self, cfg: Config, validate: bool = True, **overrides):
         from kafka import KafkaProducer
 
         self.cfg = cfg
+        self.validate = validate   # check every publish()ed event against the contract first
         settings = dict(
             bootstrap_servers=cfg.kafka.bootstrap_servers,
             client_id="o2p-publisher",
@@ -68,9 +91,14 @@ class EventPublisher:
         self.sent = 0
         self.failed: list = []
 
-    def publish(self, event: dict) -> None:
+    def publish(self, event: dict, headers: list[tuple[str, bytes]] | None = None) -> None:
+        """Send one event to its topic with its key; InvalidEvent (nothing sent) if it breaks the
+        contract and validation is on."""
         topic, key = route(self.cfg, event)
-        fut = self.producer.send(topic, key=key, value=encode(event))
+        value = encode(event)
+        if self.validate:
+            check(event, value)
+        fut = self.producer.send(topic, key=key, value=value, headers=headers)
         event_id = event.get("event_id")
         fut.add_errback(lambda exc: self.failed.append((event_id, exc)))
         self.sent += 1
@@ -107,9 +135,10 @@ class EventPublisher:
         self.close()
 
 
-def publish_file(cfg: Config, path: str, topic: str | None = None, log=print) -> int:
+def publish_file(cfg: Config, path: str, topic: str | None = None, log=print, validate: bool = True) -> int:
     """Publish a JSON-lines file. Every line must fit in a request the broker accepts and, without
-    `topic`, be routable, or nothing is sent (exit 2, naming the lines)."""
+    `topic`, be routable and (with `validate`) a valid event, or nothing is sent (exit 2, naming
+    the lines, fields and rules)."""
     try:
         with open(path, "rb") as fh:
             numbered = [(i, ln.rstrip(b"\r\n")) for i, ln in enumerate(fh, start=1) if ln.strip()]
@@ -131,13 +160,17 @@ def publish_file(cfg: Config, path: str, topic: str | None = None, log=print) ->
                 if not isinstance(event, dict):
                     raise ValueError("not a JSON object")
                 t, key = route(cfg, event)
+                if validate:
+                    check(event, raw)
                 routed.append((t, key, raw))
-            except ValueError as exc:
+            except ValueError as exc:   # InvalidEvent is an InputError, not a ValueError
                 problems.append(f"{path}:{i}: {exc}")
+            except InvalidEvent as exc:
+                problems.append(f"{path}:{i}: {exc.args[0]}")
         if problems:
             raise InputError(
-                "cannot route these lines to a topic (nothing was published; use --topic to send raw bytes):\n  "
-                + "\n  ".join(problems[:20])
+                f"{len(problems)} line(s) cannot be published (nothing was published; --no-validate skips the "
+                "contract check, --topic sends raw bytes):\n  " + "\n  ".join(problems[:20])
             )
     else:
         routed = [(topic, None, raw) for raw in lines]

@@ -11,6 +11,9 @@ class Acknowledged:
     def failed() -> bool:
         return False
 
+    def add_errback(self, fn):
+        return self
+
 
 class RecordingProducer:
     def __init__(self):

@@ -287,15 +287,32 @@ def captured_per_day(cfg: Config) -> dict[str, int]:
 
 
 def _dead_per_day(con, cfg: Config, capture_dates: list[str] | None = None) -> dict[str, int]:
-    """Dead letters per capture date (all of them, or those of `capture_dates`)."""
+    """Unresolved dead letters per capture date (all of them, or those of `capture_dates`): a dead
+    letter whose fixed replay has landed (`o2p deadletters replay`, streaming.deadletters.resolved)
+    no longer counts against the ceiling."""
+    from streaming.deadletters import resolved
+
     root = layout.landing_table(cfg.landing_path, layout.DEADLETTERS)
     files = ([str(f) for d in capture_dates for f in sorted(layout.capture_date_dir(cfg.landing_path, d).glob("*.parquet"))]
              if capture_dates is not None else sorted(str(f) for f in root.glob("capture_date=*/*.parquet")))
     if not files:
         return {}
-    return {d: int(n) for d, n in con.execute(
-        f"select capture_date::varchar, count(*) from read_parquet({file_list(files)}, union_by_name = true) "
-        "group by 1").fetchall()}
+    done = resolved(cfg)
+    if not done:
+        return {d: int(n) for d, n in con.execute(
+            f"select capture_date::varchar, count(*) from read_parquet({file_list(files)}, union_by_name = true) "
+            "group by 1").fetchall()}
+    import pyarrow as pa
+
+    fixed = pa.table({"t": [t for t, _, _ in done], "p": [p for _, p, _ in done], "o": [o for _, _, o in done]})
+    con.register("o2p_resolved_dead_letters", fixed)
+    try:
+        return {d: int(n) for d, n in con.execute(
+            f"select capture_date::varchar, count(*) from read_parquet({file_list(files)}, union_by_name = true) d "
+            "where not exists (select 1 from o2p_resolved_dead_letters r "
+            "where r.t = d._topic and r.p = d._partition and r.o = d._offset) group by 1").fetchall()}
+    finally:
+        con.unregister("o2p_resolved_dead_letters")
 
 
 def _deadletter_suite(cfg: Config, landed: dict[str, int], dead: dict[str, int]) -> SuiteResult:

@@ -37,6 +37,7 @@ from pipelines.lib.duck import POOL
 from pipelines.lib.partitions import daily
 from pipelines.lib.versions import DATA_PLATFORM, FINANCE, code_version
 from pipelines.resources import O2PConfig
+from streaming.deadletters import counts_by_table
 from streaming.health import capture_health, log_offsets
 
 landing_specs = [
@@ -99,10 +100,11 @@ def capture_health_sensor(context: SensorEvaluationContext, o2p: O2PConfig):
     if not rows:
         return SkipReason("nothing captured yet and no topic partitions found")
     kind = layout.topic_tables(cfg.kafka.topics)
+    dead = counts_by_table(cfg)
     events = []
     for table in TABLES:
         mine = [r for r in rows if kind.get(r["topic"]) == table]
-        events.append(observation(table, mine, broker_up=offsets is not None))
+        events.append(observation(table, mine, broker_up=offsets is not None, dead=dead.get(table)))
         events.append(freshness_evaluation(table, mine, offsets is not None, cfg.capture.stale_after_seconds))
     return SensorResult(asset_events=events)
 
@@ -149,7 +151,8 @@ def landing_freshness(context: AssetCheckExecutionContext, o2p: O2PConfig):
                                severity=AssetCheckSeverity.WARN, description=why)
 
 
-def observation(table: str, rows: list[dict], broker_up: bool) -> AssetObservation:
+def observation(table: str, rows: list[dict], broker_up: bool, dead: dict | None = None) -> AssetObservation:
+    """`dead`: this table's landed dead letters by source and by reason code (streaming.deadletters)."""
     lag = sum(r["lag"] for r in rows if r["lag"] is not None) if broker_up else None
     ages = [r["last_flush_age_s"] for r in rows if r["last_flush_age_s"] is not None]
     lines = ["| partition | next offset | end offset | lag | consumed | landed | dead letters | last flush | owner |",
@@ -165,6 +168,8 @@ def observation(table: str, rows: list[dict], broker_up: bool) -> AssetObservati
         "owned_partitions": sum(1 for r in rows if r["owner"]),
         "gaps": MetadataValue.json([{"partition": r["partition"], "gaps": r["gaps"]} for r in rows if r["gaps"]]),
     }
+    meta["dead_letters_by_source"] = MetadataValue.json((dead or {}).get("source", {}))
+    meta["dead_letters_by_reason"] = MetadataValue.json((dead or {}).get("reason", {}))
     if lag is not None:
         meta["lag"] = lag
     else:

@@ -5,10 +5,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from dagster import AssetKey  # noqa: E402
+
 from pipelines.definitions import defs  # noqa: E402
 from pipelines.lib import spark  # noqa: E402
-
-from dagster import AssetKey  # noqa: E402
 
 graph = defs.resolve_asset_graph()
 mapping = graph.get(AssetKey(["attribution", "order_attribution"])).partition_mappings[

@@ -36,7 +36,7 @@ def to_check(result: SuiteResult, **kw) -> AssetCheckResult:
         severity=AssetCheckSeverity.ERROR,
         description=result.describe(),
         metadata={
-            "suite": result.suite,
+            "suite": str(result.suite),   # a Gate (StrEnum) is not serializable by Dagster
             "rows": result.rows,
             "expectations": result.evaluated,
             "failures": MetadataValue.json(result.failures),

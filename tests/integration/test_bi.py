@@ -122,3 +122,21 @@ def test_movements_sum_across_periods_where_entitlements_double_count(golden):
         assert moved == latest < naive
         tz = con.execute("select typeof(paid_at) from marts.fct_commission_movements limit 1").fetchone()[0]
         assert tz == "TIMESTAMP WITH TIME ZONE"
+
+
+def test_a_refresh_that_fails_warns_and_never_fails_the_step(tmp_path, capfd):
+    """No warehouse to copy (a stand-in for any error): the asset logs a warning and yields no
+    materialization; it raises nothing, so the run it is in (a release) succeeds."""
+    from dagster import build_asset_context
+
+    from pipelines.assets.bi.assets import o2p_bi
+    from pipelines.resources import O2PConfig
+
+    (tmp_path / "o2p.yaml").write_text("{}\n")
+    (tmp_path / "home" / "bi").mkdir(parents=True)
+    (tmp_path / "home" / "bi" / "o2p_bi.duckdb").write_bytes(b"the previous copy")
+    with build_asset_context(partition_key="2026-08-01") as context:
+        events = list(o2p_bi(context, O2PConfig(config_path=str(tmp_path / "o2p.yaml"), home=str(tmp_path / "home"))))
+    assert events == []
+    assert "WARNING" in (err := capfd.readouterr().err) and "the BI copy was not refreshed" in err
+    assert (tmp_path / "home" / "bi" / "o2p_bi.duckdb").read_bytes() == b"the previous copy"

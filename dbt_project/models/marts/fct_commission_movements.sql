@@ -27,57 +27,24 @@ periods as (
     from (select distinct period from entitlements)
 ),
 
-keys as (
-    select
-        p.period,
-        p.previous_period,
-        e.promoter_id,
-        e.order_id,
-        e.line_id,
-        e.role
-    from periods as p
-    inner join entitlements as e on p.period = e.period
-    union
-    select
-        p.period,
-        p.previous_period,
-        e.promoter_id,
-        e.order_id,
-        e.line_id,
-        e.role
-    from periods as p
-    inner join entitlements as e on p.previous_period = e.period
-),
-
 moved as (
+    -- each key of P or of the period before it; the current row's attributes where it has one
     select
-        k.period,
-        k.previous_period,
-        k.promoter_id,
-        k.order_id,
-        k.line_id,
-        k.role,
-        coalesce(c.attributed_promoter_id, b.attributed_promoter_id) as attributed_promoter_id,
-        coalesce(c.attribution_reason, b.attribution_reason) as attribution_reason,
-        coalesce(c.entitled_fen, 0) as entitled_fen,
-        coalesce(b.entitled_fen, 0) as previously_entitled_fen,
-        coalesce(c.paid_at_us, b.paid_at_us) as paid_at_us,
-        coalesce(c.currency, b.currency) as currency
-    from keys as k
-    left join entitlements as c
-        on
-            k.period = c.period
-            and k.promoter_id = c.promoter_id
-            and k.order_id = c.order_id
-            and k.line_id = c.line_id
-            and k.role = c.role
-    left join entitlements as b
-        on
-            k.previous_period = b.period
-            and k.promoter_id = b.promoter_id
-            and k.order_id = b.order_id
-            and k.line_id = b.line_id
-            and k.role = b.role
+        p.period,
+        p.previous_period,
+        e.promoter_id,
+        e.order_id,
+        e.line_id,
+        e.role,
+        arg_max(e.attributed_promoter_id, e.period) as attributed_promoter_id,
+        arg_max(e.attribution_reason, e.period) as attribution_reason,
+        arg_max(e.paid_at_us, e.period) as paid_at_us,
+        arg_max(e.currency, e.period) as currency,
+        sum(case when e.period = p.period then e.entitled_fen else 0 end) as entitled_fen,
+        sum(case when e.period = p.previous_period then e.entitled_fen else 0 end) as previously_entitled_fen
+    from periods as p
+    inner join entitlements as e on p.period = e.period or p.previous_period = e.period
+    group by p.period, p.previous_period, e.promoter_id, e.order_id, e.line_id, e.role
 )
 
 select

@@ -2,7 +2,7 @@
 released for August and September 2026 through the real pipeline, last click, cumulative tax.
 
 - a copy of `$O2P_HOME` moved to another folder answers every table and view the same;
-- commission movements sum where entitlements double-count;
+- commission movements sum where entitlements double-count; the calendar is Shanghai's;
 - the BI copy, held open through duckdb_engine (Superset's driver) while September's run and
   release complete: neither is delayed or failed, the open connection reads August's state
   until it reconnects, then September's.
@@ -122,6 +122,17 @@ def test_movements_sum_across_periods_where_entitlements_double_count(golden):
         assert moved == latest < naive
         tz = con.execute("select typeof(paid_at) from marts.fct_commission_movements limit 1").fetchone()[0]
         assert tz == "TIMESTAMP WITH TIME ZONE"
+
+
+def test_the_date_dimension_is_the_shanghai_calendar_of_the_periods(golden):
+    from o2p.timeutil import period_start_us
+
+    cfg, _ = golden
+    with duckdb.connect(str(layout.bi_duckdb_file(cfg.home_path)), read_only=True) as con:
+        rows = con.execute("select date_day::varchar, period, day_start_us, day_end_us, iso_day_of_week "
+                           "from marts.dim_date where date_day in ('2026-08-31', '2026-09-01') order by 1").fetchall()
+    assert rows == [("2026-08-31", "2026-08", period_start_us("2026-09") - 86_400_000_000, period_start_us("2026-09"), 1),
+                    ("2026-09-01", "2026-09", period_start_us("2026-09"), period_start_us("2026-09") + 86_400_000_000, 2)]
 
 
 def test_a_refresh_that_fails_warns_and_never_fails_the_step(tmp_path, capfd):

@@ -23,6 +23,7 @@ Nothing runs at import, and nothing here imports Kafka, Spark, Dagster or dbt.
       quality/capture_counts.json                 landed events per file and capture date (a cache)
       gx/uncommitted/data_docs/local_site/        Great Expectations' Data Docs
       payouts/<period>/<batch_id>/                one released batch
+      bi/o2p_bi.duckdb                            the BI copy of the marts, swapped in whole (readers' file)
 
 `event_date` is the Asia/Shanghai date of `occurred_at`, so a late event lands in the (old)
 partition it belongs to, and that partition's assets re-run.
@@ -285,6 +286,20 @@ def payouts_root(home: Path) -> Path:
 
 def batch_folder(payouts: Path, period: str, batch_id: str) -> Path:
     return Path(payouts) / period / batch_id
+
+
+# ---- BI (the serving copy analysts' tools hold open; never the pipeline's file) -------------------
+BI = "bi"
+BI_DUCKDB_FILE = "o2p_bi.duckdb"
+BI_SCHEMAS = ("marts",)   # what the copy holds: every table of these schemas of the warehouse
+
+
+def bi_root(home: Path) -> Path:
+    return Path(home) / BI
+
+
+def bi_duckdb_file(home: Path) -> Path:
+    return bi_root(home) / BI_DUCKDB_FILE
 
 
 # ---- dbt sources (generated into dbt_project/models/staging/<source>/_<source>__sources.yml) ------

@@ -11,6 +11,7 @@ from dagster import Definitions, in_process_executor
 from dagster_dbt import DbtCliResource
 
 from pipelines.assets.attribution.assets import clicks_validated, order_attribution
+from pipelines.assets.bi.assets import o2p_bi
 from pipelines.assets.commission.assets import commission_dbt, gx_commission
 from pipelines.assets.landing.assets import (
     capture_health_sensor,
@@ -28,7 +29,7 @@ from pipelines.resources import O2PConfig, RegistryResource, SparkResource
 
 defs = Definitions(
     assets=[*landing_specs, reference_data, clicks_validated, order_attribution, commission_dbt,
-            promoter_balances, payout_batch],
+            promoter_balances, payout_batch, o2p_bi],
     asset_checks=[gx_commission, landing_freshness],
     jobs=JOBS,
     sensors=[*SENSORS, capture_health_sensor, alert_on_failure],

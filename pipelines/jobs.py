@@ -3,6 +3,7 @@
 from dagster import AssetSelection, define_asset_job, in_process_executor
 
 from pipelines.assets.attribution.assets import clicks_validated, order_attribution
+from pipelines.assets.bi.assets import o2p_bi
 from pipelines.assets.commission.assets import commission_dbt
 from pipelines.assets.landing.assets import reference_data
 from pipelines.assets.payouts.assets import payout_batch
@@ -22,17 +23,18 @@ reference_job = define_asset_job(
 )
 commission_job = define_asset_job(
     "commission_job",
-    selection=AssetSelection.assets(commission_dbt),
+    selection=AssetSelection.assets(commission_dbt, o2p_bi),
     partitions_def=monthly,
     description="The dbt commission models of one period, with their dbt tests and the GX commission gate "
-                "(for an open month: estimated figures).",
+                "(for an open month: estimated figures), then the BI copy.",
 )
 release_job = define_asset_job(
     "release_job",
-    selection=AssetSelection.assets(commission_dbt, promoter_balances, payout_batch),
+    selection=AssetSelection.assets(commission_dbt, promoter_balances, payout_batch, o2p_bi),
     partitions_def=monthly,
     executor_def=in_process_executor,
-    description="Commission, settlement and the payout release of one ended period, gated by every check.",
+    description="Commission, settlement and the payout release of one ended period, gated by every check; "
+                "then the BI copy.",
 )
 
 JOBS = [reference_job, attribution_job, commission_job, release_job]

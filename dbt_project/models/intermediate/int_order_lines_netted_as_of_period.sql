@@ -1,3 +1,6 @@
+-- A table, not a view: its rows are as of the last run's end(P), and a view would keep that
+-- period's bound as a literal (issue #14).
+{{ config(materialized='table') }}
 -- Lines eligible before end(P), with net as of end(P) (rulebook §5, §6): refunds and a
 -- cancellation count only if they occurred before end(P); net is capped at [0, paid_fen] and
 -- the excess of an over-refund is kept as over_refund_fen for the anomaly report.

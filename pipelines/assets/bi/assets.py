@@ -1,0 +1,64 @@
+"""The BI copy of the marts (issue #14), published after every successful commission run and
+release: an asset downstream of every mart and of the release, so it runs in the same run,
+after them, and only when they and their blocking checks succeeded.
+
+An asset rather than a run-status sensor: a sensor runs only under the daemon (`o2p serve`),
+so `o2p run` and `o2p payouts release` in the CLI would never refresh the copy; an asset runs
+wherever the run does, in the warehouse pool (it reads the pipeline's file, so no writer runs
+beside it), and its materializations say in the UI when the copy was last published.
+
+It never fails a run: any error is logged as a warning and the asset yields nothing (no
+materialization: the copy was not refreshed, the previous one stays in place). The release's
+files and registry are written before it starts, so it cannot delay money either; it only adds
+its few seconds to the end of the run.
+"""
+
+
+import time
+
+from dagster import AssetExecutionContext, AssetKey, MetadataValue, Output, asset
+
+from o2p import bi, layout
+from pipelines.assets.commission.assets import commission_dbt
+from pipelines.assets.payouts.assets import PAYOUT
+from pipelines.assets.settlement.assets import SETTLEMENT
+from pipelines.lib.duck import POOL
+from pipelines.lib.partitions import monthly
+from pipelines.lib.versions import DATA_PLATFORM, code_version
+from pipelines.resources import O2PConfig
+
+BI_COPY = AssetKey(["bi", "o2p_bi"])
+MARTS = sorted((k for k in commission_dbt.keys if k.path[0] in layout.BI_SCHEMAS), key=lambda k: k.path)
+
+
+@asset(
+    key=BI_COPY,
+    deps=[*MARTS, SETTLEMENT, PAYOUT],
+    partitions_def=monthly,
+    pool=POOL,
+    group_name="bi",
+    kinds={"duckdb"},
+    owners=[DATA_PLATFORM],
+    tags={"domain": "bi"},
+    code_version=code_version("o2p/bi.py"),
+    output_required=False,
+    description="bi/o2p_bi.duckdb: every mart, copied whole and swapped in atomically after each successful "
+                "commission run and release; the file BI tools hold open (never the pipeline's).",
+)
+def o2p_bi(context: AssetExecutionContext, o2p: O2PConfig):
+    cfg = o2p.get()
+    target = layout.bi_duckdb_file(cfg.home_path)
+    started = time.monotonic()
+    try:
+        counts = bi.publish_duckdb(cfg.duckdb_path, target)
+    except Exception as exc:  # noqa: BLE001 - the BI copy never fails a run (issue #14)
+        context.log.warning(f"the BI copy was not refreshed (the previous one stays): {type(exc).__name__}: {exc}")
+        return
+    seconds = round(time.monotonic() - started, 3)
+    context.log.info(f"BI copy published in {seconds} s: {target}")
+    yield Output(None, metadata={
+        "path": MetadataValue.path(str(target)),
+        "seconds": MetadataValue.float(seconds),
+        "rows": MetadataValue.json(counts),
+        "dagster/row_count": MetadataValue.int(sum(counts.values())),
+    })

@@ -1,0 +1,153 @@
+"""BI (issue #14): what analysts read, on the golden world (tests/integration/test_golden.py)
+released for August and September 2026 through the real pipeline, last click, cumulative tax.
+
+- a copy of `$O2P_HOME` moved to another folder answers every table and view the same;
+- commission movements sum where entitlements double-count; the calendar is Shanghai's;
+- the BI copy, held open through duckdb_engine (Superset's driver) while September's run and
+  release complete: neither is delayed or failed, the open connection reads August's state
+  until it reconnects, then September's.
+"""
+
+import shutil
+
+import duckdb
+import pytest
+
+from o2p import layout
+from o2p.config import load_config
+from o2p.timeutil import period_end_us
+from tests.integration.test_golden import (
+    AUGUST,
+    PROMOTERS,
+    SEPTEMBER,
+    land,
+    pipeline,
+    write_reference,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def marts_periods(conn) -> list[str]:
+    from sqlalchemy import text
+
+    return [r[0] for r in conn.execute(text("select distinct period from marts.fct_commission_entitlements order by 1"))]
+
+
+@pytest.fixture(scope="module")
+def golden(tmp_path_factory, spark_cfg):
+    """August released; a BI reader connected; September released while it holds the copy open.
+    The config, and what the reader saw."""
+    from sqlalchemy import create_engine
+
+    base = tmp_path_factory.mktemp("bi")
+    ref = base / "reference"
+    cfg_file = base / "o2p.yaml"
+    cfg_file.write_text(f'reference_dir: "{ref}"\nquality:\n  max_event_age_days: 36500\n'
+                        'spark:\n  conf:\n    spark.sql.shuffle.partitions: "2"\n')
+    cfg = load_config(cfg_file, home=base / "home")
+    write_reference(ref, [p for p in PROMOTERS if p != "PN"])
+    land(cfg, AUGUST)
+    pipeline(cfg, "2026-08")
+    copy = layout.bi_duckdb_file(cfg.home_path)
+    engine = create_engine(f"duckdb:///{copy}", connect_args={"read_only": True})
+    seen = {}
+    with engine.connect() as held:
+        seen["before"] = marts_periods(held)
+        inode = copy.stat().st_ino
+        write_reference(ref, list(PROMOTERS))
+        land(cfg, SEPTEMBER)
+        seen["folder"] = pipeline(cfg, "2026-09")   # raises if the release failed
+        seen["held"] = marts_periods(held)
+        seen["replaced"] = copy.stat().st_ino != inode
+    engine.dispose()   # the pool's connection closed: the next one opens the new file
+    with engine.connect() as fresh:
+        seen["reconnected"] = marts_periods(fresh)
+    engine.dispose()
+    return cfg, seen
+
+
+def test_a_reader_holding_the_bi_copy_neither_blocks_the_release_nor_sees_half(golden):
+    cfg, seen = golden
+    assert (seen["folder"] / "payout.csv").exists()
+    assert seen["replaced"]
+    assert seen["before"] == seen["held"] == ["2026-08"]
+    assert seen["reconnected"] == ["2026-08", "2026-09"]
+    assert not list(layout.bi_root(cfg.home_path).glob(".*.tmp*"))   # no temporary file left
+
+
+def every_relation(db) -> dict[str, list[tuple]]:
+    """Every table and view of a DuckDB file (dbt's test audit tables aside), all rows, sorted."""
+    with duckdb.connect(str(db), read_only=True) as con:
+        names = con.execute("select table_schema, table_name from information_schema.tables "
+                            "where table_schema not like '%dbt_test__audit' order by all").fetchall()
+        return {f"{s}.{t}": sorted(con.execute(f'select * from "{s}"."{t}"').fetchall(), key=repr)
+                for s, t in names}
+
+
+def test_a_moved_home_answers_every_table_and_view_the_same(golden, tmp_path):
+    cfg, _ = golden
+    before = every_relation(layout.duckdb_file(cfg.home_path))
+    assert {"marts.fct_commission_entitlements", "marts.fct_anomalies",
+            "intermediate.int_order_lines_netted_as_of_period", "staging.stg_landing__orders"} <= set(before)
+    moved = tmp_path / "moved"
+    shutil.copytree(cfg.home_path, moved / "home")
+    aside = cfg.home_path.with_name("home-aside")   # the original is gone while the copy is read
+    cfg.home_path.rename(aside)
+    try:
+        after = every_relation(layout.duckdb_file(moved / "home"))
+    finally:
+        aside.rename(cfg.home_path)
+    assert after == before
+    with duckdb.connect(str(layout.duckdb_file(moved / "home")), read_only=True) as con:
+        views = con.execute("select view_name, sql from duckdb_views() where not internal").fetchall()
+    frozen = (str(cfg.home_path), str(period_end_us("2026-09")), str(period_end_us("2026-08")), "read_parquet")
+    assert [(v, f) for v, sql in views for f in frozen if f in sql] == []
+    assert all(before[name] for name in ("marts.fct_commission_entitlements", "staging.stg_landing__orders"))
+
+
+def test_movements_sum_across_periods_where_entitlements_double_count(golden):
+    """August: PB's OB3 3000 is entitled; September: refunded in full → 0, a movement of −3000.
+    Summed over both periods the movements give September's entitlements, not their sum."""
+    cfg, _ = golden
+    with duckdb.connect(str(layout.bi_duckdb_file(cfg.home_path)), read_only=True) as con:
+        ob3 = con.execute("select period, previous_period, entitled_fen, previously_entitled_fen, movement_fen "
+                          "from marts.fct_commission_movements where promoter_id = 'PB' and order_id = 'OB3' "
+                          "and role = 'direct' order by period").fetchall()
+        assert ob3 == [("2026-08", None, 3000, 0, 3000), ("2026-09", "2026-08", 0, 3000, -3000)]
+        moved = con.execute("select sum(movement_fen) from marts.fct_commission_movements").fetchone()[0]
+        latest = con.execute("select sum(entitled_fen) from marts.fct_commission_entitlements "
+                             "where period = '2026-09'").fetchone()[0]
+        naive = con.execute("select sum(entitled_fen) from marts.fct_commission_entitlements").fetchone()[0]
+        assert moved == latest < naive
+        tz = con.execute("select typeof(paid_at) from marts.fct_commission_movements limit 1").fetchone()[0]
+        assert tz == "TIMESTAMP WITH TIME ZONE"
+
+
+def test_the_date_dimension_is_the_shanghai_calendar_of_the_periods(golden):
+    from o2p.timeutil import period_start_us
+
+    cfg, _ = golden
+    with duckdb.connect(str(layout.bi_duckdb_file(cfg.home_path)), read_only=True) as con:
+        rows = con.execute("select date_day::varchar, period, day_start_us, day_end_us, iso_day_of_week "
+                           "from marts.dim_date where date_day in ('2026-08-31', '2026-09-01') order by 1").fetchall()
+    assert rows == [("2026-08-31", "2026-08", period_start_us("2026-09") - 86_400_000_000, period_start_us("2026-09"), 1),
+                    ("2026-09-01", "2026-09", period_start_us("2026-09"), period_start_us("2026-09") + 86_400_000_000, 2)]
+
+
+def test_a_refresh_that_fails_warns_and_never_fails_the_step(tmp_path, capfd):
+    """No warehouse to copy (a stand-in for any error): the asset logs a warning and yields no
+    materialization; it raises nothing, so the run it is in (a release) succeeds."""
+    from dagster import build_asset_context
+
+    from pipelines.assets.bi.assets import o2p_bi
+    from pipelines.resources import O2PConfig
+
+    (tmp_path / "o2p.yaml").write_text("{}\n")
+    (tmp_path / "home" / "bi").mkdir(parents=True)
+    (tmp_path / "home" / "bi" / "o2p_bi.duckdb").write_bytes(b"the previous copy")
+    with build_asset_context(partition_key="2026-08-01") as context:
+        events = list(o2p_bi(context, O2PConfig(config_path=str(tmp_path / "o2p.yaml"), home=str(tmp_path / "home"))))
+    assert events == []
+    assert "WARNING" in (err := capfd.readouterr().err) and "the BI copy was not refreshed" in err
+    assert (tmp_path / "home" / "bi" / "o2p_bi.duckdb").read_bytes() == b"the previous copy"

@@ -34,8 +34,13 @@ def _execute(cfg: Config, job_name: str, *, partition: str | None = None,
 def cmd_kafka(cfg: Config, args) -> int:
     from streaming import broker
 
+    if args.brokers is not None and args.action != "up":
+        raise InputError("--brokers goes with `kafka up` (down and status find what runs)")
     if args.action == "up":
-        say(broker.up(cfg, log=say))
+        say(broker.up(cfg, log=say, brokers=args.brokers))
+        if args.brokers is not None and args.brokers != cfg.kafka.local_brokers:
+            say(f"(clients given only {cfg.kafka.bootstrap_servers} need that node to start; set "
+                f"kafka.local_brokers: {args.brokers} in the config so they are given every node)")
     elif args.action == "down":
         broker.down(cfg, log=say)
     else:
@@ -513,8 +518,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "else the operating-system user)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    k = sub.add_parser("kafka", help="start, stop or inspect the local single-node KRaft broker")
+    k = sub.add_parser("kafka", help="start, stop or inspect the local KRaft broker, or a local cluster of several",
+                       description="up: start the local broker (kafka.local_brokers nodes, each a broker and a "
+                                   "controller, on loopback) if it is not running, start any node of a cluster "
+                                   "that is not, and create the topics; down: stop every node of this home; "
+                                   "status: each node's state.")
     k.add_argument("action", choices=["up", "down", "status"])
+    k.add_argument("--brokers", type=int, choices=range(1, 10), metavar="N",
+                   help="with up: start N nodes (3: topics with replication factor 3 and min.insync.replicas 2) "
+                        "instead of kafka.local_brokers")
     k.set_defaults(fn=cmd_kafka)
 
     c = sub.add_parser("contracts", help="print the JSON Schema of every event, or of one topic; --write the "

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from o2p import layout
 from o2p.errors import InputError
@@ -77,6 +77,9 @@ class Topics(_Strict):
 class KafkaConfig(_Strict):
     bootstrap_servers: str
     local_broker: bool
+    # nodes of the local KRaft cluster `o2p kafka up` starts (each a broker and a controller);
+    # topics get replication factor min(3, brokers) and min.insync.replicas 2 from three on
+    local_brokers: int = Field(ge=1, le=9)
     partitions: int = Field(ge=1, le=64)
     consumer_group: str = Field(min_length=1)
     topics: Topics
@@ -89,6 +92,25 @@ class KafkaConfig(_Strict):
             if not host or not port.isdigit():
                 raise ValueError(f"{hp!r} is not host:port")
         return v
+
+    @model_validator(mode="after")
+    def _one_address_per_local_node(self) -> KafkaConfig:
+        """A local cluster of N nodes listens on the N addresses of bootstrap_servers; one address
+        stands for N consecutive port pairs from it (9092, 9094, 9096: each node's controller
+        listens on the port after its broker's), and clients are given every node's address."""
+        addresses = [hp.strip() for hp in self.bootstrap_servers.split(",")]
+        n = self.local_brokers
+        if not self.local_broker or n == 1 or len(addresses) == n:
+            return self
+        if len(addresses) != 1:
+            raise ValueError(f"kafka.local_brokers is {n} but kafka.bootstrap_servers names {len(addresses)} "
+                             f"addresses: name one (the first node; the others take the next port pairs) or {n}")
+        host, _, port = addresses[0].rpartition(":")
+        if int(port) + 2 * n > 65535:
+            raise ValueError(f"kafka.bootstrap_servers: {n} nodes from port {port} would pass port 65535")
+        expanded = ",".join(f"{host}:{int(port) + 2 * i}" for i in range(n))
+        object.__setattr__(self, "bootstrap_servers", expanded)
+        return self
 
 
 class CaptureConfig(_Strict):

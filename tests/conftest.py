@@ -25,6 +25,17 @@ def broker(tmp_path_factory):
         yield cfg
 
 
+@pytest.fixture(scope="session")
+def kafka_cluster(tmp_path_factory):
+    """A real local KRaft cluster of three combined nodes (broker + controller each) on loopback
+    for the whole session: topics with replication factor 3 and min.insync.replicas 2. A test
+    that kills a node restarts it (`tests.kafka_cluster.restore`) before it ends."""
+    from streaming.broker import scratch_broker
+
+    with scratch_broker(tmp_path_factory.mktemp("cluster_home"), log=lambda *_: None, brokers=3) as cfg:
+        yield cfg
+
+
 def run_o2p(*args, env=None, check=True, timeout=600):
     """Run the real `o2p` command in a subprocess; returns CompletedProcess."""
     e = {**os.environ, **(env or {})}

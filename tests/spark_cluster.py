@@ -1,5 +1,6 @@
-"""A real Spark standalone cluster on loopback (a master and one worker started from the pyspark
-installation's own `spark-class`), for the test that runs the attribution code on `spark://`."""
+"""A real Spark standalone cluster on loopback (a master and one or more workers started from the
+pyspark installation's own `spark-class`), for the tests that run the attribution code on
+`spark://`, one of them killing a worker in the middle of the job."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import socket
 import subprocess
 import time
 import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -25,13 +27,29 @@ def _spark_home() -> Path:
     return Path(pyspark.__file__).resolve().parent
 
 
+@dataclass
+class SparkCluster:
+    master: str                 # spark://127.0.0.1:port
+    ui_port: int                # the master's web UI (and its /json/)
+    workers: list = field(default_factory=list)   # Popen of each worker (its executors are in its group)
+
+    def status(self) -> dict | None:
+        return _status(self.ui_port)
+
+    def kill_worker(self, i: int) -> None:
+        """kill -9 of worker i and of its executor (one process group)."""
+        os.killpg(self.workers[i].pid, 9)
+        self.workers[i].wait()
+
+
 @contextlib.contextmanager
-def standalone_cluster(workdir: Path, cores: int = 2, memory: str = "2g"):
-    """Yields the master URL; stops the worker and the master on exit."""
+def standalone_cluster(workdir: Path, cores: int = 2, memory: str = "2g", workers: int = 1):
+    """Yields a SparkCluster (master URL, UI port, workers); stops the workers and the master on
+    exit."""
     home = _spark_home()
     env = {**os.environ, "SPARK_HOME": str(home), "SPARK_LOCAL_IP": "127.0.0.1",
            "SPARK_WORKER_DIR": str(workdir / "work"), "SPARK_LOG_DIR": str(workdir / "logs")}
-    port, ui, worker_ui = _free_port(), _free_port(), _free_port()
+    port, ui = _free_port(), _free_port()
     master_url = f"spark://127.0.0.1:{port}"
     workdir.mkdir(parents=True, exist_ok=True)
     spark_class = [str(home / "bin" / "spark-class")]
@@ -42,15 +60,22 @@ def standalone_cluster(workdir: Path, cores: int = 2, memory: str = "2g"):
                            "--webui-port", str(ui)],
             env=env, stdout=open(workdir / "master.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True))
         _wait(lambda: _status(ui) is not None, 90, f"the Spark master did not start; see {workdir / 'master.log'}")
-        procs.append(subprocess.Popen(
-            spark_class + ["org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1", "--webui-port",
-                           str(worker_ui), "--cores", str(cores), "--memory", memory, master_url],
-            env=env, stdout=open(workdir / "worker.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True))
-        _wait(lambda: (_status(ui) or {}).get("aliveworkers", 0) >= 1, 90,
-              f"no Spark worker registered; see {workdir / 'worker.log'}")
-        yield master_url
+        cluster = SparkCluster(master_url, ui)
+        for i in range(workers):
+            cluster.workers.append(subprocess.Popen(
+                spark_class + ["org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1", "--webui-port",
+                               str(_free_port()), "--cores", str(cores), "--memory", memory,
+                               "--work-dir", str(workdir / f"work-{i + 1}"), master_url],
+                env=env, stdout=open(workdir / f"worker-{i + 1}.log", "wb"), stderr=subprocess.STDOUT,
+                start_new_session=True))
+            procs.append(cluster.workers[-1])
+        _wait(lambda: (_status(ui) or {}).get("aliveworkers", 0) >= workers, 90,
+              f"{workers} Spark worker(s) did not register; see {workdir}/worker-*.log")
+        yield cluster
     finally:
         for p in reversed(procs):
+            if p.poll() is not None:
+                continue
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(p.pid, 15)
             try:
@@ -61,10 +86,15 @@ def standalone_cluster(workdir: Path, cores: int = 2, memory: str = "2g"):
 
 
 def _status(ui_port: int) -> dict | None:
+    return get_json(f"http://127.0.0.1:{ui_port}/json/")
+
+
+def get_json(url: str):
+    """The JSON at url (the master's /json/, an application's /api/v1/...), None when not there."""
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{ui_port}/json/", timeout=2) as r:
+        with urllib.request.urlopen(url, timeout=2) as r:
             return json.load(r)
-    except OSError:
+    except (OSError, ValueError):
         return None
 
 

@@ -306,16 +306,22 @@ def _day_minus(event, n: int) -> str:
     return (date.fromisoformat(_shanghai_day(event)) - timedelta(days=n)).isoformat()
 
 
-def test_attribution_on_a_standalone_spark_cluster_equals_local_mode(spark_cfg, tmp_path):
+def test_attribution_on_a_standalone_spark_cluster_equals_local_mode_with_a_worker_killed_mid_job(
+        spark_cfg, tmp_path):
+    """Click validity and attribution on `spark://`: a standalone cluster (tests/spark_cluster.py)
+    of two workers of one core each. Once the job has finished a few stages and has tasks
+    running, one worker is killed with -9 (its executor with it); Spark re-runs the lost tasks
+    and the lost shuffle output on the other worker, and the output equals local mode's."""
     import json
     import subprocess
     import sys
+    import time
 
     from o2p.reference import load_reference
     from pipelines.assets.attribution.spark_jobs import run_attribution, run_click_validity
     from streaming.simulate import build_world, write_reference
     from tests.conftest import REPO
-    from tests.spark_cluster import standalone_cluster
+    from tests.spark_cluster import _free_port, get_json, standalone_cluster
 
     base, spark = spark_cfg
     world = build_world("2026-10", orders=200, buyers=20, promoters=6, flood_devices=2, malformed_share=0, seed=8)
@@ -328,14 +334,42 @@ def test_attribution_on_a_standalone_spark_cluster_equals_local_mode(spark_cfg, 
     run_click_validity(spark, local, "2026-10-01", "2026-10-10")
     run_attribution(spark, local, "2026-10-01", "2026-10-10", load_reference(local.reference_path, encoding=local.reference_encoding).promoters)
 
-    with standalone_cluster(tmp_path / "spark") as master:
+    app_ui = _free_port()   # the driver's UI, for its REST API (/api/v1/applications/.../stages)
+    with standalone_cluster(tmp_path / "spark", cores=1, memory="1g", workers=2) as cluster:
         cfg_file = remote.home_path / "o2p.yaml"
-        cfg_file.write_text(cfg_file.read_text().replace("spark:\n", f'spark:\n  master: "{master}"\n', 1))
-        proc = subprocess.run([sys.executable, "-m", "tests.spark_cluster", str(cfg_file), str(remote.home_path),
-                               "2026-10-01", "2026-10-10"], cwd=REPO, capture_output=True, text=True, timeout=600)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-    ran = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert ran["master"] == master and ran["executors"] >= 1
+        spark_yaml = 'spark:\n  conf:\n    spark.sql.shuffle.partitions: "2"\n'
+        assert spark_yaml in cfg_file.read_text()
+        cfg_file.write_text(cfg_file.read_text().replace(spark_yaml, (
+            f'spark:\n  master: "{cluster.master}"\n  conf:\n    spark.sql.shuffle.partitions: "2"\n'
+            f'    spark.ui.enabled: "true"\n    spark.ui.port: "{app_ui}"\n')))
+        driver = subprocess.Popen([sys.executable, "-m", "tests.spark_cluster", str(cfg_file), str(remote.home_path),
+                                   "2026-10-01", "2026-10-10"], cwd=REPO, stdout=subprocess.PIPE,
+                                  stderr=open(tmp_path / "driver.log", "w"), text=True)
+        try:
+            api = f"http://127.0.0.1:{app_ui}/api/v1/applications"
+            deadline = time.monotonic() + 180
+            stages: list = []
+            while True:   # a few stages done (shuffle output on both workers) and tasks running now
+                assert driver.poll() is None and time.monotonic() < deadline, (tmp_path / "driver.log").read_text()[-3000:]
+                apps = get_json(api) or []
+                stages = get_json(f"{api}/{apps[0]['id']}/stages") or [] if apps else []
+                done = [s for s in stages if s["status"] == "COMPLETE"]
+                running = [s for s in stages if s["status"] == "ACTIVE" and s["numActiveTasks"] > 0]
+                if len(done) >= 4 and running:
+                    break
+                time.sleep(0.1)
+            cluster.kill_worker(0)
+            out, _ = driver.communicate(timeout=300)
+        finally:
+            if driver.poll() is None:
+                driver.kill()
+        log = (tmp_path / "driver.log").read_text()
+        assert driver.returncode == 0, log[-3000:]
+        assert cluster.status()["aliveworkers"] == 1
+    print(f"\nkilled worker 1 after {len(done)} stages, while {[s['name'][:40] for s in running]} ran")
+    assert "Lost executor" in log or "lost worker" in log.lower(), log[-3000:]
+    ran = json.loads(out.strip().splitlines()[-1])
+    assert ran["master"] == cluster.master and ran["executors"] >= 1
     assert ran["attribution"]["orders"] > 40 and ran["attribution"]["attributed"] > 20
     for table in ("clicks_validated", "attribution"):
         # config_hash differs by spark.master only; every other column must be equal

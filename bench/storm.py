@@ -145,7 +145,9 @@ class Storm:
         self.cfg, self.cfg_file, self.processes, self.rng, self.say = cfg, cfg_file, processes, rng, say
         self.live: list[subprocess.Popen] = []
         self.starts = self.kill9 = self.sigterm = 0
-        self.bad_exits: list = []   # (pid, code) of a SIGTERMed process that did not exit 0
+        # (pid, code) of a SIGTERMed process that did not exit 0, or of one that died by itself;
+        # −15 is a SIGTERM that came before capture installed its handler (during Python's start-up)
+        self.bad_exits: list = []
 
     def start(self) -> None:
         log = open(self.cfg.home_path / f"capture-{self.starts + 1}.log", "w")

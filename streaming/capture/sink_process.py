@@ -21,6 +21,8 @@ from o2p.config import Config
 from o2p.errors import InputError, O2PError, operator_message
 from streaming.capture.sink import Rec, Sink
 
+STOP = {signal.SIGINT, signal.SIGTERM}
+
 
 def _sink_main(cfg: Config, conn, parent_pid: int, give_up: bool = True) -> None:
     """The sink process: land what the capture process sends, answer in order.
@@ -38,6 +40,7 @@ def _sink_main(cfg: Config, conn, parent_pid: int, give_up: bool = True) -> None
         return
     signal.signal(signal.SIGINT, signal.SIG_IGN)    # the parent decides when to stop
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP)  # blocked by the parent from before the exec
     gc.freeze()
     gc.set_threshold(200_000, 50, 100)
     sink = None
@@ -99,7 +102,13 @@ class SinkProcess:
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_sink_main, args=(cfg, child, os.getpid(), give_up), name="o2p-capture-sink",
                                 daemon=True)
-        self.proc.start()
+        # A Ctrl-C or a SIGTERM to the process group while the child starts up (before it ignores
+        # them) would kill it: it starts with both blocked, and unblocks them once ignored.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP)
+        try:
+            self.proc.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         child.close()
         self.in_flight: list[tuple[str, int]] = []
         self.max_in_flight = max_in_flight

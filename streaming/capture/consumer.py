@@ -23,7 +23,7 @@ from streaming.capture.broker_waits import (
     wait_for_topics,
 )
 from streaming.capture.kafka_rejoin_fix import sticky_rejoin
-from streaming.capture.sink import PartitionStats, Rec, Sink
+from streaming.capture.sink import Batch, PartitionStats, Sink
 from streaming.capture.sink_process import SinkProcess
 
 log = logging.getLogger("o2p.capture")
@@ -55,6 +55,8 @@ class Capture:
         self._commit_failures = 0   # failed commits since the last success (logged once each streak)
         self._probed = 0.0          # when the broker's TCP port was last probed (idle polls only)
         self.freshness_ms: list[int] | None = None   # set to a list to record publish→landed latency
+        self.seconds: dict[str, float] = defaultdict(float)   # wall time per step of the loop (bench)
+        self.sink_seconds: dict[str, float] = {}               # the sink's own, as of its last batch
         self._stop = False
         self._fatal: BaseException | None = None   # raised by the IO thread's listener, re-raised here
         self._unassigned_since = 0.0   # (until-idle) since when no partition has been assigned
@@ -132,6 +134,7 @@ class Capture:
     def _landed(self, topic: str, partition: int, result: dict) -> None:
         """A batch is durable in the landing zone: take its counts and commit its offset."""
         self.stats[(topic, partition)] = result["stats"]
+        self.sink_seconds = result.get("seconds", self.sink_seconds)
         if self.freshness_ms is not None and result["freshness"]:
             self.freshness_ms.extend(result["freshness"])
         # Asynchronous: this also runs inside the revocation listener, on kafka-python's IO thread,
@@ -208,15 +211,12 @@ class Capture:
         if not buf or not buf.records:
             return
         fresh = self.freshness_ms is not None
-        if isinstance(self.sink, SinkProcess):   # four flat lists pickle faster than 50k tuples
-            recs = buf.records
-            columns = ([r.offset for r in recs], [r.key for r in recs], [r.value for r in recs],
-                       [r.timestamp for r in recs])
-            self.sink.land(tp.topic, tp.partition, columns, fresh)
+        batch = Batch.of(buf.records)
+        if isinstance(self.sink, SinkProcess):
+            self.sink.land(tp.topic, tp.partition, tuple(batch), fresh)
         else:
-            records = [Rec(r.offset, r.key, r.value, r.timestamp) for r in buf.records]
             self.sink.track_freshness = fresh
-            result = self.sink.land(tp.topic, tp.partition, records)
+            result = self.sink.land(tp.topic, tp.partition, batch)
             if result is not None:
                 self._landed(tp.topic, tp.partition, result)
 
@@ -326,6 +326,7 @@ class Capture:
         last_report = started
         self._unassigned_since = time.monotonic()
         while not self._stop:
+            t0 = time.perf_counter()
             try:
                 polled = self.consumer.poll(timeout_ms=200)
             except UNREACHABLE as exc:   # the coordinator lookup fails while the broker is down
@@ -334,10 +335,14 @@ class Capture:
                 self._sleep(min(self.outage.down("polling", exc), 1.0))
             if self._fatal is not None:
                 break
+            t1 = time.perf_counter()
             self._buffer(polled)
             self._flush_due()
             if isinstance(self.sink, SinkProcess):
                 self.sink.pump()
+            sec = self.seconds
+            sec["poll"] += t1 - t0
+            sec["buffer, hand over, land"] += time.perf_counter() - t1
             now = time.monotonic()
             if polled:
                 self.outage.back()

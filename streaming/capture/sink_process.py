@@ -16,10 +16,12 @@ from __future__ import annotations
 import gc
 import os
 import signal
+import time
+from collections import defaultdict
 
 from o2p.config import Config
 from o2p.errors import InputError, O2PError, operator_message
-from streaming.capture.sink import Rec, Sink
+from streaming.capture.sink import Batch, Sink
 
 STOP = {signal.SIGINT, signal.SIGTERM}
 
@@ -64,9 +66,8 @@ def _serve(sink: Sink, conn) -> None:
         op = msg[0]
         if op == "land":
             _, topic, partition, columns, fresh = msg
-            records = [Rec(*r) for r in zip(*columns, strict=True)] if columns else []
             sink.track_freshness = fresh
-            conn.send(("landed", topic, partition, sink.land(topic, partition, records)))
+            conn.send(("landed", topic, partition, sink.land(topic, partition, Batch(*columns))))
         elif op == "assign":
             conn.send(("assigned", msg[1], msg[2], sink.assign(msg[1], msg[2])))
         elif op == "release":
@@ -114,6 +115,7 @@ class SinkProcess:
         self.max_in_flight = max_in_flight
         self.failed: O2PError | None = None   # once the sink has failed, every call says why
         self.on_landed = None    # callback(topic, partition, result)
+        self.seconds: dict[str, float] = defaultdict(float)   # bench/capture.py
 
     def _receive(self) -> tuple:
         if self.failed is not None:
@@ -141,11 +143,15 @@ class SinkProcess:
         while self.in_flight and self.conn.poll():
             self._receive()
 
-    def land(self, topic: str, partition: int, records: list, fresh: bool) -> None:
+    def land(self, topic: str, partition: int, records: tuple, fresh: bool) -> None:
+        t0 = time.perf_counter()
         while len(self.in_flight) >= self.max_in_flight:    # bound the memory held in the pipe
             self._receive()
+        t1 = time.perf_counter()
         self._send(("land", topic, partition, records, fresh))
         self.in_flight.append((topic, partition))
+        self.seconds["waiting for the sink"] += t1 - t0
+        self.seconds["sending to the sink"] += time.perf_counter() - t1
 
     def drain(self) -> None:
         while self.in_flight:

@@ -11,6 +11,7 @@ import signal
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from o2p.config import Config
 from o2p.errors import O2PError
@@ -27,6 +28,7 @@ from streaming.capture.sink import Batch, PartitionStats, Sink
 from streaming.capture.sink_process import SinkProcess
 
 log = logging.getLogger("o2p.capture")
+_VALUE_SIZE = attrgetter("serialized_value_size")
 
 
 @dataclass
@@ -51,7 +53,8 @@ class Capture:
         self.stats: dict = defaultdict(PartitionStats)
         self.lag: dict = {}         # (topic, partition) → messages behind the log end, not landed yet
         self.committed: dict = {}   # (topic, partition) → offset the group's commit holds (confirmed)
-        self._commit_sent = 0.0     # when the last catch-up commit was sent (0: none in flight)
+        self._in_flight: dict = {}  # (topic, partition) → (offset, when sent) of a commit not answered yet
+        self._caught_up_at = 0.0    # when `_commit_behind` last looked
         self._commit_failures = 0   # failed commits since the last success (logged once each streak)
         self._probed = 0.0          # when the broker's TCP port was last probed (idle polls only)
         self.freshness_ms: list[int] | None = None   # set to a list to record publish→landed latency
@@ -113,6 +116,7 @@ class Capture:
                 self.sink.release(tp.topic, tp.partition)
                 self.lag.pop((tp.topic, tp.partition), None)
                 self.committed.pop((tp.topic, tp.partition), None)
+                self._in_flight.pop((tp.topic, tp.partition), None)
         except BaseException as exc:   # noqa: BLE001 - re-raised by the main loop
             self._fail(exc)
 
@@ -146,14 +150,20 @@ class Capture:
     def _commit_async(self, offsets: dict) -> None:
         from kafka.structs import OffsetAndMetadata, TopicPartition
 
+        sent = time.monotonic()
+        for key, off in offsets.items():
+            self._in_flight[key] = (off, sent)
+
         def done(_offsets, response):   # run by kafka-python inside a later poll()/commit()
+            for key, off in offsets.items():
+                if self._in_flight.get(key, (None,))[0] == off:
+                    del self._in_flight[key]
             if isinstance(response, Exception):
                 self._commit_failed(offsets, response)
             else:
                 for key, off in offsets.items():
                     self.committed[key] = max(off, self.committed.get(key, off))
                 self._commit_failures = 0
-            self._commit_sent = 0.0
 
         try:
             self.consumer.commit_async({TopicPartition(t, p): OffsetAndMetadata(o, "", -1)
@@ -174,14 +184,17 @@ class Capture:
                 if key in assigned and s.next_offset is not None and self.committed.get(key) != s.next_offset}
 
     def _commit_behind(self, now: float) -> None:
-        """Bring the group's committed offsets to the landed state: every second at most, one
-        asynchronous commit of what is behind at a time (a failed one is sent again), so even an
-        idle capture's committed offsets reach the log end once the broker answers again."""
-        if now - self._commit_sent < (10.0 if self._commit_sent else 1.0):
+        """Bring the group's committed offsets to the landed state: once a second, one asynchronous
+        commit of every owned partition whose landed offset the group does not hold and that no
+        commit is waiting for (one unanswered for 10 s is sent again), so a failed commit is
+        retried and even an idle capture's committed offsets reach the log end once the broker
+        answers again."""
+        if now - self._caught_up_at < 1.0:
             return
-        behind = self.commits_behind()
+        self._caught_up_at = now
+        behind = {key: off for key, off in self.commits_behind().items()
+                  if self._in_flight.get(key, (None,))[0] != off or now - self._in_flight[key][1] > 10}
         if behind:
-            self._commit_sent = now
             self._commit_async(behind)
 
     def _commit_landed(self, timeout_s: float = 15.0) -> None:
@@ -369,7 +382,7 @@ class Capture:
             if not buf.records:
                 buf.first_at = time.monotonic()
             buf.records.extend(recs)
-            buf.nbytes += sum(r.serialized_value_size for r in recs)
+            buf.nbytes += sum(map(_VALUE_SIZE, recs))
 
     def _idle_and_caught_up(self, now: float, assignment_timeout: float) -> bool:
         """A poll returned nothing: whether every assigned partition is at its log end. Having no

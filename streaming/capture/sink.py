@@ -11,6 +11,7 @@ import time
 from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 from typing import NamedTuple
 
@@ -59,11 +60,12 @@ class Batch(NamedTuple):
     values: list
     timestamps: list[int]
 
+    _fields_of_records = ("offset", "key", "value", "timestamp")
+
     @classmethod
     def of(cls, records) -> Batch:
         """From Kafka records or Recs (anything with offset, key, value, timestamp)."""
-        return cls([r.offset for r in records], [r.key for r in records], [r.value for r in records],
-                   [r.timestamp for r in records])
+        return cls(*(list(map(attrgetter(name), records)) for name in cls._fields_of_records))
 
     def since(self, i: int) -> Batch:
         return Batch(self.offsets[i:], self.keys[i:], self.values[i:], self.timestamps[i:])

@@ -154,7 +154,7 @@ def main() -> int:
         steps += [("consumer", k, v) for k, v in getattr(cap.sink, "seconds", {}).items()]
         steps += [("sink", k, v) for k, v in cap.sink_seconds.items()]
         for who, k, v in steps:
-            print(f"  {who:<9}{k:<32}{v:>8.2f}")
+            print(f"  {who:<9}{k:<32}{v:>8.2f}" if "files written" not in k else f"  {who:<9}{k:<32}{v:>8.0f}")
         ok = rows + dead == total == distinct
         print(f"landed {rows} rows + {dead} dead letters = {rows + dead} of {total} published; "
               f"distinct (topic, partition, offset): {distinct} -> {'exactly once' if ok else 'MISMATCH'}")

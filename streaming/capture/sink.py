@@ -74,6 +74,19 @@ class Batch(NamedTuple):
 Renames = list[tuple[str, str]]   # (tmp file, final file), as the state file lists them
 
 
+class Prepared(NamedTuple):
+    """A validated batch and the state file that will commit it (see Sink.prepare)."""
+    topic: str
+    partition: int
+    first: int
+    last: int
+    by_date: dict
+    dead: list
+    now_us: int
+    state: dict
+    timestamps: list | None   # for freshness, when the consumer measures it
+
+
 class Sink:
     """Partition locks, recovery, and landing a batch (steps 1-4 of the protocol)."""
 
@@ -86,6 +99,7 @@ class Sink:
         self.hasher = ip_hasher(cfg)
         self.masker = IpMasker(self.hasher)     # dead letters only: see streaming.privacy
         self.stats: dict = defaultdict(PartitionStats)
+        self.ahead: dict = {}   # (topic, partition) → its stats once every prepared batch is committed
         # the capture (consumer) process owns the locks, also when this runs in its sink process
         self.locks = PartitionLocks(self.landing, cfg.capture.lock_timeout_seconds, os.getpid())
         self.dead_letters = DeadLetterTopic(cfg, give_up)   # give_up: see DeadLetterTopic.send
@@ -114,10 +128,12 @@ class Sink:
         self.locks.acquire(topic, partition)
 
     def release(self, topic: str, partition: int) -> None:
+        self.ahead.pop((topic, partition), None)
         self.locks.release(topic, partition)
 
     def recover(self, topic: str, partition: int) -> int | None:
         """Roll a committed batch forward and drop uncommitted files; return the next offset."""
+        self.ahead.pop((topic, partition), None)
         p = self._state_path(topic, partition)
         state = json.loads(p.read_text(encoding="utf-8")) if p.exists() else None
         committed_tmps = set()
@@ -149,42 +165,60 @@ class Sink:
         """Land one batch of one partition (a Batch, or a list of records); returns what the consumer
         commits (None: nothing to)."""
         batch = records if isinstance(records, Batch) else Batch.of(records)
+        prepared = self.prepare(topic, partition, batch, self.track_freshness)
+        return None if prepared is None else self.commit(prepared)
+
+    def prepare(self, topic: str, partition: int, batch: Batch, fresh: bool = False) -> Prepared | None:
+        """Step 1: validate a batch and compute the state file that will commit it. The sink process
+        validates the next batch while its writer thread commits this one (`commit`, in order):
+        `ahead` holds each partition's figures once every prepared batch is committed."""
         if not batch.offsets:
             return None
         if (topic, partition) not in self.locks:
             log.warning("not landing %s[%d]: this process no longer owns it", topic, partition)
             return None
-        st = self.stats[(topic, partition)]
-        batch, gaps = self._from_next_offset(topic, partition, st, batch)
+        key = (topic, partition)
+        ahead = self.ahead.get(key) or self.stats[key]
+        batch, gaps = self._from_next_offset(topic, partition, ahead, batch)
         if not batch.offsets:
             return None
         first, last = batch.offsets[0], batch.offsets[-1]
         now_us = time.time_ns() // 1000
         t0 = time.perf_counter()
         by_date, dead = self._validate(topic, partition, batch, now_us)                 # step 1
-        t1 = time.perf_counter()
-        renames = self._write_tmp_files(topic, partition, first, last, by_date, dead, now_us)   # step 2
-        t2 = time.perf_counter()
+        self.seconds["validate"] += time.perf_counter() - t0
         landed = sum(len(r) for r in by_date.values())
-        consumed = len(batch.offsets)
         state = {
             "topic": topic, "partition": partition, "next_offset": last + 1,
-            "pending": renames, "gaps": st.gaps + gaps,
-            "consumed": st.consumed + consumed, "landed": st.landed + landed,
-            "dead_lettered": st.dead_lettered + len(dead), "updated_at_us": now_us,
+            "pending": [], "gaps": ahead.gaps + gaps,
+            "consumed": ahead.consumed + len(batch.offsets), "landed": ahead.landed + landed,
+            "dead_lettered": ahead.dead_lettered + len(dead), "updated_at_us": now_us,
         }
-        write_json_atomic(self._state_path(topic, partition), state)   # step 3: the commit point
-        self._rename(renames)                                             # step 4
+        self.ahead[key] = PartitionStats(state["consumed"], state["landed"], state["dead_lettered"], last + 1,
+                                         state["gaps"])
+        return Prepared(topic, partition, first, last, by_date, dead, now_us, state,
+                        batch.timestamps if fresh else None)
+
+    def commit(self, p: Prepared) -> dict:
+        """Steps 2-4 of a prepared batch: files to `_tmp/` and fsynced, the state file (the commit
+        point), the renames. Batches of one partition are committed in the order prepared."""
+        t1 = time.perf_counter()
+        renames = self._write_tmp_files(p.topic, p.partition, p.first, p.last, p.by_date, p.dead, p.now_us)  # step 2
+        t2 = time.perf_counter()
+        state = {**p.state, "pending": renames}
+        write_json_atomic(self._state_path(p.topic, p.partition), state)   # step 3: the commit point
+        self._rename(renames)                                                 # step 4
         t3 = time.perf_counter()
         sec = self.seconds
-        sec["validate"] += t1 - t0
         sec["write + fsync files"] += t2 - t1
         sec["state file + renames"] += t3 - t2
-        fresh = self._freshness(batch.timestamps)
+        fresh = self._freshness(p.timestamps)
+        st = self.stats[(p.topic, p.partition)]
         st.consumed, st.landed, st.dead_lettered, st.next_offset, st.gaps = (
-            state["consumed"], state["landed"], state["dead_lettered"], last + 1, state["gaps"])
-        log.info("landed %s[%d] offsets %d-%d: %d rows, %d dead letters", topic, partition, first, last, landed, len(dead))
-        return {"next_offset": last + 1, "stats": st, "freshness": fresh,   # step 5 is the consumer's
+            state["consumed"], state["landed"], state["dead_lettered"], p.last + 1, state["gaps"])
+        log.info("landed %s[%d] offsets %d-%d: %d rows, %d dead letters", p.topic, p.partition, p.first, p.last,
+                 sum(len(r) for r in p.by_date.values()), len(p.dead))
+        return {"next_offset": p.last + 1, "stats": st, "freshness": fresh,   # step 5 is the consumer's
                 "seconds": dict(sec)}
 
     @staticmethod
@@ -272,7 +306,10 @@ class Sink:
             with open(path, "wb") as fh:
                 pq.write_table(tbl, fh, compression="zstd")
                 fh.flush()
+                t0 = time.perf_counter()
                 os.fsync(fh.fileno())
+                self.seconds["  of which fsync of files"] += time.perf_counter() - t0
+                self.seconds["  files written"] += 1
         except OSError as exc:   # pyarrow and fsync name no file: name it (a full disk says where)
             if exc.filename is None and exc.errno is not None:
                 raise OSError(exc.errno, os.strerror(exc.errno), str(path)) from exc
@@ -288,9 +325,10 @@ class Sink:
         for d in {str(Path(f).parent) for _, f in renames}:
             fsync_dir(Path(d))
 
-    def _freshness(self, timestamps: list[int]) -> list[int] | None:
+    @staticmethod
+    def _freshness(timestamps: list[int] | None) -> list[int] | None:
         """Publish → landed latency of each record, in ms (when the consumer measures it)."""
-        if not self.track_freshness:
+        if timestamps is None:
             return None
         landed_ms = time.time_ns() // 1_000_000
         return [landed_ms - ts for ts in timestamps]

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import gc
 import os
+import queue
 import signal
+import threading
 import time
 from collections import defaultdict
 
@@ -60,21 +62,55 @@ def _sink_main(cfg: Config, conn, parent_pid: int, give_up: bool = True) -> None
 
 
 def _serve(sink: Sink, conn) -> None:
-    """Answer the capture process's messages until it says stop."""
-    while True:
-        msg = conn.recv()
-        op = msg[0]
-        if op == "land":
-            _, topic, partition, columns, fresh = msg
-            sink.track_freshness = fresh
-            conn.send(("landed", topic, partition, sink.land(topic, partition, Batch(*columns))))
-        elif op == "assign":
-            conn.send(("assigned", msg[1], msg[2], sink.assign(msg[1], msg[2])))
-        elif op == "release":
-            sink.release(msg[1], msg[2])
-            conn.send(("released", msg[1], msg[2], None))
-        elif op == "stop":
-            return
+    """Answer the capture process's messages until it says stop. A batch is validated here while
+    the writer thread writes, fsyncs and commits the one before (fsync and Parquet's encoding
+    release the GIL), in the order received; assign, release and stop wait for the writer."""
+    work: queue.Queue = queue.Queue(maxsize=2)
+    failed: list[BaseException] = []
+    send_lock = threading.Lock()
+
+    def writer() -> None:
+        while True:
+            item = work.get()
+            try:
+                if item is None:
+                    return
+                if failed:
+                    continue
+                topic, partition, prepared = item
+                result = None if prepared is None else sink.commit(prepared)
+                with send_lock:
+                    conn.send(("landed", topic, partition, result))
+            except BaseException as exc:   # noqa: BLE001 - told to the capture process, which stops
+                failed.append(exc)
+                with send_lock:
+                    _report(sink.cfg, conn, exc)
+            finally:
+                work.task_done()
+
+    thread = threading.Thread(target=writer, name="o2p-sink-writer", daemon=True)
+    thread.start()
+    try:
+        while True:
+            msg = conn.recv()
+            op = msg[0]
+            if op == "land":
+                _, topic, partition, columns, fresh = msg
+                work.put((topic, partition, None if failed else sink.prepare(topic, partition, Batch(*columns), fresh)))
+                continue
+            work.join()       # every batch before this message is committed (or failed)
+            if failed:        # said by the writer; the capture process stops
+                return
+            if op == "assign":
+                conn.send(("assigned", msg[1], msg[2], sink.assign(msg[1], msg[2])))
+            elif op == "release":
+                sink.release(msg[1], msg[2])
+                conn.send(("released", msg[1], msg[2], None))
+            elif op == "stop":
+                return
+    finally:
+        work.put(None)        # the writer finishes what it holds before the locks are let go
+        thread.join()
 
 
 def _report(cfg: Config, conn, exc: BaseException) -> None:

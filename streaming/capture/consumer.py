@@ -197,7 +197,7 @@ class Capture:
         if behind:
             self._commit_async(behind)
 
-    def _commit_landed(self, timeout_s: float = 15.0) -> None:
+    def _commit_landed(self, timeout_s: float = 5.0) -> None:
         """Commit every owned partition's landed position, blocking (main thread only), retried for
         up to `timeout_s` (a clean exit leaves the group's offsets at the landed state if it can)."""
         from kafka.structs import OffsetAndMetadata, TopicPartition

@@ -3,16 +3,25 @@ gate failed, 1 anything else."""
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import sys
-import time
-from pathlib import Path
 
-from o2p.config import Config, load_config
-from o2p.errors import GateFailed, InputError, O2PError, operator_message
-from o2p.locks import exclusive
+# First, before the imports below take their few hundred milliseconds: in an `o2p` process a
+# SIGTERM/SIGINT during start-up is remembered, not fatal (capture then stops cleanly, exit 0;
+# any other command gets it re-raised once its arguments are parsed).
+from streaming.capture.stop_signals import record_early, restore_defaults
+
+if __name__ == "__main__" or sys.argv[0].rsplit("/", 1)[-1] == "o2p":
+    record_early()
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from o2p.config import Config, load_config  # noqa: E402
+from o2p.errors import GateFailed, InputError, O2PError, operator_message  # noqa: E402
+from o2p.locks import exclusive  # noqa: E402
 
 
 def say(msg: str) -> None:
@@ -645,6 +654,8 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", module=r"dagster(\.|$)")
     warnings.filterwarnings("ignore", module=r"pipelines\.assets")
     args = build_parser().parse_args(argv)
+    if args.fn is not cmd_capture or args.status:
+        restore_defaults()   # the default handlers; a stop signal recorded during start-up is re-raised
     if args.as_user is not None:
         if not args.as_user.strip():
             print("o2p: --as: a name is required (who runs this command)", file=sys.stderr)

@@ -36,9 +36,12 @@ were captured — is logged and recorded in the state file as a gap).
 Where each part lives:
 
 - `consumer`           `Capture`: the consumer group, buffers, the flush policy, offset
-                       commits (step 5), lag, the run loop (`o2p capture`);
+                       commits (step 5, a failed one retried until the group holds the landed
+                       state), lag (from the fetch responses), the run loop (`o2p capture`);
 - `sink`               `Sink`: recovery on assignment and landing a batch (steps 1-4);
-- `sink_process`       the sink in a child process, and the messages between the two;
+- `sink_process`       the sink in a child process (validating the next batch while a writer
+                       thread commits the previous one), and the messages between the two;
+- `stop_signals`       SIGTERM/SIGINT recorded from `o2p`'s first line, before capture exists;
 - `partition_locks`    the per-partition `flock` (ownership);
 - `dead_letter_topic`  sending dead letters to their topic, at least once;
 - `broker_waits`       waiting for the topics to exist, and through broker outages;

@@ -13,13 +13,14 @@ from o2p.errors import KAFKA_TIMEOUT, KAFKA_UNREACHABLE, O2PError
 log = logging.getLogger("o2p.capture")
 
 
-def wait_for_topics(consumer, topics, timeout: float = 30) -> None:
+def wait_for_topics(consumer, topics, timeout: float = 30, stopped=lambda: False) -> None:
     """Block until the client's metadata knows every subscribed topic's partitions, so the
     first JoinGroup is made with them (an assignment computed from empty metadata is empty);
-    a topic that does not exist is a clear error, not an idle consumer."""
+    a topic that does not exist is a clear error, not an idle consumer. Returns early once
+    `stopped()` (a stop signal)."""
     deadline = time.monotonic() + timeout
     missing = list(topics)
-    while missing:
+    while missing and not stopped():
         missing = [t for t in missing if not consumer.partitions_for_topic(t)]
         if not missing:
             return
@@ -83,7 +84,7 @@ class BrokerOutage:
             give_up = f", giving up after {limit:g} s" if self.give_up else ""
             self.echo(f"capture: broker {self.cfg.kafka.bootstrap_servers} unreachable for {down_for:.0f} s while "
                       f"{doing} ({type(exc).__name__}); retrying{give_up}")
-        log.warning("broker unreachable while %s: %s", doing, exc)
+        log.debug("broker unreachable while %s: %s", doing, exc)
         return wait
 
     def back(self) -> None:

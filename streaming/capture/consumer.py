@@ -11,10 +11,12 @@ import signal
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from o2p.config import Config
 from o2p.errors import O2PError
 from o2p.layout import topic_tables
+from streaming.capture import stop_signals
 from streaming.capture.broker_waits import (
     UNREACHABLE,
     BrokerOutage,
@@ -22,10 +24,11 @@ from streaming.capture.broker_waits import (
     wait_for_topics,
 )
 from streaming.capture.kafka_rejoin_fix import sticky_rejoin
-from streaming.capture.sink import PartitionStats, Rec, Sink
+from streaming.capture.sink import Batch, PartitionStats, Sink
 from streaming.capture.sink_process import SinkProcess
 
 log = logging.getLogger("o2p.capture")
+_VALUE_SIZE = attrgetter("serialized_value_size")
 
 
 @dataclass
@@ -48,8 +51,15 @@ class Capture:
         self.group_id = group_id or cfg.kafka.consumer_group
         self.buffers: dict = defaultdict(_Buffer)
         self.stats: dict = defaultdict(PartitionStats)
-        self.lag: dict = {}         # (topic, partition) → messages behind the log end
+        self.lag: dict = {}         # (topic, partition) → messages behind the log end, not landed yet
+        self.committed: dict = {}   # (topic, partition) → offset the group's commit holds (confirmed)
+        self._in_flight: dict = {}  # (topic, partition) → (offset, when sent) of a commit not answered yet
+        self._caught_up_at = 0.0    # when `_commit_behind` last looked
+        self._commit_failures = 0   # failed commits since the last success (logged once each streak)
+        self._probed = 0.0          # when the broker's TCP port was last probed (idle polls only)
         self.freshness_ms: list[int] | None = None   # set to a list to record publish→landed latency
+        self.seconds: dict[str, float] = defaultdict(float)   # wall time per step of the loop (bench)
+        self.sink_seconds: dict[str, float] = {}               # the sink's own, as of its last batch
         self._stop = False
         self._fatal: BaseException | None = None   # raised by the IO thread's listener, re-raised here
         self._unassigned_since = 0.0   # (until-idle) since when no partition has been assigned
@@ -87,8 +97,11 @@ class Capture:
             session_timeout_ms=self.cfg.capture.session_timeout_ms,
             heartbeat_interval_ms=max(300, self.cfg.capture.session_timeout_ms // 3),
         ))
+        if self.consumer is None:   # stopped while connecting
+            return
         sticky_rejoin(self.consumer)
-        self._reachable("waiting for the topics", lambda: wait_for_topics(self.consumer, self.topics))
+        self._reachable("waiting for the topics",
+                        lambda: wait_for_topics(self.consumer, self.topics, stopped=lambda: self._stop))
         self.consumer.subscribe(self.topics, listener=Listener())
 
     # The rebalance listener's two halves. They run on kafka-python's IO thread, which reports an
@@ -102,6 +115,8 @@ class Capture:
                 self._flush(tp)
                 self.sink.release(tp.topic, tp.partition)
                 self.lag.pop((tp.topic, tp.partition), None)
+                self.committed.pop((tp.topic, tp.partition), None)
+                self._in_flight.pop((tp.topic, tp.partition), None)
         except BaseException as exc:   # noqa: BLE001 - re-raised by the main loop
             self._fail(exc)
 
@@ -112,6 +127,7 @@ class Capture:
             for tp in assigned:
                 nxt, stats = self.sink.assign(tp.topic, tp.partition)
                 self.stats[(tp.topic, tp.partition)] = stats
+                self.committed.pop((tp.topic, tp.partition), None)   # unknown: `_commit_behind` sets it
                 if nxt is not None:
                     self.consumer.seek(tp, nxt)
         except BaseException as exc:   # noqa: BLE001 - re-raised by the main loop
@@ -121,54 +137,99 @@ class Capture:
 
     def _landed(self, topic: str, partition: int, result: dict) -> None:
         """A batch is durable in the landing zone: take its counts and commit its offset."""
-        from kafka.structs import OffsetAndMetadata, TopicPartition
-
         self.stats[(topic, partition)] = result["stats"]
+        self.sink_seconds = result.get("seconds", self.sink_seconds)
         if self.freshness_ms is not None and result["freshness"]:
             self.freshness_ms.extend(result["freshness"])
         # Asynchronous: this also runs inside the revocation listener, on kafka-python's IO thread,
         # where a blocking commit is refused. The state file is the truth; the group's committed
-        # offset is what lag tools (kafka-consumer-groups) show, and `_commit_landed` makes it
-        # exact before a clean exit.
-        try:
-            self.consumer.commit_async({TopicPartition(topic, partition): OffsetAndMetadata(result["next_offset"], "", -1)},
-                                       callback=self._commit_done)
-        except Exception as exc:
-            self._commit_done(None, exc)
+        # offset is what lag tools (kafka-consumer-groups) show. A commit that fails (broker down,
+        # group rebalanced) is sent again by `_commit_behind` until it is confirmed.
+        self._commit_async({(topic, partition): result["next_offset"]})
 
-    @staticmethod
-    def _commit_done(offsets, response) -> None:
-        if isinstance(response, Exception):   # a failed commit only costs a re-seek from the state file
-            log.warning("offset commit %s failed (state files are authoritative): %s", offsets, response)
-
-    def _commit_landed(self) -> None:
-        """Commit every assigned partition's landed position, blocking (main thread only)."""
+    def _commit_async(self, offsets: dict) -> None:
         from kafka.structs import OffsetAndMetadata, TopicPartition
 
-        assigned = self.consumer.assignment()
-        offsets = {TopicPartition(t, p): OffsetAndMetadata(s.next_offset, "", -1)
-                   for (t, p), s in self.stats.items()
-                   if s.next_offset is not None and TopicPartition(t, p) in assigned}
-        if offsets:
+        sent = time.monotonic()
+        for key, off in offsets.items():
+            self._in_flight[key] = (off, sent)
+
+        def done(_offsets, response):   # run by kafka-python inside a later poll()/commit()
+            for key, off in offsets.items():
+                if self._in_flight.get(key, (None,))[0] == off:
+                    del self._in_flight[key]
+            if isinstance(response, Exception):
+                self._commit_failed(offsets, response)
+            else:
+                for key, off in offsets.items():
+                    self.committed[key] = max(off, self.committed.get(key, off))
+                self._commit_failures = 0
+
+        try:
+            self.consumer.commit_async({TopicPartition(t, p): OffsetAndMetadata(o, "", -1)
+                                        for (t, p), o in offsets.items()}, callback=done)
+        except Exception as exc:   # noqa: BLE001 - retried by _commit_behind
+            done(None, exc)
+
+    def _commit_failed(self, offsets, exc: BaseException) -> None:
+        self._commit_failures += 1
+        if self._commit_failures == 1:   # once per streak: a long outage fails every retry
+            log.warning("offset commit %s failed (state files are authoritative; retried until it "
+                        "succeeds): %s: %s", offsets, type(exc).__name__, exc)
+
+    def commits_behind(self) -> dict:
+        """Owned partitions whose landed next offset the group's commit does not hold yet."""
+        assigned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
+        return {key: s.next_offset for key, s in self.stats.items()
+                if key in assigned and s.next_offset is not None and self.committed.get(key) != s.next_offset}
+
+    def _commit_behind(self, now: float) -> None:
+        """Bring the group's committed offsets to the landed state: once a second, one asynchronous
+        commit of every owned partition whose landed offset the group does not hold and that no
+        commit is waiting for (one unanswered for 10 s is sent again), so a failed commit is
+        retried and even an idle capture's committed offsets reach the log end once the broker
+        answers again."""
+        if now - self._caught_up_at < 1.0:
+            return
+        self._caught_up_at = now
+        behind = {key: off for key, off in self.commits_behind().items()
+                  if self._in_flight.get(key, (None,))[0] != off or now - self._in_flight[key][1] > 10}
+        if behind:
+            self._commit_async(behind)
+
+    def _commit_landed(self, timeout_s: float = 5.0) -> None:
+        """Commit every owned partition's landed position, blocking (main thread only), retried for
+        up to `timeout_s` (a clean exit leaves the group's offsets at the landed state if it can)."""
+        from kafka.structs import OffsetAndMetadata, TopicPartition
+
+        deadline = time.monotonic() + timeout_s
+        while True:
+            behind = self.commits_behind()
+            if not behind:
+                return
             try:
-                self.consumer.commit(offsets)
-            except Exception as exc:
-                self._commit_done(offsets, exc)
+                self.consumer.commit({TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in behind.items()},
+                                     timeout_ms=max(1000, int((deadline - time.monotonic()) * 1000)))
+                self.committed.update(behind)
+                return
+            except Exception as exc:   # noqa: BLE001 - the state files are the truth
+                if time.monotonic() >= deadline:
+                    log.warning("offset commit %s failed at exit: %s: %s; the group's committed offsets lag "
+                                "the landed state until capture runs again", behind, type(exc).__name__, exc)
+                    return
+                time.sleep(0.5)
 
     def _flush(self, tp) -> None:
         buf = self.buffers.pop(tp, None)
         if not buf or not buf.records:
             return
         fresh = self.freshness_ms is not None
-        if isinstance(self.sink, SinkProcess):   # four flat lists pickle faster than 50k tuples
-            recs = buf.records
-            columns = ([r.offset for r in recs], [r.key for r in recs], [r.value for r in recs],
-                       [r.timestamp for r in recs])
-            self.sink.land(tp.topic, tp.partition, columns, fresh)
+        batch = Batch.of(buf.records)
+        if isinstance(self.sink, SinkProcess):
+            self.sink.land(tp.topic, tp.partition, tuple(batch), fresh)
         else:
-            records = [Rec(r.offset, r.key, r.value, r.timestamp) for r in buf.records]
             self.sink.track_freshness = fresh
-            result = self.sink.land(tp.topic, tp.partition, records)
+            result = self.sink.land(tp.topic, tp.partition, batch)
             if result is not None:
                 self._landed(tp.topic, tp.partition, result)
 
@@ -197,37 +258,50 @@ class Capture:
         self._stop = True
 
     def _reachable(self, doing: str, call):
-        """`call()`, retried with backoff while the broker is unreachable (see BrokerOutage)."""
-        while True:
+        """`call()`, retried with backoff while the broker is unreachable (see BrokerOutage); None
+        once a stop was requested."""
+        while not self._stop:
             try:
                 if not self._tcp_up():   # kafka-python's metadata calls can block without bound
                     raise NoBrokerListening.at(self.cfg)
                 result = call()
             except UNREACHABLE as exc:
                 if self._stop:
-                    raise
-                time.sleep(self.outage.down(doing, exc))
+                    return None
+                self._sleep(self.outage.down(doing, exc))
                 continue
             self.outage.back()
             return result
+        return None
+
+    def _sleep(self, seconds: float) -> None:
+        """Sleep, but wake up for a stop request within 0.1 s."""
+        end = time.monotonic() + seconds
+        while not self._stop and time.monotonic() < end:
+            time.sleep(min(0.1, end - time.monotonic()))
+
+    def _position(self, tp) -> int | None:
+        """The consumer's position, without a network round trip (None while it is not known)."""
+        try:
+            return self.consumer.position(tp, timeout_ms=0)
+        except Exception:   # noqa: BLE001 - revoked meanwhile, or not fetched yet
+            return None
 
     def _caught_up(self, assigned) -> bool:
-        """Whether every assigned partition is at its log end; False while the broker does not
-        answer (bounded: each request waits at most 5 s, and the wait is counted)."""
-        try:
-            if not self._tcp_up():
-                raise NoBrokerListening.at(self.cfg)
-            ends = self.consumer.end_offsets(list(assigned), timeout_ms=5000)
-            positions = {tp: self.consumer.position(tp, timeout_ms=5000) for tp in assigned}
-        except UNREACHABLE as exc:
-            time.sleep(min(self.outage.down("checking the log ends", exc), 2.0))
-            return False
-        self.outage.back()
-        return all(positions[tp] is not None and positions[tp] >= ends[tp] for tp in assigned)
+        """Whether every assigned partition is at its log end, as the last fetch response's high
+        watermark says (kafka-python keeps it per partition): no request of its own, so it never
+        holds up polling, committing or landing."""
+        for tp in assigned:
+            end, pos = self.consumer.highwater(tp), self._position(tp)
+            if end is None or pos is None or pos < end:
+                return False
+        return True
 
     def run(self, *, until_idle: bool = False, max_seconds: float | None = None,
             assignment_timeout: float = 60) -> dict:
         old = {s: signal.signal(s, self.stop) for s in (signal.SIGTERM, signal.SIGINT)}
+        if stop_signals.received() is not None:   # a SIGTERM/SIGINT during start-up: stop at once
+            self._stop = True
         # Millions of short-lived dicts per minute: the default thresholds run a full collection
         # every few batches for nothing (records hold no reference cycles). ~10 % of the loop.
         gc_thresholds = gc.get_threshold()
@@ -236,14 +310,17 @@ class Capture:
         started = time.monotonic()   # max_seconds counts the connection too
         self.outage.give_up = until_idle
         try:
-            self._connect()
-            self._loop(started, until_idle, max_seconds, assignment_timeout)
+            if not self._stop:
+                self._connect()
+            if self.consumer is not None:
+                self._loop(started, until_idle, max_seconds, assignment_timeout)
             if self._fatal is not None:
                 raise self._fatal
-            self._flush_due(force=True)
-            if isinstance(self.sink, SinkProcess):
-                self.sink.drain()
-            self._commit_landed()
+            if self.consumer is not None:
+                self._flush_due(force=True)
+                if isinstance(self.sink, SinkProcess):
+                    self.sink.drain()
+                self._commit_landed()
             return self.summary()
         finally:
             gc.set_threshold(*gc_thresholds)
@@ -254,26 +331,49 @@ class Capture:
 
     def _loop(self, started: float, until_idle: bool, max_seconds: float | None,
               assignment_timeout: float) -> None:
-        """Poll, buffer, flush and report until stopped, failed, out of time, or (until_idle)
-        caught up with every assigned partition."""
+        """Poll, buffer, flush, commit and report until stopped, failed, out of time, or
+        (until_idle) caught up with every assigned partition. Nothing here waits on the broker
+        beyond the poll's 200 ms: lag comes from the fetch responses, a failed commit is sent
+        again later, and an unreachable broker is noticed by a TCP probe of at most 0.5 s a
+        second while polls come back empty."""
         last_report = started
         self._unassigned_since = time.monotonic()
         while not self._stop:
-            polled = self.consumer.poll(timeout_ms=200)
+            t0 = time.perf_counter()
+            try:
+                polled = self.consumer.poll(timeout_ms=200)
+            except UNREACHABLE as exc:   # the coordinator lookup fails while the broker is down
+                polled = {}
+                self._probed = time.monotonic()
+                self._sleep(min(self.outage.down("polling", exc), 1.0))
             if self._fatal is not None:
                 break
+            t1 = time.perf_counter()
             self._buffer(polled)
             self._flush_due()
             if isinstance(self.sink, SinkProcess):
                 self.sink.pump()
+            sec = self.seconds
+            sec["poll"] += t1 - t0
+            sec["buffer, hand over, land"] += time.perf_counter() - t1
             now = time.monotonic()
+            if polled:
+                self.outage.back()
+            elif now - self._probed >= 1.0:
+                self._probed = now
+                if self._tcp_up():
+                    self.outage.back()
+                else:   # says so every 5 s; under --until-idle gives up after the configured time
+                    self.outage.down("polling", NoBrokerListening.at(self.cfg))
+            self._commit_behind(now)
             if now - last_report >= 10:
                 self._measure_lag()
                 self.echo(self.progress_line())
                 last_report = now
             if max_seconds is not None and now - started > max_seconds:
                 break
-            if until_idle and not polled and self._idle_and_caught_up(now, assignment_timeout):
+            if until_idle and not polled and self.outage.since is None \
+                    and self._idle_and_caught_up(now, assignment_timeout):
                 break
 
     def _buffer(self, polled: dict) -> None:
@@ -282,19 +382,13 @@ class Capture:
             if not buf.records:
                 buf.first_at = time.monotonic()
             buf.records.extend(recs)
-            buf.nbytes += sum(r.serialized_value_size for r in recs)
+            buf.nbytes += sum(map(_VALUE_SIZE, recs))
 
     def _idle_and_caught_up(self, now: float, assignment_timeout: float) -> bool:
         """A poll returned nothing: whether every assigned partition is at its log end. Having no
         partitions is an error after `assignment_timeout` (unless the broker is down)."""
         assigned = self.consumer.assignment()
         if not assigned:
-            # no assignment while the broker is down is the broker's fault, not the group's
-            if not self._tcp_up():
-                time.sleep(min(self.outage.down("waiting for partitions", NoBrokerListening.at(self.cfg)), 2.0))
-                self._unassigned_since = time.monotonic()
-                return False
-            self.outage.back()
             if now - self._unassigned_since > assignment_timeout:
                 raise O2PError(f"no partitions were assigned to capture within {assignment_timeout:.0f} s "
                                f"(group {self.group_id}): is another capture holding them all?")
@@ -308,6 +402,7 @@ class Capture:
                 self.consumer.close(autocommit=False)
             except Exception as exc:   # noqa: BLE001 - the error that stopped us is the one to report
                 log.warning("closing the consumer: %s", exc)
+            self.consumer = None
         if self.sink is not None:
             try:
                 self.sink.close()
@@ -320,20 +415,31 @@ class Capture:
         return listening(self.cfg)
 
     def _measure_lag(self) -> None:
-        try:
-            assigned = list(self.consumer.assignment())
-            ends = self.consumer.end_offsets(assigned, timeout_ms=5000)   # lag never blocks landing long
-            for tp in assigned:
-                self.lag[(tp.topic, tp.partition)] = max(0, ends[tp] - self.consumer.position(tp))
-        except Exception as exc:   # lag is for operators; never stop capture over it
-            log.warning("could not measure lag: %s", exc)
+        """Messages not landed yet per owned partition: the high watermark of the last fetch
+        response (kept by kafka-python, no request) minus the landed next offset."""
+        lag = {}
+        for tp in self.consumer.assignment():
+            end = self.consumer.highwater(tp)
+            s = self.stats.get((tp.topic, tp.partition))
+            landed = s.next_offset if s is not None and s.next_offset is not None else self._position(tp)
+            if end is not None and landed is not None:
+                lag[(tp.topic, tp.partition)] = max(0, end - landed)
+        self.lag = lag
 
     def progress_line(self) -> str:
         c = sum(s.consumed for s in self.stats.values())
         landed = sum(s.landed for s in self.stats.values())
         d = sum(s.dead_lettered for s in self.stats.values())
         lag = f", lag {sum(self.lag.values())}" if self.lag else ""
-        return f"capture: consumed {c}, landed {landed}, dead letters {d}{lag}"
+        line = f"capture: consumed {c}, landed {landed}, dead letters {d}{lag}"
+        if self.outage.since is not None:
+            line += (f"; broker {self.cfg.kafka.bootstrap_servers} unreachable for "
+                     f"{time.monotonic() - self.outage.since:.0f} s, waiting")
+        else:
+            behind = self.commits_behind() if self.consumer is not None else {}
+            if behind:
+                line += f"; group offsets of {len(behind)} partition(s) not committed yet (retrying)"
+        return line
 
     def summary(self) -> dict:
         return {f"{t}[{p}]": vars(s).copy() for (t, p), s in sorted(self.stats.items())}

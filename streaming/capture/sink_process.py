@@ -15,11 +15,17 @@ from __future__ import annotations
 
 import gc
 import os
+import queue
 import signal
+import threading
+import time
+from collections import defaultdict
 
 from o2p.config import Config
 from o2p.errors import InputError, O2PError, operator_message
-from streaming.capture.sink import Rec, Sink
+from streaming.capture.sink import Batch, Sink
+
+STOP = {signal.SIGINT, signal.SIGTERM}
 
 
 def _sink_main(cfg: Config, conn, parent_pid: int, give_up: bool = True) -> None:
@@ -38,6 +44,7 @@ def _sink_main(cfg: Config, conn, parent_pid: int, give_up: bool = True) -> None
         return
     signal.signal(signal.SIGINT, signal.SIG_IGN)    # the parent decides when to stop
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP)  # blocked by the parent from before the exec
     gc.freeze()
     gc.set_threshold(200_000, 50, 100)
     sink = None
@@ -55,22 +62,55 @@ def _sink_main(cfg: Config, conn, parent_pid: int, give_up: bool = True) -> None
 
 
 def _serve(sink: Sink, conn) -> None:
-    """Answer the capture process's messages until it says stop."""
-    while True:
-        msg = conn.recv()
-        op = msg[0]
-        if op == "land":
-            _, topic, partition, columns, fresh = msg
-            records = [Rec(*r) for r in zip(*columns, strict=True)] if columns else []
-            sink.track_freshness = fresh
-            conn.send(("landed", topic, partition, sink.land(topic, partition, records)))
-        elif op == "assign":
-            conn.send(("assigned", msg[1], msg[2], sink.assign(msg[1], msg[2])))
-        elif op == "release":
-            sink.release(msg[1], msg[2])
-            conn.send(("released", msg[1], msg[2], None))
-        elif op == "stop":
-            return
+    """Answer the capture process's messages until it says stop. A batch is validated here while
+    the writer thread writes, fsyncs and commits the one before (fsync and Parquet's encoding
+    release the GIL), in the order received; assign, release and stop wait for the writer."""
+    work: queue.Queue = queue.Queue(maxsize=2)
+    failed: list[BaseException] = []
+    send_lock = threading.Lock()
+
+    def writer() -> None:
+        while True:
+            item = work.get()
+            try:
+                if item is None:
+                    return
+                if failed:
+                    continue
+                topic, partition, prepared = item
+                result = None if prepared is None else sink.commit(prepared)
+                with send_lock:
+                    conn.send(("landed", topic, partition, result))
+            except BaseException as exc:   # noqa: BLE001 - told to the capture process, which stops
+                failed.append(exc)
+                with send_lock:
+                    _report(sink.cfg, conn, exc)
+            finally:
+                work.task_done()
+
+    thread = threading.Thread(target=writer, name="o2p-sink-writer", daemon=True)
+    thread.start()
+    try:
+        while True:
+            msg = conn.recv()
+            op = msg[0]
+            if op == "land":
+                _, topic, partition, columns, fresh = msg
+                work.put((topic, partition, None if failed else sink.prepare(topic, partition, Batch(*columns), fresh)))
+                continue
+            work.join()       # every batch before this message is committed (or failed)
+            if failed:        # said by the writer; the capture process stops
+                return
+            if op == "assign":
+                conn.send(("assigned", msg[1], msg[2], sink.assign(msg[1], msg[2])))
+            elif op == "release":
+                sink.release(msg[1], msg[2])
+                conn.send(("released", msg[1], msg[2], None))
+            elif op == "stop":
+                return
+    finally:
+        work.put(None)        # the writer finishes what it holds before the locks are let go
+        thread.join()
 
 
 def _report(cfg: Config, conn, exc: BaseException) -> None:
@@ -99,12 +139,19 @@ class SinkProcess:
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_sink_main, args=(cfg, child, os.getpid(), give_up), name="o2p-capture-sink",
                                 daemon=True)
-        self.proc.start()
+        # A Ctrl-C or a SIGTERM to the process group while the child starts up (before it ignores
+        # them) would kill it: it starts with both blocked, and unblocks them once ignored.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP)
+        try:
+            self.proc.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         child.close()
         self.in_flight: list[tuple[str, int]] = []
         self.max_in_flight = max_in_flight
         self.failed: O2PError | None = None   # once the sink has failed, every call says why
         self.on_landed = None    # callback(topic, partition, result)
+        self.seconds: dict[str, float] = defaultdict(float)   # bench/capture.py
 
     def _receive(self) -> tuple:
         if self.failed is not None:
@@ -132,11 +179,15 @@ class SinkProcess:
         while self.in_flight and self.conn.poll():
             self._receive()
 
-    def land(self, topic: str, partition: int, records: list, fresh: bool) -> None:
+    def land(self, topic: str, partition: int, records: tuple, fresh: bool) -> None:
+        t0 = time.perf_counter()
         while len(self.in_flight) >= self.max_in_flight:    # bound the memory held in the pipe
             self._receive()
+        t1 = time.perf_counter()
         self._send(("land", topic, partition, records, fresh))
         self.in_flight.append((topic, partition))
+        self.seconds["waiting for the sink"] += t1 - t0
+        self.seconds["sending to the sink"] += time.perf_counter() - t1
 
     def drain(self) -> None:
         while self.in_flight:

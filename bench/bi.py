@@ -86,9 +86,10 @@ def main() -> int:
                     'c' || i as click_event_id, 'confirmed' as status, 0::bigint as confirmed_at_us,
                     0::bigint as eligible_at_us, null::bigint as cancelled_at_us,
                     null::timestamptz as cancelled_at, 'CNY' as currency from range({args.orders}) t(i)""")
-            timed(f"publish_postgres, {args.orders} orders, first (create)", lambda: bi.publish_postgres(copy, args.postgres))
-            timed(f"publish_postgres, {args.orders} orders, again (DELETE + COPY)",
-                  lambda: bi.publish_postgres(copy, args.postgres))
+            for label in ("first (create)", "again (DELETE + COPY)"):
+                counts = timed(f"publish_postgres, {args.orders} orders, {label}",
+                               lambda: bi.publish_postgres(copy, args.postgres))
+                assert counts == {"marts.fct_orders": args.orders}, counts
         con.close()
     return 0
 

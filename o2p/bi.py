@@ -30,6 +30,7 @@ exclusive lock: `lock_timeout` bounds that wait, and a refresh that cannot get i
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -165,7 +166,8 @@ def publish_postgres(copy: Path, url: str, schemas: tuple[str, ...] = layout.BI_
     import psycopg
 
     counts: dict[str, int] = {}
-    with duckdb.connect(str(copy), read_only=True) as duck, psycopg.connect(_pg_url(url)) as pg:
+    with duckdb.connect(str(copy), read_only=True) as duck, psycopg.connect(_pg_url(url)) as pg, \
+            tempfile.TemporaryDirectory(prefix="o2p-bi-pg-") as tmp:
         marks = ", ".join("?" for _ in schemas)
         tables = duck.execute("select schema_name, table_name from duckdb_tables() "
                               f"where schema_name in ({marks}) order by all", list(schemas)).fetchall()
@@ -197,13 +199,16 @@ def publish_postgres(copy: Path, url: str, schemas: tuple[str, ...] = layout.BI_
                     cur.execute(f"create table {name} ({', '.join(f'{_ident(c)} {t}' for c, t in want)})")
                 else:
                     cur.execute(f"delete from {name}")
-                n = 0
-                with cur.copy(f"copy {name} ({', '.join(_ident(c) for c, _ in want)}) from stdin") as out:
-                    result = duck.execute(f'select * from "{schema}"."{table}"')
-                    while batch := result.fetchmany(10_000):
-                        for row in batch:
-                            out.write_row(row)
-                        n += len(batch)
+                # DuckDB writes the rows as CSV (NULL unquoted-empty, '' quoted), PostgreSQL's COPY
+                # reads them: no Python per row (write_row took ~75 s per 10^6 rows here)
+                csv = Path(tmp) / f"{schema}.{table}.csv"
+                duck.execute(f'copy (select * from "{schema}"."{table}") to {literal(csv)} (format csv, header false)')
+                with cur.copy(f"copy {name} ({', '.join(_ident(c) for c, _ in want)}) from stdin (format csv)") as out, \
+                        open(csv, "rb") as fh:
+                    while chunk := fh.read(1 << 20):
+                        out.write(chunk)
+                csv.unlink()
+                n = cur.rowcount
                 counts[f"{schema}.{table}"] = n
     return counts
 

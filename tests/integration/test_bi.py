@@ -336,3 +336,30 @@ def test_the_dimensions_hold_promoters_and_products(golden):
         ("PS", None, "silver", True, True, "TIMESTAMP WITH TIME ZONE")]
     assert bi_rows(cfg, "select * from marts.dim_products order by 1") == [
         ("SKU1", "PR1", "X", "beauty"), ("SKU2", "PR2", "Y", "food")]
+
+
+def test_a_postgresql_copy_that_fails_is_a_warning_in_the_metadata_and_the_duckdb_copy_stands(tmp_path, capfd):
+    """bi.postgres_url names a server that is not there: the DuckDB copy is published, the step
+    succeeds, and the error is in the log and the materialization's metadata."""
+    import socket
+
+    from dagster import build_asset_context
+
+    from pipelines.assets.bi.assets import o2p_bi
+    from pipelines.resources import O2PConfig
+
+    with socket.socket() as s:   # a free port: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (tmp_path / "o2p.yaml").write_text(f'bi:\n  postgres_url: "postgresql+psycopg://o2p@127.0.0.1:{port}/bi"\n')
+    home = tmp_path / "home"
+    layout.warehouse_root(home).mkdir(parents=True)
+    with duckdb.connect(str(layout.duckdb_file(home))) as con:
+        con.execute("create schema marts; create table marts.fct_x as select 1 as n")
+    with build_asset_context(partition_key="2026-08-01") as context:
+        events = list(o2p_bi(context, O2PConfig(config_path=str(tmp_path / "o2p.yaml"), home=str(home))))
+    (output,) = events
+    assert "connection" in output.metadata["postgres_error"].text.lower()
+    assert output.metadata["rows"].data == {"marts.fct_x": 1}
+    assert "the PostgreSQL copy was not refreshed" in capfd.readouterr().err
+    assert bi_rows(load_config(tmp_path / "o2p.yaml", home=home), "select n from marts.fct_x") == [(1,)]

@@ -57,6 +57,8 @@ def o2p_bi(context: AssetExecutionContext, o2p: O2PConfig):
     target = layout.bi_duckdb_file(cfg.home_path)
     started = time.monotonic()
     try:
+        if not cfg.duckdb_path.exists():   # nothing to publish (and the refresh never creates a warehouse)
+            raise FileNotFoundError(f"no warehouse at {cfg.duckdb_path} yet")
         with connect(cfg) as con:
             synced = bi.sync_releases(con, Registry(cfg.registry))
         counts = bi.publish_duckdb(cfg.duckdb_path, target)

@@ -166,11 +166,14 @@ def publish_postgres(copy: Path, url: str, schemas: tuple[str, ...] = layout.BI_
     import psycopg
 
     counts: dict[str, int] = {}
-    with duckdb.connect(str(copy), read_only=True) as duck, psycopg.connect(_pg_url(url)) as pg, \
+    # an in-memory database attaching the copy, not duckdb.connect(copy): in a process that already
+    # holds the copy open (a reader), DuckDB refuses a second connection with another configuration
+    with duckdb.connect() as duck, psycopg.connect(_pg_url(url)) as pg, \
             tempfile.TemporaryDirectory(prefix="o2p-bi-pg-") as tmp:
+        duck.execute(f"attach {literal(copy)} as bi (read_only)")
         marks = ", ".join("?" for _ in schemas)
-        tables = duck.execute("select schema_name, table_name from duckdb_tables() "
-                              f"where schema_name in ({marks}) order by all", list(schemas)).fetchall()
+        tables = duck.execute("select schema_name, table_name from duckdb_tables() where database_name = 'bi' "
+                              f"and schema_name in ({marks}) order by all", list(schemas)).fetchall()
         with pg.transaction(), pg.cursor() as cur:
             cur.execute(f"set local lock_timeout = '{lock_timeout}'")
             for schema in schemas:
@@ -180,8 +183,9 @@ def publish_postgres(copy: Path, url: str, schemas: tuple[str, ...] = layout.BI_
             for schema, table in sorted(set(cur.fetchall()) - set(tables)):
                 cur.execute(f"drop table {_ident(schema)}.{_ident(table)}")
             for schema, table in tables:
-                cols = duck.execute("select column_name, data_type from duckdb_columns() where schema_name = ? "
-                                    "and table_name = ? order by column_index", [schema, table]).fetchall()
+                cols = duck.execute("select column_name, data_type from duckdb_columns() where database_name = 'bi' "
+                                    "and schema_name = ? and table_name = ? order by column_index",
+                                    [schema, table]).fetchall()
                 unknown = [f"{c} {t}" for c, t in cols if t not in _PG_TYPES]
                 if unknown:
                     raise ValueError(f"{schema}.{table}: no PostgreSQL type for column(s) {', '.join(unknown)}")
@@ -202,7 +206,7 @@ def publish_postgres(copy: Path, url: str, schemas: tuple[str, ...] = layout.BI_
                 # DuckDB writes the rows as CSV (NULL unquoted-empty, '' quoted), PostgreSQL's COPY
                 # reads them: no Python per row (write_row took ~75 s per 10^6 rows here)
                 csv = Path(tmp) / f"{schema}.{table}.csv"
-                duck.execute(f'copy (select * from "{schema}"."{table}") to {literal(csv)} (format csv, header false)')
+                duck.execute(f'copy (select * from bi."{schema}"."{table}") to {literal(csv)} (format csv, header false)')
                 with cur.copy(f"copy {name} ({', '.join(_ident(c) for c, _ in want)}) from stdin (format csv)") as out, \
                         open(csv, "rb") as fh:
                     while chunk := fh.read(1 << 20):

@@ -210,6 +210,31 @@ class AutomationConfig(_Strict):
     reference_data: bool          # reference_sensor: changed reference CSVs → reference_job
 
 
+class BIConfig(_Strict):
+    """The BI copies of the marts (issue #14, o2p/bi.py)."""
+
+    # also publish the marts to this PostgreSQL database (SQLAlchemy URL), one transaction per
+    # refresh; null: only the DuckDB copy. A password here is read from the file: prefer a
+    # libpq password file or PGPASSWORD in the environment and leave it out of the URL.
+    postgres_url: str | None
+
+    @field_validator("postgres_url")
+    @classmethod
+    def _postgres(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            url = make_url(v)
+        except ArgumentError as exc:
+            raise ValueError(f"not a database URL ({exc})") from None
+        if url.get_backend_name() != "postgresql":
+            raise ValueError(f"must be a postgresql URL (postgresql+psycopg://user@host/db), not {url.get_backend_name()}")
+        return v
+
+
 class Config(_Strict):
     environment: Literal["local", "ci", "prod"]
     reference_dir: str | None
@@ -227,6 +252,7 @@ class Config(_Strict):
     payout: PayoutConfig
     alerts: AlertsConfig
     automation: AutomationConfig
+    bi: BIConfig
 
     @field_validator("reference_encoding", mode="before")
     @classmethod

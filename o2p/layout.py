@@ -221,11 +221,15 @@ DUCKDB_FILE = "o2p.duckdb"
 
 # DuckDB schemas and tables (dbt writes staging/intermediate/marts; Python writes settlement)
 ENTITLEMENTS = "marts.fct_commission_entitlements"
+ESTIMATED_VS_SETTLED = "marts.fct_commission_estimated_vs_settled"
 ANOMALIES = "marts.fct_anomalies"
 PROMOTER_BALANCES = "settlement.promoter_balances"
 STATEMENT_LINES = "settlement.statement_lines"
 RETURNED_TRANSFERS = "settlement.returned_transfers"
 LEDGER_MIRROR = "settlement.ledger_mirror"
+# the registry's balances of released periods, copied by the BI refresh (o2p/bi.py) for the
+# estimated-vs-settled mart (dbt source settlement.released_balances)
+RELEASED_BALANCES = "settlement.released_balances"
 
 
 def warehouse_root(home: Path) -> Path:
@@ -348,8 +352,18 @@ SOURCES: dict[str, dict] = {
                 "description": "Spark's attribution: one row per landed order_paid event.",
                 "columns": {"order_id": ["not_null"], "attribution_reason": ["not_null"]},
             },
-            EVENT_ID_CONFLICTS: {
+            "clicks_validated": {
+                "identifier": CLICKS_VALIDATED,
                 "asset_key": ["attribution", "clicks_validated"],
+                "description": "Spark's click validity (rulebook §3): every deduplicated click with is_valid and its "
+                               "invalid_reasons (ua_bot, flood). Read only by an ephemeral staging model, "
+                               "aggregated into tables: no per-click table in DuckDB.",
+                "columns": {"event_id": ["not_null"], "is_valid": ["not_null"]},
+            },
+            EVENT_ID_CONFLICTS: {
+                # its own key: attribution/clicks_validated is the clicks_validated source's (dagster-dbt
+                # refuses two sources with one key), and the commission run refreshes it too
+                "asset_key": [WAREHOUSE, EVENT_ID_CONFLICTS],
                 "description": "Copies of an event_id whose content differs from the copy captured first "
                                "(pipelines/lib/event_ids.py); every stage ignores them. Refreshed by the "
                                "click validity asset (before Spark reads the landing zone) and by the "
@@ -371,6 +385,25 @@ SOURCES: dict[str, dict] = {
                                  "columns": {"rule_id": ["not_null"], "rate_e4": ["not_null"]}},
         },
     },
+    "settlement": {
+        "description": "Tables of the warehouse's DuckDB file written in Python: the registry's ledger of released "
+                       "periods (o2p/ledger_mirror.py) and its balances of released periods, brought in step "
+                       "with the registry by every BI refresh (o2p/bi.py). Not Parquet: no glob.",
+        "schema": "settlement",
+        "tables": {
+            "ledger_mirror": {
+                "asset_key": ["settlement", "ledger_mirror"],
+                "description": "What each release booked per (promoter, line, role): entitled, previously booked, "
+                               "movement (one row per released period and key that moved).",
+                "columns": {"period": ["not_null"], "movement_fen": ["not_null"]},
+            },
+            "released_balances": {
+                "asset_key": ["settlement", "released_balances"],
+                "description": "Per released period and promoter: balance, gross paid, carried out and why.",
+                "columns": {"period": ["not_null"], "promoter_id": ["not_null"]},
+            },
+        },
+    },
 }
 
 
@@ -379,7 +412,7 @@ def sources_yml(source: str) -> str:
     import yaml
 
     spec = SOURCES[source]
-    var = spec["glob_var"]
+    var = spec.get("glob_var")
     tables = []
     for name, t in spec["tables"].items():
         table: dict = {"name": name}
@@ -394,15 +427,16 @@ def sources_yml(source: str) -> str:
         table["columns"] = [{"name": c, "data_tests": list(tests)}
                             for c, tests in t["columns"].items()]
         tables.append(table)
-    doc = {"version": 2, "sources": [{
-        "name": source,
-        "description": spec["description"],
+    src: dict = {"name": source, "description": spec["description"]}
+    if var:
         # the glob (quoted by o2p.quoting.dbt_glob) ends in `{identifier}`, the table's folder; the
         # var's fallback exists for `dbt parse` only: a run without it finds no file of that name
-        "meta": {"external_location": f"read_parquet({{{{ var('{var}', \"'{var} unset: see dbt_vars'\") }}}}, "
-                                      "union_by_name = true)"},
-        "tables": tables,
-    }]}
+        src["meta"] = {"external_location": f"read_parquet({{{{ var('{var}', \"'{var} unset: see dbt_vars'\") }}}}, "
+                                            "union_by_name = true)"}
+    else:   # tables of the DuckDB file itself
+        src["schema"] = spec["schema"]
+    src["tables"] = tables
+    doc = {"version": 2, "sources": [src]}
     head = "# Generated by `python -m o2p.layout --sources` from o2p/layout.py:SOURCES; do not edit.\n"
     return head + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=200)
 

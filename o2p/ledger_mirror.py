@@ -35,11 +35,16 @@ _TYPES = (pa.string(),) * 4 + (pa.int64(),) * 3
 KEY = ("promoter_id", "order_id", "line_id", "role")
 
 
+def ensure(con) -> None:
+    """The mirror's table, empty where it did not exist (dbt's settlement source reads it)."""
+    con.execute("create schema if not exists settlement")
+    con.execute(_DDL)
+
+
 def sync(con, registry, before: str, batch_rows: int = 200_000) -> dict[str, list[str]]:
     """Make the mirror hold exactly the registry's ledger of the released periods < `before`.
     Returns the periods reloaded and dropped (empty lists when it was already in step)."""
-    con.execute("create schema if not exists settlement")
-    con.execute(_DDL)
+    ensure(con)
     want = registry.ledger_totals(before)
     have = {p: (int(n), int(e), int(m)) for p, n, e, m in con.execute(
         f"select period, count(*), sum(entitled_fen), sum(movement_fen) from {MIRROR} "

@@ -303,6 +303,14 @@ class Registry:
                                                    balances.c.promoter_id == promoter_id)).mappings().first()
             return dict(row) if row else None
 
+    def released_balances(self):
+        """Every balance of every released period (BI, issue #14), as dicts in (period, promoter)
+        order; returned_fen 0 where it predates migration 0003."""
+        q = (select(balances).join(batches, batches.c.period == balances.c.period)
+             .where(batches.c.status == "released").order_by(balances.c.period, balances.c.promoter_id))
+        with self.engine.connect() as c:
+            return [{**r, "returned_fen": r["returned_fen"] or 0} for r in c.execute(q).mappings()]
+
     def booked_before(self, period: str) -> dict[tuple, int]:
         """booked(p, l): the entitled value of the latest earlier released period that counted it."""
         q = (

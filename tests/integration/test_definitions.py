@@ -7,19 +7,26 @@ pytestmark = pytest.mark.integration
 
 EXPECTED_ASSETS = {
     "attribution/clicks_validated", "attribution/order_attribution", "bi/o2p_bi",
+    "intermediate/int_clicks_aggregated_to_days", "intermediate/int_commission_lines_estimated",
     "intermediate/int_event_id_conflicts_joined_to_landed_copies",
     "intermediate/int_order_events_deduplicated",
     "intermediate/int_order_lines_joined_to_attribution", "intermediate/int_order_lines_joined_to_rates",
-    "intermediate/int_order_lines_netted_as_of_period", "intermediate/int_order_lines_unnested",
+    "intermediate/int_order_lines_netted_as_of_period", "intermediate/int_order_lines_netted_to_date",
+    "intermediate/int_order_lines_unnested", "intermediate/int_orders_joined_to_winning_clicks",
     "intermediate/int_orders_paid_first", "intermediate/int_refunds_deduplicated",
     "landing/clicks", "landing/orders", "landing/refunds",
-    "marts/dim_date", "marts/fct_anomalies", "marts/fct_commission_entitlements", "marts/fct_commission_movements",
+    "marts/dim_date", "marts/dim_products", "marts/dim_promoters", "marts/fct_anomalies",
+    "marts/fct_commission_entitlements", "marts/fct_commission_estimated_vs_settled",
+    "marts/fct_commission_movements", "marts/fct_funnel_daily", "marts/fct_orders", "marts/fct_promoter_daily",
     "payouts/payout_batch",
     "reference/commission_rules", "reference/products", "reference/promoters",
     "settlement/promoter_balances",
+    # dbt sources read from tables no asset materializes (external: lineage only)
+    "settlement/ledger_mirror", "settlement/released_balances", "warehouse/event_id_conflicts",
     "staging/stg_landing__orders", "staging/stg_landing__refunds",
     "staging/stg_reference__commission_rules", "staging/stg_reference__products",
     "staging/stg_reference__promoters",
+    "staging/stg_settlement__ledger_mirror", "staging/stg_settlement__released_balances",
     "staging/stg_warehouse__event_id_conflicts", "staging/stg_warehouse__order_attribution",
 }
 

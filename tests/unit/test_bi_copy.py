@@ -20,13 +20,13 @@ def _warehouse(path, rows):
         con.execute("create or replace view marts.v_x as select n from marts.fct_x")
 
 
-def test_only_the_marts_tables_are_published_and_nothing_temporary_is_left(tmp_path):
+def test_only_the_marts_are_published_their_views_as_tables_and_nothing_temporary_is_left(tmp_path):
     _warehouse(tmp_path / "w.duckdb", 3)
     target = tmp_path / "bi" / "o2p_bi.duckdb"
-    assert publish_duckdb(tmp_path / "w.duckdb", target) == {"marts.fct_x": 3}
+    assert publish_duckdb(tmp_path / "w.duckdb", target) == {"marts.fct_x": 3, "marts.v_x": 3}
     with duckdb.connect(str(target), read_only=True) as con:
-        assert con.execute("select table_schema || '.' || table_name from information_schema.tables").fetchall() == [
-            ("marts.fct_x",)]
+        assert con.execute("select table_schema || '.' || table_name, table_type from information_schema.tables "
+                           "order by 1").fetchall() == [("marts.fct_x", "BASE TABLE"), ("marts.v_x", "BASE TABLE")]
     assert os.listdir(target.parent) == ["o2p_bi.duckdb"]
 
 
@@ -49,7 +49,7 @@ def test_a_reader_in_another_process_keeps_the_old_copy_until_it_reconnects(tmp_
     try:
         assert reader.stdout.readline().strip() == "3"
         _warehouse(tmp_path / "w.duckdb", 5)
-        assert publish_duckdb(tmp_path / "w.duckdb", target) == {"marts.fct_x": 5}
+        assert publish_duckdb(tmp_path / "w.duckdb", target) == {"marts.fct_x": 5, "marts.v_x": 5}
         reader.stdin.write("\n")
         reader.stdin.flush()
         assert reader.stdout.readline().strip() == "3"     # the old inode, whole
@@ -68,3 +68,15 @@ def test_a_failed_refresh_leaves_the_old_copy_and_no_temporary_file(tmp_path):
     assert set(os.listdir(tmp_path)) == {"w.duckdb", "o2p_bi.duckdb"}
     with duckdb.connect(str(target), read_only=True) as con:
         assert con.execute("select count(*) from marts.fct_x").fetchone()[0] == 3
+
+
+def test_a_bi_postgres_url_that_is_not_postgresql_is_refused_at_start_up(tmp_path):
+    from o2p.config import load_config
+    from o2p.errors import InputError
+
+    (tmp_path / "o2p.yaml").write_text('bi:\n  postgres_url: "sqlite:///bi.sqlite"\n')
+    with pytest.raises(InputError, match=r"bi.postgres_url: .*must be a postgresql URL"):
+        load_config(tmp_path / "o2p.yaml", home=tmp_path)
+    (tmp_path / "o2p.yaml").write_text('bi:\n  postgres_url: "postgresql+psycopg://bi@127.0.0.1:5432/analytics"\n')
+    assert load_config(tmp_path / "o2p.yaml", home=tmp_path).bi.postgres_url.endswith("/analytics")
+    assert load_config(None, home=tmp_path).bi.postgres_url is None   # default: no PostgreSQL copy

@@ -1,4 +1,5 @@
--- The direct commission rate of each line (rulebook §5): among rules in force at the order's
+-- The direct commission rate of each line, of every period (rulebook §5; it depends only on the
+-- line's SKU and paid time, so it comes before netting): among rules in force at the order's
 -- paid time whose scope matches, the most specific scope wins (sku > product > brand >
 -- category > default), then the latest effective_from. No rule in force: rate 0.
 with lines as (
@@ -7,7 +8,7 @@ with lines as (
         p.product_id,
         p.brand,
         p.category
-    from {{ ref('int_order_lines_netted_as_of_period') }} as n
+    from {{ ref('int_order_lines_joined_to_attribution') }} as n
     left join {{ ref('stg_reference__products') }} as p on n.sku_id = p.sku_id
 ),
 

@@ -24,6 +24,6 @@ select
         else greatest(l.paid_fen - coalesce(r.refunded_fen, 0), 0)
     end as net_fen,
     greatest(coalesce(r.refunded_fen, 0) - l.paid_fen, 0) as over_refund_fen
-from {{ ref('int_order_lines_joined_to_attribution') }} as l
+from {{ ref('int_order_lines_joined_to_rates') }} as l
 left join refunded as r on l.order_id = r.order_id and l.line_id = r.line_id
 where l.eligible_at_us < {{ period_end }}

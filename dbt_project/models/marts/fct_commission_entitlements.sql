@@ -26,38 +26,12 @@ with lines as (
         paid_at_us,
         eligible_at_us,
         currency
-    from {{ ref('int_order_lines_joined_to_rates') }}
+    from {{ ref('int_order_lines_netted_as_of_period') }}
     where promoter_id is not null
 ),
 
-roles as (
-    select
-        l.*,
-        'direct' as role,
-        l.attributed_promoter_id as earner_id,
-        l.direct_rate_e4 as rate_e4
-    from lines as l
-    union all
-    select
-        l.*,
-        'override' as role,
-        p.upline_id as earner_id,
-        {{ var('override_rate_e4') }} as rate_e4
-    from lines as l
-    inner join {{ ref('stg_reference__promoters') }} as p on l.attributed_promoter_id = p.promoter_id
-    where p.upline_id is not null and {{ var('override_rate_e4') }} > 0
-),
-
 judged as (
-    select
-        r.*,
-        case
-            when e.promoter_id is null then 'unknown_promoter'
-            when e.suspended_at_us is not null and r.paid_at_us >= e.suspended_at_us then 'suspended'
-            else 'ok'
-        end as status
-    from roles as r
-    left join {{ ref('stg_reference__promoters') }} as e on r.earner_id = e.promoter_id
+    {{ commission_roles('lines') }}
 )
 
 select

@@ -7,8 +7,14 @@ so `o2p run` and `o2p payouts release` in the CLI would never refresh the copy; 
 wherever the run does, in the warehouse pool (it reads the pipeline's file, so no writer runs
 beside it), and its materializations say in the UI when the copy was last published.
 
-It never fails a run: any error is logged as a warning and the asset yields nothing (no
-materialization: the copy was not refreshed, the previous one stays in place). The release's
+First it brings the warehouse's copies of the registry's releases in step (the release of this
+run included: `o2p.bi.sync_releases`), so the estimated-vs-settled mart answers as of it. With
+`bi.postgres_url` set it then writes the marts to PostgreSQL too, in one transaction.
+
+It never fails a run: an error of the DuckDB copy is logged as a warning and the asset yields
+nothing (no materialization: the copy was not refreshed, the previous one stays in place); an
+error of the PostgreSQL copy is logged as a warning and shown in the materialization's metadata
+(`postgres_error`), the DuckDB copy standing. The release's
 files and registry are written before it starts, so it cannot delay money either; it only adds
 its few seconds to the end of the run.
 """
@@ -19,10 +25,11 @@ import time
 from dagster import AssetExecutionContext, AssetKey, MetadataValue, Output, asset
 
 from o2p import bi, layout
+from o2p.registry import Registry
 from pipelines.assets.commission.assets import commission_dbt
 from pipelines.assets.payouts.assets import PAYOUT
 from pipelines.assets.settlement.assets import SETTLEMENT
-from pipelines.lib.duck import POOL
+from pipelines.lib.duck import POOL, connect
 from pipelines.lib.partitions import monthly
 from pipelines.lib.versions import DATA_PLATFORM, code_version
 from pipelines.resources import O2PConfig
@@ -50,15 +57,33 @@ def o2p_bi(context: AssetExecutionContext, o2p: O2PConfig):
     target = layout.bi_duckdb_file(cfg.home_path)
     started = time.monotonic()
     try:
+        if not cfg.duckdb_path.exists():   # nothing to publish (and the refresh never creates a warehouse)
+            raise FileNotFoundError(f"no warehouse at {cfg.duckdb_path} yet")
+        with connect(cfg) as con:
+            synced = bi.sync_releases(con, Registry(cfg.registry))
         counts = bi.publish_duckdb(cfg.duckdb_path, target)
     except Exception as exc:  # noqa: BLE001 - the BI copy never fails a run (issue #14)
         context.log.warning(f"the BI copy was not refreshed (the previous one stays): {type(exc).__name__}: {exc}")
         return
     seconds = round(time.monotonic() - started, 3)
     context.log.info(f"BI copy published in {seconds} s: {target}")
-    yield Output(None, metadata={
+    metadata = {
         "path": MetadataValue.path(str(target)),
         "seconds": MetadataValue.float(seconds),
         "rows": MetadataValue.json(counts),
+        "releases": MetadataValue.json(synced),
         "dagster/row_count": MetadataValue.int(sum(counts.values())),
-    })
+    }
+    if cfg.bi.postgres_url:
+        started = time.monotonic()
+        try:
+            pg_counts = bi.publish_postgres(target, cfg.bi.postgres_url)
+        except Exception as exc:  # noqa: BLE001 - the PostgreSQL copy never fails a run either
+            error = f"{type(exc).__name__}: {exc}".strip()
+            context.log.warning(f"the PostgreSQL copy was not refreshed (its previous tables stay): {error}")
+            metadata["postgres_error"] = MetadataValue.text(error)
+        else:
+            metadata["postgres_seconds"] = MetadataValue.float(round(time.monotonic() - started, 3))
+            metadata["postgres_rows"] = MetadataValue.json(pg_counts)
+            context.log.info(f"PostgreSQL copy published: {sum(pg_counts.values())} rows")
+    yield Output(None, metadata=metadata)

@@ -20,7 +20,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from expectations import suites
 from expectations.runner import SuiteResult, run_suite
-from o2p import layout
+from o2p import bi, layout
 from o2p.config import Config
 from o2p.errors import GateFailed, O2PError
 from o2p.gates import Gate
@@ -86,6 +86,8 @@ def commission_dbt(context: AssetExecutionContext, dbt: DbtCliResource, o2p: O2P
     conflicts = event_ids.refresh(cfg)   # copies landed since attribution ran are ignored too
     if conflicts:
         context.log.warning(f"{conflicts} conflicting event_id copies ignored (event_id_conflict anomalies)")
+    with connect(cfg) as con:   # the settlement tables the marts' views read, empty in a new home
+        bi.ensure_settlement_sources(con)
     os.environ["O2P_DUCKDB_PATH"] = str(cfg.duckdb_path)
     os.environ["O2P_DBT_TARGET"] = cfg.environment
     for key in context.partition_keys:

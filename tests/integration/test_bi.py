@@ -205,7 +205,8 @@ def test_the_release_writes_the_period_report_and_its_numbers_are_the_marts_and_
         manifest["totals_fen"]["gross"], manifest["totals_fen"]["tax"], manifest["totals_fen"]["net"])
     paid = sorted(((r["promoter_id"], r["gross_fen"], r["tax_fen"], r["net_fen"])
                    for r in read_people_csv(folder / "payout.csv")), key=lambda p: (-p[1], p[0]))
-    assert paid and [tuple(p.values()) for p in data["top_promoters"]] == paid[:10]
+    assert paid and [(p["promoter_id"], p["gross_fen"], p["tax_fen"], p["net_fen"])
+                     for p in data["top_promoters"]] == paid[:10]
     carried: dict[str, list[int]] = {}
     for r in read_people_csv(folder / "carried.csv"):
         carried.setdefault(r["reason"], []).append(r["balance_fen"])

@@ -255,7 +255,8 @@ def test_the_report_and_the_docs_render_offline_in_a_browser(golden):
         assert headings == ["By day", "Estimated vs settled", "Top promoters", "Carried to the next period, by reason",
                             "Anomalies", "Returned transfers"]
         d.set_window_size(1280, min(4000, d.execute_script("return document.body.scrollHeight") + 40))
-        d.save_screenshot(str(ARTIFACTS / "report-2026-09.png"))
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        assert d.save_screenshot(str(ARTIFACTS / "report-2026-09.png"))
 
         d.set_window_size(1600, 1000)
         d.get_log("performance")
@@ -264,7 +265,7 @@ def test_the_report_and_the_docs_render_offline_in_a_browser(golden):
               in d.execute_script("return document.body.innerText"), timeout=30)
         urls, _ = _network(d)   # (dbt's page asks for its unrendered icon templates as files: harmless)
         assert urls and [u for u in urls if not u.startswith(("file://", "data:"))] == []
-        d.save_screenshot(str(ARTIFACTS / "docs-fct_commission_movements.png"))
+        assert d.save_screenshot(str(ARTIFACTS / "docs-fct_commission_movements.png"))
         d.get(docs.as_uri() + "#!/exposure/exposure.o2p.monthly_report")
         _wait("the docs show the report's exposure", lambda: "One self-contained HTML page per period"
               in d.execute_script("return document.body.innerText"), timeout=30)

@@ -410,6 +410,29 @@ def cmd_anomalies(cfg: Config, args) -> int:
     return 0
 
 
+def cmd_report(cfg: Config, args) -> int:
+    from o2p import monthly_report
+    from o2p.timeutil import parse_period
+
+    try:
+        parse_period(args.period)
+    except ValueError as exc:
+        raise InputError(f"--period: {exc}") from None
+    say(str(monthly_report.write(cfg, args.period, out=Path(args.out) if args.out else None)))
+    return 0
+
+
+def cmd_docs(cfg: Config, args) -> int:
+    from o2p import docs
+
+    page = docs.build(cfg, log=lambda m: print(m, file=sys.stderr))
+    if not args.serve:
+        say(str(page))
+        return 0
+    docs.serve(page.parent, host=args.host, port=args.port)
+    return 0
+
+
 def cmd_demo(cfg: Config, args) -> int:
     from o2p.timeutil import next_period, period_end_us
     from streaming import broker
@@ -628,6 +651,20 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--period", required=True, help="YYYY-MM")
     an.add_argument("--csv", metavar="FILE", help="write them as CSV to FILE instead of printing")
     an.set_defaults(fn=cmd_anomalies)
+
+    rp = sub.add_parser("report", help="one self-contained HTML page of a period for people: GMV, orders and "
+                                        "commission by day, estimated vs settled, top promoters, carried, "
+                                        "anomalies, returned transfers (prints its path)")
+    rp.add_argument("--period", required=True, help="YYYY-MM")
+    rp.add_argument("--out", metavar="FILE", help="where to write it (default $O2P_HOME/reports/PERIOD.html)")
+    rp.set_defaults(fn=cmd_report)
+
+    dc = sub.add_parser("docs", help="dbt's docs of the models (descriptions, columns, lineage, exposures) as "
+                                     "one static page under $O2P_HOME/docs (prints its path), or --serve it")
+    dc.add_argument("--serve", action="store_true", help="serve the page over HTTP until Ctrl-C")
+    dc.add_argument("--host", default="127.0.0.1", help="address to listen on with --serve (default 127.0.0.1)")
+    dc.add_argument("--port", type=int, default=8580, help="port with --serve (default 8580)")
+    dc.set_defaults(fn=cmd_docs)
 
     sv = sub.add_parser("serve", help="the Dagster UI and daemon on this home's instance (the CLI's runs, "
                                       "sensors, schedules); telemetry off")

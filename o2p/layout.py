@@ -24,6 +24,8 @@ Nothing runs at import, and nothing here imports Kafka, Spark, Dagster or dbt.
       gx/uncommitted/data_docs/local_site/        Great Expectations' Data Docs
       payouts/<period>/<batch_id>/                one released batch
       bi/o2p_bi.duckdb                            the BI copy of the marts, swapped in whole (readers' file)
+      reports/<period>.html                       `o2p report`: the period on one self-contained page
+      docs/index.html                             `o2p docs`: dbt's docs of the models, one static page
 
 `event_date` is the Asia/Shanghai date of `occurred_at`, so a late event lands in the (old)
 partition it belongs to, and that partition's assets re-run.
@@ -304,6 +306,15 @@ def bi_root(home: Path) -> Path:
 
 def bi_duckdb_file(home: Path) -> Path:
     return bi_root(home) / BI_DUCKDB_FILE
+
+
+# ---- pages for people: the monthly report, the models' docs ----------------------------------------
+def report_file(home: Path, period: str) -> Path:
+    return Path(home) / "reports" / f"{period}.html"
+
+
+def docs_root(home: Path) -> Path:
+    return Path(home) / "docs"
 
 
 # ---- dbt sources (generated into dbt_project/models/staging/<source>/_<source>__sources.yml) ------

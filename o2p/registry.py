@@ -311,6 +311,13 @@ class Registry:
         with self.engine.connect() as c:
             return [{**r, "returned_fen": r["returned_fen"] or 0} for r in c.execute(q).mappings()]
 
+    def balances(self, period: str) -> list[dict]:
+        """Every promoter's balance row of a released period (what payout.csv and carried.csv show)."""
+        with self.engine.connect() as c:
+            rows = c.execute(select(balances).where(balances.c.period == period)
+                             .order_by(balances.c.promoter_id)).mappings().all()
+            return [dict(r) for r in rows]
+
     def booked_before(self, period: str) -> dict[tuple, int]:
         """booked(p, l): the entitled value of the latest earlier released period that counted it."""
         q = (

@@ -16,6 +16,7 @@ released for August and September 2026 through the real pipeline, last click, cu
 
 import shutil
 from datetime import UTC
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -363,3 +364,119 @@ def test_a_postgresql_copy_that_fails_is_a_warning_in_the_metadata_and_the_duckd
     assert output.metadata["rows"].data == {"marts.fct_x": 1}
     assert "the PostgreSQL copy was not refreshed" in capfd.readouterr().err
     assert bi_rows(load_config(tmp_path / "o2p.yaml", home=home), "select n from marts.fct_x") == [(1,)]
+
+# ---- the period's page (o2p report) and the models' docs (o2p docs), in a browser ------------------
+def report_data(page) -> tuple[dict, str]:
+    import json
+    import re
+
+    text = page.read_text(encoding="utf-8")
+    block = re.search(r'<script type="application/json" id="o2p-report-data">(.*?)</script>', text, re.S)
+    return json.loads(block.group(1).replace("<\\/", "</")), text
+
+
+def test_the_release_writes_the_period_report_and_its_numbers_are_the_marts_and_the_files(golden):
+    """September's release wrote reports/2026-09.html; every figure is recomputed here from the
+    marts' rows and the released files; `o2p report` on the BI copy gives the same figures."""
+    import json
+
+    from o2p.release import read_people_csv
+    from o2p.timeutil import period_start_us, shanghai_day
+    from tests.conftest import run_o2p
+
+    cfg, seen = golden
+    folder = seen["folder"]
+    data, text = report_data(layout.report_file(cfg.home_path, "2026-09"))
+    assert data["period"] == "2026-09" and data["missing"] == []
+    assert data["source"] == str(layout.duckdb_file(cfg.home_path))   # made inside the release's run
+
+    start, end = period_start_us("2026-09"), period_end_us("2026-09")
+    with duckdb.connect(str(layout.bi_duckdb_file(cfg.home_path)), read_only=True) as con:
+        rows = con.execute("select order_id, role, paid_fen, entitled_fen, paid_at_us "
+                           "from marts.fct_commission_entitlements where period = '2026-09'").fetchall()
+        kinds = con.execute("select kind, amount_fen from marts.fct_anomalies where period = '2026-09'").fetchall()
+    days: dict[str, dict] = {}
+    for order, role, paid, entitled, at in rows:
+        if start <= at < end:
+            d = days.setdefault(shanghai_day(at), {"orders": set(), "gmv_fen": 0, "commission_fen": 0})
+            d["orders"].add(order)
+            d["gmv_fen"] += paid if role == "direct" else 0
+            d["commission_fen"] += entitled
+    assert days, "the golden September has orders paid in September"
+    assert data["daily"] == [{"day": k, "orders": len(v["orders"]), "gmv_fen": v["gmv_fen"],
+                              "commission_fen": v["commission_fen"]} for k, v in sorted(days.items())]
+    anomalies: dict[str, list[int]] = {}
+    for kind, amount in kinds:
+        anomalies.setdefault(kind, []).append(amount or 0)
+    assert data["anomalies"] == [{"kind": k, "count": len(v), "amount_fen": sum(v)} for k, v in sorted(anomalies.items())]
+
+    manifest = json.loads((folder / "manifest.json").read_text())
+    batch = data["batch"]
+    assert (batch["gross_fen"], batch["tax_fen"], batch["net_fen"]) == (
+        manifest["totals_fen"]["gross"], manifest["totals_fen"]["tax"], manifest["totals_fen"]["net"])
+    paid = sorted(((r["promoter_id"], r["gross_fen"], r["tax_fen"], r["net_fen"])
+                   for r in read_people_csv(folder / "payout.csv")), key=lambda p: (-p[1], p[0]))
+    assert paid and [(p["promoter_id"], p["gross_fen"], p["tax_fen"], p["net_fen"])
+                     for p in data["top_promoters"]] == paid[:10]
+    carried: dict[str, list[int]] = {}
+    for r in read_people_csv(folder / "carried.csv"):
+        carried.setdefault(r["reason"], []).append(r["balance_fen"])
+    assert carried and data["carried_by_reason"] == [
+        {"reason": k, "promoters": len(v), "carried_fen": sum(v)} for k, v in sorted(carried.items())]
+    # the page shows the figures it carries: the cards and the tables, in CNY with their fen
+    for amount in (batch["gross_fen"], batch["net_fen"], *(p[1] for p in paid[:10])):
+        assert f'data-fen="{amount}"' in text
+    assert text.count("<svg") == 2     # by day, top promoters
+
+    env = {"O2P_CONFIG": str(cfg.home_path.parent / "o2p.yaml"), "O2P_HOME": str(cfg.home_path)}
+    out = cfg.home_path.parent / "cli-report.html"
+    assert run_o2p("report", "--period", "2026-09", "--out", str(out), env=env).stdout.strip() == str(out)
+    again, _ = report_data(out)
+    assert again.pop("source") == str(layout.bi_duckdb_file(cfg.home_path))
+    data.pop("source")
+    assert again == data
+    refused = run_o2p("report", "--period", "2026-9", env=env, check=False)
+    assert refused.returncode == 2 and "--period: period '2026-9' is not YYYY-MM" in refused.stderr
+
+
+def test_the_report_and_the_docs_render_offline_in_a_browser(golden):
+    """Headless Chromium with no network: the report's charts draw, the dbt docs show a mart's
+    description and the exposures; nothing is fetched from anywhere. Screenshots kept."""
+    from tests.conftest import run_o2p
+    from tests.integration.test_datadocs_browser import (
+        ARTIFACTS,
+        _assert_local_only,
+        _network,
+        _open,
+        _wait,
+        browser,
+    )
+
+    cfg, _ = golden
+    env = {"O2P_CONFIG": str(cfg.home_path.parent / "o2p.yaml"), "O2P_HOME": str(cfg.home_path)}
+    docs = Path(run_o2p("docs", env=env).stdout.strip().splitlines()[-1])
+    assert docs == layout.docs_root(cfg.home_path) / "index.html"
+    report = layout.report_file(cfg.home_path, "2026-09")
+    with browser() as d:
+        _open(d, report)
+        _assert_local_only(d, report)
+        charts = d.execute_script("return [...document.querySelectorAll('svg')].map(s => s.getBoundingClientRect().width)")
+        assert len(charts) == 2 and min(charts) > 300, charts
+        headings = d.execute_script("return [...document.querySelectorAll('h2')].map(h => h.textContent)")
+        assert headings == ["By day", "Estimated vs settled", "Top promoters", "Carried to the next period, by reason",
+                            "Anomalies", "Returned transfers"]
+        d.set_window_size(1280, min(4000, d.execute_script("return document.body.scrollHeight") + 40))
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        assert d.save_screenshot(str(ARTIFACTS / "report-2026-09.png"))
+
+        d.set_window_size(1600, 1000)
+        d.get_log("performance")
+        d.get(docs.as_uri() + "#!/model/model.o2p.fct_commission_movements")
+        _wait("the docs show the mart's description", lambda: "against the previous period computed in"
+              in d.execute_script("return document.body.innerText"), timeout=30)
+        urls, _ = _network(d)   # (dbt's page asks for its unrendered icon templates as files: harmless)
+        assert urls and [u for u in urls if not u.startswith(("file://", "data:"))] == []
+        assert d.save_screenshot(str(ARTIFACTS / "docs-fct_commission_movements.png"))
+        d.get(docs.as_uri() + "#!/exposure/exposure.o2p.monthly_report")
+        _wait("the docs show the report's exposure", lambda: "One self-contained HTML page per period"
+              in d.execute_script("return document.body.innerText"), timeout=30)

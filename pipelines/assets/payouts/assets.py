@@ -20,7 +20,7 @@ from dagster import (
 
 from expectations import suites
 from expectations.runner import is_broken, run_suite
-from o2p import layout, release
+from o2p import layout, monthly_report, release
 from o2p.config import Config
 from o2p.errors import GateBroken, GateFailed
 from o2p.gates import RELEASE, Gate
@@ -87,6 +87,16 @@ def payout_frame(s: Settlement, promoters, end_us: int):
         })
     cols = ["promoter_id", "gross_fen", "tax_fen", "net_fen", "payee_openid", "net_is_gross_minus_tax", "suspended_before_end"]
     return pd.DataFrame(rows, columns=cols)
+
+
+def _report(context: AssetExecutionContext, cfg, period: str) -> str | None:
+    """The period's page for people (`o2p report`), from the warehouse this run holds (no other
+    writer runs beside it); written after the registry, so it never delays or fails money."""
+    try:
+        return str(monthly_report.write(cfg, period, db=cfg.duckdb_path))
+    except Exception as exc:  # noqa: BLE001 - the report never fails a release
+        context.log.warning(f"the report of {period} was not written: {type(exc).__name__}: {exc}")
+        return None
 
 
 @asset(
@@ -161,7 +171,9 @@ def payout_batch(context: AssetExecutionContext, o2p: O2PConfig, registry: Regis
     except BaseException:
         registry.abandon(period)
         raise
+    page = _report(context, cfg, period)
     yield Output(None, metadata={
+        **({"report": MetadataValue.path(page)} if page else {}),
         "batch_folder": MetadataValue.path(str(folder)), "batch_id": batch_id, "period": period,
         "rows": tot["row_count"], "gross_fen": tot["gross_fen"], "tax_fen": tot["tax_fen"], "net_fen": tot["net_fen"],
         "files": MetadataValue.json({n: release.sha256_bytes(d) for n, d in files.items()}),

@@ -224,6 +224,8 @@ DUCKDB_FILE = "o2p.duckdb"
 # DuckDB schemas and tables (dbt writes staging/intermediate/marts; Python writes settlement)
 ENTITLEMENTS = "marts.fct_commission_entitlements"
 ESTIMATED_VS_SETTLED = "marts.fct_commission_estimated_vs_settled"
+ORDERS_FACT = "marts.fct_orders"
+PROMOTER_DAILY = "marts.fct_promoter_daily"
 ANOMALIES = "marts.fct_anomalies"
 PROMOTER_BALANCES = "settlement.promoter_balances"
 STATEMENT_LINES = "settlement.statement_lines"

@@ -28,7 +28,7 @@ from o2p.config import Config
 from o2p.errors import InputError
 from o2p.money import fen_to_cny
 from o2p.registry import RETURNED_STATES, Registry
-from o2p.timeutil import parse_period, period_end_us, period_start_us, shanghai_date_sql
+from o2p.timeutil import parse_period, period_end_us, period_start_us, shanghai_day
 
 TOP = 10   # promoters listed by gross paid
 
@@ -59,14 +59,21 @@ def _rows(con, sql: str, params: list) -> list[dict]:
     return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
 
-DAILY_SQL = f"""
-select {shanghai_date_sql('paid_at_us')}::varchar as day,
-       count(distinct order_id)::bigint as orders,
-       coalesce(sum(paid_fen) filter (where role = 'direct'), 0)::bigint as gmv_fen,
-       coalesce(sum(entitled_fen), 0)::bigint as commission_fen
-from {layout.ENTITLEMENTS}
-where period = ? and paid_at_us >= ? and paid_at_us < ?
-group by all order by day
+# By Shanghai day: every order paid (organic too) and the commission promoters were shown for it
+DAILY_ORDERS_SQL = f"""
+select paid_date::varchar as day, count(*)::bigint as orders, count(promoter_id)::bigint as attributed_orders,
+       sum(gmv_fen)::bigint as gmv_fen
+from {layout.ORDERS_FACT} where period = ? group by all order by day
+"""
+DAILY_COMMISSION_SQL = f"""
+select date_day::varchar as day, sum(estimated_commission_fen)::bigint as commission_fen
+from {layout.PROMOTER_DAILY} where date_day >= ?::date and date_day < ?::date group by all
+"""
+ESTIMATED_SQL = f"""
+select coalesce(sum(estimated_fen), 0)::bigint as estimated_fen, coalesce(sum(settled_fen), 0)::bigint as settled_fen,
+       coalesce(sum(pending_fen), 0)::bigint as pending_fen, coalesce(sum(voided_fen), 0)::bigint as voided_fen,
+       coalesce(sum(carried_fen), 0)::bigint as carried_fen
+from {layout.ESTIMATED_VS_SETTLED} where period = ?
 """
 
 ANOMALIES_SQL = f"""
@@ -75,23 +82,29 @@ from {layout.ANOMALIES} where period = ? group by kind order by kind
 """
 
 
-def _marts(report: Report, db: Path) -> None:
+def _marts(report: Report, db: Path, read_only: bool) -> None:
     import duckdb
 
     if not db.exists():
         report.missing.append(f"{db} (no run has published the marts yet: `o2p run`)")
         return
-    start, end = period_start_us(report.period), period_end_us(report.period)
-    with duckdb.connect(str(db), read_only=True) as con:
+    first, after = _bounds(report.period)
+    with duckdb.connect(str(db), read_only=read_only) as con:
         have = _tables(con)
-        if layout.ENTITLEMENTS in have:
-            report.daily = _rows(con, DAILY_SQL, [report.period, start, end])
-        else:
-            report.missing.append(layout.ENTITLEMENTS)
-        if layout.ANOMALIES in have:
+        missing = [t for t in (layout.ORDERS_FACT, layout.PROMOTER_DAILY, layout.ESTIMATED_VS_SETTLED,
+                               layout.ANOMALIES) if t not in have]
+        report.missing += missing
+        if not missing:
+            commission = {r["day"]: r["commission_fen"] for r in _rows(con, DAILY_COMMISSION_SQL, [first, after])}
+            report.daily = [{**r, "commission_fen": commission.get(r["day"], 0)}
+                            for r in _rows(con, DAILY_ORDERS_SQL, [report.period])]
+            report.estimated_vs_settled = _rows(con, ESTIMATED_SQL, [report.period])[0]
             report.anomalies = _rows(con, ANOMALIES_SQL, [report.period])
-        else:
-            report.missing.append(layout.ANOMALIES)
+
+
+def _bounds(period: str) -> tuple[str, str]:
+    """The first day of the period and of the next, as ISO dates."""
+    return shanghai_day(period_start_us(period)), shanghai_day(period_end_us(period))
 
 
 def _registry(report: Report, cfg: Config) -> None:
@@ -122,11 +135,13 @@ def _registry(report: Report, cfg: Config) -> None:
 
 
 def gather(cfg: Config, period: str, db: Path | None = None) -> Report:
-    """The figures of `period`, read from `db` (default: the BI copy) and the registry."""
+    """The figures of `period`, read from `db` (default: the BI copy, read-only) and the registry.
+    The pipeline's own file is opened as the run's other connections are (DuckDB refuses two
+    configurations of one file in a process), and only read."""
     parse_period(period)
     db = Path(db) if db is not None else layout.bi_duckdb_file(cfg.home_path)
     report = Report(period=period, source=str(db))
-    _marts(report, db)
+    _marts(report, db, read_only=db != Path(cfg.duckdb_path))
     _registry(report, cfg)
     return report
 
@@ -162,11 +177,33 @@ def daily_chart(daily: list[dict]) -> str:
     ax2.plot(days, [d["commission_fen"] / 100 for d in daily], color="#e8590c", marker="o", ms=3,
              label="commission (CNY)")
     ax2.set_ylabel("commission, CNY")
-    bottom.bar(days, [d["orders"] for d in daily], color="#868e96")
+    bottom.bar(days, [d["orders"] for d in daily], color="#868e96", label="orders")
     bottom.set_ylabel("orders")
     bottom.tick_params(axis="x", labelrotation=90, labelsize=7)
-    top.set_title("By day (Asia/Shanghai): GMV and commission of attributed orders; orders")
+    bottom.bar(days, [d["attributed_orders"] for d in daily], color="#2f9e44", label="attributed")
+    top.set_title("By day (Asia/Shanghai): GMV and commission shown; orders paid")
     fig.legend(loc="upper right", bbox_to_anchor=(0.9, 0.88), fontsize=8)
+    return _svg(fig)
+
+
+EVS_BUCKETS = ("estimated_fen", "settled_fen", "pending_fen", "voided_fen", "carried_fen")
+EVS_COLORS = {"settled_fen": "#2f9e44", "pending_fen": "#fab005", "voided_fen": "#e03131", "carried_fen": "#868e96"}
+
+
+def estimated_chart(evs: dict) -> str:
+    """One bar of the estimate and one stacked bar of where it went (a negative pending, a
+    clawback still to book, is drawn below zero)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 2.4))
+    ax.barh(["estimated"], [evs["estimated_fen"] / 100], color="#5b8def")
+    pos = neg = 0.0
+    for k, color in EVS_COLORS.items():
+        v = evs[k] / 100
+        left = pos if v >= 0 else neg
+        ax.barh(["accounted"], [v], left=left, color=color, label=k.removesuffix("_fen"))
+        pos, neg = (pos + v, neg) if v >= 0 else (pos, neg + v)
+    ax.set_xlabel("CNY")
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.02), ncol=4, fontsize=8, frameon=False)
     return _svg(fig)
 
 
@@ -227,8 +264,9 @@ def render(report: Report) -> str:
     gmv = sum(d["gmv_fen"] for d in report.daily)
     commission = sum(d["commission_fen"] for d in report.daily)
     orders = sum(d["orders"] for d in report.daily)
-    cards = [("attributed orders", str(orders)), ("GMV attributed, CNY", _cny(gmv)),
-             ("commission earned, CNY", _cny(commission))]
+    attributed = sum(d["attributed_orders"] for d in report.daily)
+    cards = [("orders", str(orders)), ("attributed to a promoter", str(attributed)), ("GMV, CNY", _cny(gmv)),
+             ("commission shown at payment, CNY", _cny(commission))]
     if b:
         cards += [("paid gross, CNY", _cny(b["gross_fen"])), ("tax, CNY", _cny(b["tax_fen"])),
                   ("paid net, CNY", _cny(b["net_fen"])), ("promoters paid", str(b["row_count"]))]
@@ -238,15 +276,19 @@ def render(report: Report) -> str:
         parts.append('<p class="warn">missing: ' + e(", ".join(report.missing)) + "</p>")
 
     parts.append("<h2>By day</h2>")
-    parts.append(daily_chart(report.daily) if report.daily else '<p class="empty">no attributed order paid in the period</p>')
+    parts.append(daily_chart(report.daily) if report.daily else '<p class="empty">no order paid in the period</p>')
 
     parts.append("<h2>Estimated vs settled</h2>")
     evs = report.estimated_vs_settled
-    if evs:
+    if evs and evs["estimated_fen"]:
+        parts.append('<p class="sub">the commission shown when the orders of the period were paid, accounted for '
+                     'fen by fen: estimated = settled + pending + voided + carried</p><div class="row">')
+        parts.append(estimated_chart(evs))
         parts.append(_table([("bucket", "bucket"), ("amount_fen", "CNY")],
-                            [{"bucket": k, "amount_fen": v} for k, v in evs.items()]))
+                            [{"bucket": k.removesuffix("_fen"), "amount_fen": evs[k]} for k in EVS_BUCKETS]))
+        parts.append("</div>")
     else:
-        parts.append('<p class="empty">not available</p>')
+        parts.append('<p class="empty">no commission estimated for orders of the period</p>')
 
     parts.append('<h2>Top promoters</h2><div class="row">')
     if report.top_promoters:

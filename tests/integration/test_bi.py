@@ -392,19 +392,27 @@ def test_the_release_writes_the_period_report_and_its_numbers_are_the_marts_and_
 
     start, end = period_start_us("2026-09"), period_end_us("2026-09")
     with duckdb.connect(str(layout.bi_duckdb_file(cfg.home_path)), read_only=True) as con:
-        rows = con.execute("select order_id, role, paid_fen, entitled_fen, paid_at_us "
-                           "from marts.fct_commission_entitlements where period = '2026-09'").fetchall()
+        orders = con.execute("select paid_at_us, promoter_id, gmv_fen from marts.fct_orders").fetchall()
+        shown = con.execute("select date_day::varchar, estimated_commission_fen from marts.fct_promoter_daily").fetchall()
+        evs = con.execute("select estimated_fen, settled_fen, pending_fen, voided_fen, carried_fen "
+                          "from marts.fct_commission_estimated_vs_settled where period = '2026-09'").fetchall()
         kinds = con.execute("select kind, amount_fen from marts.fct_anomalies where period = '2026-09'").fetchall()
     days: dict[str, dict] = {}
-    for order, role, paid, entitled, at in rows:
+    for at, promoter, gmv in orders:
         if start <= at < end:
-            d = days.setdefault(shanghai_day(at), {"orders": set(), "gmv_fen": 0, "commission_fen": 0})
-            d["orders"].add(order)
-            d["gmv_fen"] += paid if role == "direct" else 0
-            d["commission_fen"] += entitled
+            d = days.setdefault(shanghai_day(at), {"orders": 0, "attributed_orders": 0, "gmv_fen": 0, "commission_fen": 0})
+            d["orders"] += 1
+            d["attributed_orders"] += promoter is not None
+            d["gmv_fen"] += gmv
+    for day, amount in shown:
+        if day in days:
+            days[day]["commission_fen"] += amount
     assert days, "the golden September has orders paid in September"
-    assert data["daily"] == [{"day": k, "orders": len(v["orders"]), "gmv_fen": v["gmv_fen"],
-                              "commission_fen": v["commission_fen"]} for k, v in sorted(days.items())]
+    assert data["daily"] == [{"day": k, **v} for k, v in sorted(days.items())]
+    totals = [sum(r[i] for r in evs) for i in range(5)]
+    assert data["estimated_vs_settled"] == dict(zip(
+        ["estimated_fen", "settled_fen", "pending_fen", "voided_fen", "carried_fen"], totals, strict=True))
+    assert totals[0] > 0 and totals[0] == sum(totals[1:])      # every fen of the estimate accounted for
     anomalies: dict[str, list[int]] = {}
     for kind, amount in kinds:
         anomalies.setdefault(kind, []).append(amount or 0)
@@ -426,7 +434,7 @@ def test_the_release_writes_the_period_report_and_its_numbers_are_the_marts_and_
     # the page shows the figures it carries: the cards and the tables, in CNY with their fen
     for amount in (batch["gross_fen"], batch["net_fen"], *(p[1] for p in paid[:10])):
         assert f'data-fen="{amount}"' in text
-    assert text.count("<svg") == 2     # by day, top promoters
+    assert text.count("<svg") == 3     # by day, estimated vs settled, top promoters
 
     env = {"O2P_CONFIG": str(cfg.home_path.parent / "o2p.yaml"), "O2P_HOME": str(cfg.home_path)}
     out = cfg.home_path.parent / "cli-report.html"
@@ -461,7 +469,7 @@ def test_the_report_and_the_docs_render_offline_in_a_browser(golden):
         _open(d, report)
         _assert_local_only(d, report)
         charts = d.execute_script("return [...document.querySelectorAll('svg')].map(s => s.getBoundingClientRect().width)")
-        assert len(charts) == 2 and min(charts) > 300, charts
+        assert len(charts) == 3 and min(charts) > 300, charts
         headings = d.execute_script("return [...document.querySelectorAll('h2')].map(h => h.textContent)")
         assert headings == ["By day", "Estimated vs settled", "Top promoters", "Carried to the next period, by reason",
                             "Anomalies", "Returned transfers"]

@@ -20,12 +20,13 @@ from dagster import (
 
 from expectations import suites
 from expectations.runner import is_broken, run_suite
-from o2p import layout, monthly_report, release
+from o2p import bi, layout, monthly_report, release
 from o2p.config import Config
 from o2p.errors import GateBroken, GateFailed
 from o2p.gates import RELEASE, Gate
 from o2p.layout import TABLES
 from o2p.reference import load_reference
+from o2p.registry import Registry
 from o2p.settlement import Balance, Returned, Settlement, StatementRow, ledger_entries
 from o2p.timeutil import period_end_us
 from pipelines.assets.settlement.assets import SETTLEMENT
@@ -91,8 +92,12 @@ def payout_frame(s: Settlement, promoters, end_us: int):
 
 def _report(context: AssetExecutionContext, cfg, period: str) -> str | None:
     """The period's page for people (`o2p report`), from the warehouse this run holds (no other
-    writer runs beside it); written after the registry, so it never delays or fails money."""
+    writer runs beside it); written after the registry, so it never delays or fails money. The
+    warehouse's mirror of the releases is brought in step first (this release included), as the
+    BI refresh does, so estimated vs settled counts what was just released."""
     try:
+        with connect(cfg) as con:
+            bi.sync_releases(con, Registry(cfg.registry))
         return str(monthly_report.write(cfg, period, db=cfg.duckdb_path))
     except Exception as exc:  # noqa: BLE001 - the report never fails a release
         context.log.warning(f"the report of {period} was not written: {type(exc).__name__}: {exc}")

@@ -17,6 +17,7 @@ from pipelines.lib.gates import deadletter_share
 from streaming.producer import EventPublisher
 from streaming.topic_schemas import EXAMPLES_DIR
 from tests.conftest import run_o2p
+from tests.inprocess import o2p_here
 from tests.integration.test_capture import SALT, every_offset_once, landed, make_cfg
 
 pytestmark = pytest.mark.integration
@@ -62,28 +63,28 @@ def test_a_burst_of_malformed_orders_is_listed_exported_fixed_replayed_and_lands
     held = deadletter_share(cfg)     # the release's dead-letter ceiling: 32 of 43 messages today
     assert not held.success
 
-    listed = run_o2p(*o2p, "deadletters", "list", "--reason", "cross_field_rule").stdout
+    listed = o2p_here(*o2p, "deadletters", "list", "--reason", "cross_field_rule").stdout
     assert "31 dead letter(s): cross_field_rule 31" in listed and "not_json" not in listed
-    assert "1 dead letter(s): not_json 1" in run_o2p(*o2p, "deadletters", "list", "--reason", "not_json").stdout
-    assert "10 dead letter(s)" in run_o2p(*o2p, "deadletters", "list", "--source", "bot", "--topic", "orders").stdout
-    status = run_o2p(*o2p, "capture", "--status").stdout
+    assert "1 dead letter(s): not_json 1" in o2p_here(*o2p, "deadletters", "list", "--reason", "not_json").stdout
+    assert "10 dead letter(s)" in o2p_here(*o2p, "deadletters", "list", "--source", "bot", "--topic", "orders").stdout
+    status = o2p_here(*o2p, "capture", "--status").stdout
     assert "dead letters by source: bot 10, storefront 21, unknown 1" in status
     assert "dead letters by reason: cross_field_rule 31, not_json 1" in status
 
     exported = tmp_path / "orders-deadletters.jsonl"
-    run_o2p(*o2p, "deadletters", "export", "--reason", "cross_field_rule", "--out", str(exported))
+    o2p_here(*o2p, "deadletters", "export", "--reason", "cross_field_rule", "--out", str(exported))
     recs = [json.loads(line) for line in exported.read_text(encoding="utf-8").splitlines()]
     assert len(recs) == 31 and all(r["raw"] and r["event"]["event_id"] == r["event_id"] for r in recs)
     first = recs[0]["dead_letter"]
-    assert "paid_fen 9980 != quantity" in run_o2p(*o2p, "deadletters", "show", first).stdout
+    assert "paid_fen 9980 != quantity" in o2p_here(*o2p, "deadletters", "show", first).stdout
 
-    refused = run_o2p(*o2p, "--as", "ops-alice", "deadletters", "replay", str(exported), check=False)
+    refused = o2p_here(*o2p, "--as", "ops-alice", "deadletters", "replay", str(exported), check=False)
     assert refused.returncode == 2 and "nothing was replayed" in refused.stderr
     assert f"{exported}:1: event 'o-" in refused.stderr and "paid_fen 9980 != quantity" in refused.stderr
 
     fixed = tmp_path / "fixed.jsonl"
     fix(exported, fixed)
-    out = run_o2p(*o2p, "--as", "ops-alice", "deadletters", "replay", str(fixed)).stdout
+    out = o2p_here(*o2p, "--as", "ops-alice", "deadletters", "replay", str(fixed)).stdout
     assert "31 fixed event(s): 30 replayed, 1 skipped" in out and "o-40 is already landed" in out
     run_o2p(*o2p, "capture", "--until-idle", env=SALT)
     offsets, event_ids, _ = landed(cfg)
@@ -91,7 +92,7 @@ def test_a_burst_of_malformed_orders_is_listed_exported_fixed_replayed_and_lands
     assert event_ids == Counter({f"o-{i}": 1 for i in range(41)})   # every order exactly once
     assert deadletter_share(cfg).success   # 31 resolved: only the not_json one counts, 1 of 42 (5 % ceiling)
 
-    again = run_o2p(*o2p, "--as", "ops-bob", "deadletters", "replay", str(fixed)).stdout
+    again = o2p_here(*o2p, "--as", "ops-bob", "deadletters", "replay", str(fixed)).stdout
     assert "31 fixed event(s): 0 replayed, 31 skipped" in again
     run_o2p(*o2p, "capture", "--until-idle", env=SALT)
     assert landed(cfg)[0] == offsets                                # nothing new landed
@@ -100,9 +101,9 @@ def test_a_burst_of_malformed_orders_is_listed_exported_fixed_replayed_and_lands
     assert Counter(r["outcome"] for r in log) == {"replayed": 30, "already_landed": 1}
     assert {r["replayed_by"] for r in log} == {"ops-alice"}
     assert {r["dead_letter"] for r in log} <= {r["dead_letter"] for r in recs}
-    shown = run_o2p(*o2p, "deadletters", "show", log[0]["dead_letter"]).stdout
+    shown = o2p_here(*o2p, "deadletters", "show", log[0]["dead_letter"]).stdout
     assert f"replayed by ops-alice at {log[0]['replayed_at']} as event_id {log[0]['event_id']}" in shown
-    assert "32 dead letter(s)" in run_o2p(*o2p, "deadletters", "list").stdout   # kept, marked replayed
+    assert "32 dead letter(s)" in o2p_here(*o2p, "deadletters", "list").stdout   # kept, marked replayed
 
 
 def test_a_release_held_by_a_burst_of_dead_letters_goes_through_once_they_are_fixed_and_replayed(broker, tmp_path):
@@ -146,16 +147,18 @@ def test_a_release_held_by_a_burst_of_dead_letters_goes_through_once_they_are_fi
     assert refused.returncode == 2 and f"{bad}:1: event 'burst-0' refused before sending" in refused.stderr
     run_o2p("publish", str(bad), "--no-validate", env=env)           # … unless told not to
     run_o2p("capture", "--until-idle", env=env)
-    held = run_o2p("run", env=env, check=False)                      # 5 dead letters of 14 messages: 36 %
+    # `o2p run` and the release in this process (the session's Spark: no JVM started per command)
+    held = o2p_here("run", env=env, unset=("DAGSTER_HOME",), check=False)   # 5 dead letters of 14 messages: 36 %
     assert held.returncode == 3 and "landing_deadletters" in held.stderr, held.stderr
 
     exported, fixed = base / "burst.jsonl", base / "fixed.jsonl"
-    run_o2p("deadletters", "export", "--reason", "cross_field_rule", "--out", str(exported), env=env)
+    o2p_here("deadletters", "export", "--reason", "cross_field_rule", "--out", str(exported), env=env)
     fix(exported, fixed)
-    assert "5 replayed, 0 skipped" in run_o2p("--as", "ops-alice", "deadletters", "replay", str(fixed), env=env).stdout
+    assert "5 replayed, 0 skipped" in o2p_here("--as", "ops-alice", "deadletters", "replay", str(fixed), env=env).stdout
     run_o2p("capture", "--until-idle", env=env)
-    run_o2p("run", env=env)
-    folder = Path(run_o2p("payouts", "release", "--period", "2026-10", env=env).stdout.strip().splitlines()[-1])
+    o2p_here("run", env=env, unset=("DAGSTER_HOME",))
+    folder = Path(o2p_here("payouts", "release", "--period", "2026-10", env=env,
+                           unset=("DAGSTER_HOME",)).stdout.strip().splitlines()[-1])
     rows = (folder / "payout.csv").read_text(encoding="utf-8-sig").splitlines()
     assert rows[1:] == [f"{folder.name},2026-10,PB,推客乙,oB-openid,28.05,0.00,28.05"]
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))

@@ -31,7 +31,35 @@ EXPECTED_ASSETS = {
 }
 
 
-def test_definitions_load_and_graph_snapshot():
+@pytest.fixture(scope="module")
+def fresh_load(tmp_path_factory):
+    """The definitions loaded in a fresh process (tests/integration/_load_definitions.py) under a
+    config's text; each text loaded once for this module (a load costs a process and the imports
+    of Dagster, dbt and GX)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    script = REPO / "tests" / "integration" / "_load_definitions.py"
+    done: dict[str, subprocess.CompletedProcess] = {}
+
+    def load(text: str) -> subprocess.CompletedProcess:
+        if text not in done:
+            base = tmp_path_factory.mktemp("definitions")
+            (base / "o2p.yaml").write_text(text)
+            env = {**os.environ, "O2P_CONFIG": str(base / "o2p.yaml"), "O2P_HOME": str(base / "home")}
+            done[text] = subprocess.run([sys.executable, str(script)], cwd=REPO, capture_output=True, text=True,
+                                        timeout=300, env=env)
+        return done[text]
+    return load
+
+
+LOOKBACK_10 = "attribution:\n  lookback_days: 10\n"
+
+
+def test_definitions_load_and_graph_snapshot(fresh_load):
     from pipelines.definitions import defs
     from pipelines.lib import spark
 
@@ -41,18 +69,13 @@ def test_definitions_load_and_graph_snapshot():
     checks = {f"{k.asset_key.to_user_string()}:{k.name}" for k in graph.asset_check_keys}
     assert {"marts/fct_commission_entitlements:gx_commission", "settlement/promoter_balances:gx_settlement",
             "payouts/payout_batch:gx_payout"} <= checks
-    assert spark._session is None or _loads_without_spark()   # loading never starts a JVM
+    assert spark._session is None or _loads_without_spark(fresh_load)   # loading never starts a JVM
 
 
-def _loads_without_spark() -> bool:
-    """Other tests of this process may have started Spark: load the definitions in a fresh one."""
-    import subprocess
-    import sys
-
-    from tests.conftest import REPO
-
-    script = REPO / "tests" / "integration" / "_load_definitions.py"
-    proc = subprocess.run([sys.executable, str(script)], cwd=REPO, capture_output=True, text=True, timeout=300)
+def _loads_without_spark(fresh_load) -> bool:
+    """Other tests of this process may have started Spark: load the definitions in a fresh one
+    (the load of the lookback test below: any valid config says whether loading starts Spark)."""
+    proc = fresh_load(LOOKBACK_10)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return "spark session: None" in proc.stdout.splitlines()   # the script prints more after it
 
@@ -219,26 +242,12 @@ def test_assets_carry_owners_code_versions_and_checks_the_ui_shows():
     assert {"landing/clicks:landing_fresh", "landing/orders:landing_fresh", "landing/refunds:landing_fresh"} <= checks
 
 
-def test_the_lookback_lineage_follows_the_config_and_a_bad_config_stops_the_location(tmp_path):
+def test_the_lookback_lineage_follows_the_config_and_a_bad_config_stops_the_location(fresh_load):
     """The UI's lineage of a day's attribution (the days of validated clicks it reads) is the
     config's attribution.lookback_days, not a literal; a config that does not validate stops the
     code location naming the key."""
-    import os
-    import subprocess
-    import sys
-
-    from tests.conftest import REPO
-
-    script = REPO / "tests" / "integration" / "_load_definitions.py"
-
-    def load(text):
-        cfg = tmp_path / "o2p.yaml"
-        cfg.write_text(text)
-        return subprocess.run([sys.executable, str(script)], cwd=REPO, capture_output=True, text=True, timeout=300,
-                              env={**os.environ, "O2P_CONFIG": str(cfg), "O2P_HOME": str(tmp_path / "home")})
-
-    ten = load("attribution:\n  lookback_days: 10\n")
+    ten = fresh_load(LOOKBACK_10)
     assert ten.returncode == 0, ten.stderr[-2000:]
     assert "lookback mapping: -10" in ten.stdout
-    bad = load("attribution:\n  lookback_days: 0\n")
+    bad = fresh_load("attribution:\n  lookback_days: 0\n")
     assert bad.returncode != 0 and "attribution.lookback_days" in bad.stderr, bad.stderr[-2000:]

@@ -19,7 +19,7 @@ import pytest
 from o2p.cli import main
 from o2p.config import load_config
 from o2p.registry import Registry
-from tests.integration.test_golden import AUGUST, PROMOTERS, land, write_reference
+from tests.integration.test_golden import attributed_august, land
 
 pytestmark = pytest.mark.integration
 PERIOD = "2026-08"
@@ -27,20 +27,9 @@ PERIOD = "2026-08"
 
 @pytest.fixture(scope="module")
 def clean_home(tmp_path_factory, spark_cfg):
-    from o2p.cli import _landed_days
-    from pipelines.execute import execute as _execute
-
-    base = tmp_path_factory.mktemp("gates")
-    write_reference(base / "reference", [p for p in PROMOTERS if p != "PN"])
-    (base / "o2p.yaml").write_text(
-        f'reference_dir: "{base / "reference"}"\nquality:\n  max_event_age_days: 36500\n'
-        'spark:\n  conf:\n    spark.sql.shuffle.partitions: "2"\n')
-    cfg = load_config(base / "o2p.yaml", home=base / "home")
-    land(cfg, AUGUST)
-    days = _landed_days(cfg)
-    _execute(cfg, "reference_job")
-    _execute(cfg, "attribution_job", partition_range=(days[0], days[-1]))
-    return base
+    """August landed and attributed: built once per session (test_golden.attributed_august, also
+    used by its concurrent-release test); each test works on a copy of its home."""
+    return attributed_august(tmp_path_factory)
 
 
 @pytest.fixture

@@ -236,6 +236,33 @@ def pipeline(cfg, period):
     return release_period(cfg, period)
 
 
+_ATTRIBUTED_AUGUST: dict[str, Path] = {}
+
+
+def attributed_august(tmp_path_factory) -> Path:
+    """A folder with `o2p.yaml` (last click, the default tax), `reference/` (every promoter but
+    PN) and `home/`, where August is landed and attributed (reference and attribution jobs, as
+    `pipeline` does before the release). Built once per test session: copy its home, never
+    write into it (tests/integration/test_gates.py, `test_two_releases_…` below)."""
+    from o2p.cli import _landed_days
+    from pipelines.execute import execute as _execute
+
+    key = str(tmp_path_factory.getbasetemp())
+    if key not in _ATTRIBUTED_AUGUST:
+        base = tmp_path_factory.mktemp("attributed_august")
+        write_reference(base / "reference", [p for p in PROMOTERS if p != "PN"])
+        (base / "o2p.yaml").write_text(
+            f'reference_dir: "{base / "reference"}"\nquality:\n  max_event_age_days: 36500\n'
+            'spark:\n  conf:\n    spark.sql.shuffle.partitions: "2"\n')
+        cfg = load_config(base / "o2p.yaml", home=base / "home")
+        land(cfg, AUGUST)
+        days = _landed_days(cfg)
+        _execute(cfg, "reference_job")
+        _execute(cfg, "attribution_job", partition_range=(days[0], days[-1]))
+        _ATTRIBUTED_AUGUST[key] = base
+    return _ATTRIBUTED_AUGUST[key]
+
+
 from o2p.release import read_people_csv  # noqa: E402 - beside the reader of payout.csv
 
 
@@ -338,25 +365,19 @@ def test_three_months_exact_to_the_fen(request, tmp_path, spark_cfg, model, tax,
     assert {f.name: f.read_bytes() for f in folders["2026-08"].iterdir()} == before
 
 
-def test_two_releases_started_at_once_give_one_batch_and_one_refusal(tmp_path, spark_cfg):
+def test_two_releases_started_at_once_give_one_batch_and_one_refusal(tmp_path, tmp_path_factory, spark_cfg):
     import os
+    import shutil
     import subprocess
     import sys
 
-    from o2p.cli import _landed_days
-    from pipelines.execute import execute as _execute
     from tests.conftest import REPO, run_o2p
 
-    ref = tmp_path / "reference"
-    cfg_file = tmp_path / "o2p.yaml"
-    cfg_file.write_text(f'reference_dir: "{ref}"\nquality:\n  max_event_age_days: 36500\n'
-                        'spark:\n  conf:\n    spark.sql.shuffle.partitions: "2"\n')
+    # August landed and attributed (once per session, shared with test_gates): a copy of its home
+    base = attributed_august(tmp_path_factory)
+    cfg_file = base / "o2p.yaml"
+    shutil.copytree(base / "home", tmp_path / "home")
     cfg = load_config(cfg_file, home=tmp_path / "home")
-    write_reference(ref, [p for p in PROMOTERS if p != "PN"])
-    land(cfg, AUGUST)
-    days = _landed_days(cfg)
-    _execute(cfg, "reference_job")
-    _execute(cfg, "attribution_job", partition_range=(days[0], days[-1]))
 
     env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
     env.update(O2P_CONFIG=str(cfg_file), O2P_HOME=str(cfg.home_path))

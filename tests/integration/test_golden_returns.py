@@ -31,7 +31,7 @@ import pytest
 
 from o2p.config import load_config
 from o2p.money import fen_to_cny
-from tests.conftest import run_o2p
+from tests.inprocess import o2p_here
 from tests.integration.test_golden import bought, land, pipeline
 
 pytestmark = pytest.mark.integration
@@ -121,12 +121,12 @@ def test_returned_transfers_are_paid_again_across_a_year_exact_to_the_fen(tmp_pa
         transfers = folder / "wechat_transfer.json"
         if approval:
             assert not transfers.exists()
-            approved = run_o2p("--as", "finance-li", "payouts", "approve", "--period", period, env=env).stdout
+            approved = o2p_here("--as", "finance-li", "payouts", "approve", "--period", period, env=env).stdout
             assert approved.strip() == str(transfers)
         assert sorted((t["transfer_amount"], t["openid"]) for t in json.loads(transfers.read_text())) == sorted(
             (g - t, "o" + p[1:]) for p, (g, t) in got.items())
         if results:
-            out = run_o2p("payouts", "reconcile", _results(cfg, tmp_path, f"{period}.jsonl", results), env=env).stdout
+            out = o2p_here("payouts", "reconcile", _results(cfg, tmp_path, f"{period}.jsonl", results), env=env).stdout
             assert f"{len(results)} new" in out
 
     # each return is its own statement line of the release that applied it
@@ -138,11 +138,11 @@ def test_returned_transfers_are_paid_again_across_a_year_exact_to_the_fen(tmp_pa
     assert returns("2026-01") == [("PD", "2000.00", "transfer of 2025-11 returned (FAIL)")]
     # the returned batch stays as it was released, and verifies
     for folder in folders.values():
-        verified = run_o2p("payouts", "verify", str(folder), env=env).stdout
+        verified = o2p_here("payouts", "verify", str(folder), env=env).stdout
         assert "OK" in verified and (not approval or "approved by finance-li" in verified), verified
-    listed = {ln.split()[0]: ln for ln in run_o2p("payouts", "list", env=env).stdout.splitlines() if ln[:2] == "20"}
+    listed = {ln.split()[0]: ln for ln in o2p_here("payouts", "list", env=env).stdout.splitlines() if ln[:2] == "20"}
     net_nov = {p: g - t for p, (g, t) in PAID[tax]["2025-11"].items()}
     assert "0 / 0.00" in listed["2025-11"]                                    # nothing confirmed
     assert f"3 / {fen_to_cny(sum(net_nov.values()))}" in listed["2025-11"]    # all three returned
-    statement = run_o2p("payouts", "statement", "--promoter", "PD", env=env).stdout
+    statement = o2p_here("payouts", "statement", "--promoter", "PD", env=env).stdout
     assert "returned: applied in 2026-01" in statement and "returned 200000" in statement

@@ -27,7 +27,8 @@ import pytest
 
 from o2p.config import load_config
 from streaming.broker import free_port_pair
-from tests.conftest import REPO, run_o2p
+from tests.conftest import REPO
+from tests.inprocess import o2p_here
 from tests.integration.test_serve import _graphql, _home_with_events
 
 pytestmark = pytest.mark.integration
@@ -319,10 +320,11 @@ def test_the_same_world_three_ways_gives_the_same_tables_and_files(served, tmp_p
     served.wait_run(lambda r: r["jobName"] == "release_job", "the release (test above)", timeout=600)
     automated = _snapshot(served.home, "2026-10")
 
-    # (a) `o2p run` and `o2p payouts release`
+    # (a) `o2p run` and `o2p payouts release` (the commands, in this process: the session's Spark)
     home_a, env_a = _fresh_home(served, tmp_path / "a")
-    run_o2p("run", env=env_a)
-    run_o2p("payouts", "release", "--period", "2026-10", env=env_a)
+    own = {k: env_a[k] for k in ("O2P_CONFIG", "O2P_HOME", "O2P_USER")}
+    o2p_here("run", env=own, unset=("DAGSTER_HOME",))
+    o2p_here("payouts", "release", "--period", "2026-10", env=own, unset=("DAGSTER_HOME",))
     by_cli = _snapshot(home_a, "2026-10")
 
     # (c) every landed day alone, in random order, then each month, then the release

@@ -17,7 +17,8 @@ from o2p.config import load_config
 from streaming.broker import free_port_pair
 from streaming.capture.sink import Rec, Sink
 from streaming.producer import encode
-from tests.conftest import REPO, run_o2p
+from tests.conftest import REPO
+from tests.inprocess import o2p_here
 from tests.integration.test_end_to_end import EVENTS, PRODUCTS, PROMOTERS, RULES
 
 pytestmark = pytest.mark.integration
@@ -71,7 +72,8 @@ def test_the_ui_shows_the_runs_the_cli_made_in_this_home(tmp_path, monkeypatch):
     home, env = _home_with_events(tmp_path, automation=False)
     # no DAGSTER_HOME at all (an in-process CLI run of another test may have set one here)
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    run_o2p("run", env=env)
+    # `o2p run` in this process (the session's Spark, no second JVM); `o2p serve` below is another
+    o2p_here("run", env={k: env[k] for k in ("O2P_CONFIG", "O2P_HOME", "O2P_USER")}, unset=("DAGSTER_HOME",))
     yaml = (home / "dagster" / "dagster.yaml").read_text()
     assert "telemetry:\n  enabled: false" in yaml and "nux:\n  enabled: false" in yaml   # no calls home, no sign-up modal
 

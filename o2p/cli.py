@@ -237,6 +237,8 @@ def _run(cfg: Config, days: list[str]) -> None:
     if not steps:
         say("no landed day to run")
         return
+    if any(s.job == "attribution_job" for s in steps):
+        _start_spark_early(cfg)
     what = {"reference_job": "reference data", "attribution_job": "attribution (Spark) for",
             "commission_job": "commission (dbt) for"}
     for step in steps:
@@ -247,6 +249,25 @@ def _run(cfg: Config, days: list[str]) -> None:
     _say_docs(cfg)
     first_month = next(s.partition for s in steps if s.job == "commission_job")
     say(f"done in {time.monotonic() - t0:.0f} s; release a period with `o2p payouts release --period {first_month}`")
+
+
+def _start_spark_early(cfg: Config) -> None:
+    """Start the Spark session in a background thread while the first runs import Dagster, dbt
+    and Great Expectations and validate the reference data (the JVM's start-up, several seconds,
+    overlaps them); the attribution asset then finds it started (pipelines/lib/spark.py waits
+    for it under its lock). A failure here is left to the asset, which starts it again and
+    reports the error in its run."""
+    import threading
+
+    def start():
+        from pipelines.lib.spark import get_spark
+
+        try:
+            get_spark(cfg)
+        except Exception:  # noqa: BLE001 - the asset's own start reports it
+            pass
+
+    threading.Thread(target=start, name="o2p-spark-start", daemon=True).start()
 
 
 def release_period(cfg: Config, period: str) -> Path:
@@ -439,6 +460,7 @@ def cmd_demo(cfg: Config, args) -> int:
 
     started = broker.is_local(cfg) and "running" not in broker.status(cfg)
     say(f"1/5 broker: {broker.up(cfg, log=say)}")
+    _start_spark_early(cfg)   # its JVM starts while the events are simulated and captured
     try:
         say(f"2/5 simulate {args.month}")
         cmd_simulate(cfg, build_parser().parse_args(

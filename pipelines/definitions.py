@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 
 from dagster import Definitions, in_process_executor
-from dagster_dbt import DbtCliResource
 
 from pipelines.assets.attribution.assets import clicks_validated, order_attribution
 from pipelines.assets.bi.assets import o2p_bi
@@ -25,7 +24,7 @@ from pipelines.automation import SCHEDULES, SENSORS
 from pipelines.jobs import JOBS
 from pipelines.lib.alerts import alert_on_failure
 from pipelines.lib.dbt_manifest import DBT_EXECUTABLE, dbt_project
-from pipelines.resources import O2PConfig, RegistryResource, SparkResource
+from pipelines.resources import O2PConfig, O2PDbtCliResource, RegistryResource, SparkResource
 
 defs = Definitions(
     assets=[*landing_specs, reference_data, clicks_validated, order_attribution, commission_dbt,
@@ -38,8 +37,8 @@ defs = Definitions(
         "o2p": O2PConfig(config_path=os.environ.get("O2P_CONFIG"), home=os.environ.get("O2P_HOME")),
         "spark": SparkResource(),
         "registry": RegistryResource(),
-        "dbt": DbtCliResource(project_dir=dbt_project, profiles_dir=str(dbt_project.project_dir),
-                              dbt_executable=DBT_EXECUTABLE),
+        "dbt": O2PDbtCliResource(project_dir=dbt_project, profiles_dir=str(dbt_project.project_dir),
+                                 dbt_executable=DBT_EXECUTABLE),
     },
     executor=in_process_executor,
 )

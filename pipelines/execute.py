@@ -19,6 +19,9 @@ from o2p.errors import GateBroken, GateFailed, InputError, O2PError, explain_os_
 _OURS = {cls.__name__: cls for cls in (InputError, GateFailed, GateBroken)}
 
 
+_instances: dict[str, object] = {}   # one per instance folder and process: its storages are set up once
+
+
 def instance(cfg: Config):
     """The project's instance ($O2P_HOME/dagster, or $DAGSTER_HOME): the one `o2p serve` shows.
     Runs of a command whose process died are marked failed and their warehouse slot freed."""
@@ -30,7 +33,11 @@ def instance(cfg: Config):
     if note:
         print(f"o2p: {note}", file=sys.stderr, flush=True)
     os.environ["DAGSTER_HOME"] = str(home)
-    inst = DagsterInstance.get()
+    st = home.stat()
+    key = f"{home}:{st.st_dev}:{st.st_ino}"   # a folder removed and made again is another instance
+    inst = _instances.get(key)
+    if inst is None:
+        inst = _instances[key] = DagsterInstance.get()
     for run_id in reap_dead_cli_runs(inst):
         print(f"o2p: run {run_id[:8]} of a command whose process is gone was marked failed and its "
               "warehouse slot freed", file=sys.stderr, flush=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from functools import cache
 
 from dagster import ConfigurableResource
+from dagster_dbt import DbtCliResource
 
 from o2p.config import Config, load_config
 
@@ -52,3 +53,33 @@ class RegistryResource(ConfigurableResource):
         from o2p.registry import Registry
 
         return Registry(self.url or cfg.registry)
+
+
+@cache
+def _dbt_version(executable: str):
+    """`dbt --version` of this executable, as dagster-dbt parses it."""
+    import re
+    import subprocess
+
+    from packaging import version
+
+    out = subprocess.check_output([executable, "--version"]).decode("utf-8")
+    match = re.search(r"(\d+\.\d+\.\d+)", out)
+    if not match:
+        raise ValueError(f"could not read the dbt version from `{executable} --version`: {out.strip()}")
+    return version.parse(match.group(1))
+
+
+class O2PDbtCliResource(DbtCliResource):
+    """dagster-dbt's resource without two costs it pays on every run (issue #16), each a few
+    seconds on 2 cores: a `dbt --version` process (asked once per process here: the executable
+    does not change under a running process), and a dbt adapter loaded in this process with the
+    project's macros, which dagster-dbt uses only to fetch row counts and column metadata — the
+    commission asset counts its marts itself (`mart_metadata`), after dbt has exited."""
+
+    @property
+    def _cli_version(self):
+        return _dbt_version(self.dbt_executable)
+
+    def _initialize_dbt_core_adapter(self, args):
+        return None

@@ -102,18 +102,44 @@ def find(con, cfg: Config):
     return rel.to_arrow_table().cast(SCHEMA)
 
 
+def _fingerprint(cfg: Config, out: Path) -> str:
+    """What a judgement depends on: every landed file (name, size, mtime) and the previous
+    judgement it reads back (the conflicts file as it is now)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in [*(f for t in TABLES for f in _files(cfg, t)), out]:
+        try:
+            st = f.stat()
+        except FileNotFoundError:
+            h.update(f"{f}:missing\n".encode())
+            continue
+        h.update(f"{f}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
 def refresh(cfg: Config) -> int:
-    """Judge the landing zone and replace the conflicts file; return how many losing copies."""
+    """Judge the landing zone and replace the conflicts file; return how many losing copies.
+
+    When no landed file changed since the last judgement (and the conflicts file is the one it
+    wrote), judging again reads back the same decisions and gives the same file: it is kept as
+    it is (a run after a run costs a directory walk, not a pass over every landed event)."""
     import duckdb
     import pyarrow.parquet as pq
 
+    out = path(cfg)
+    stamp = out.with_name(f"{out.name}.fingerprint")
+    if out.exists() and stamp.exists() and stamp.read_text() == _fingerprint(cfg, out):
+        return pq.read_metadata(out).num_rows
     with duckdb.connect() as con:
         table = find(con, cfg)
-    out = path(cfg)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     pq.write_table(table, tmp)
     os.replace(tmp, out)
+    stamp_tmp = stamp.with_name(f".{stamp.name}.{os.getpid()}.tmp")
+    stamp_tmp.write_text(_fingerprint(cfg, out))
+    os.replace(stamp_tmp, stamp)
     return table.num_rows
 
 

@@ -105,10 +105,10 @@ CLICK_SCHEMA = ("event_id string, occurred_at_us long, event_date string, source
 
 def _frames(spark, cfg, click_rows, order_rows):
     """The flagged clicks, the valid ones (as the assets pass them on) and the orders."""
-    from pipelines.assets.attribution.spark_jobs import CLICK_COLUMNS, click_validity, dedupe
+    from pipelines.assets.attribution.spark_jobs import CLICK_COLUMNS, click_validity
 
     clicks = spark.createDataFrame([tuple(r.get(c) for c in CLICK_COLUMNS) for r in click_rows], CLICK_SCHEMA)
-    flagged = click_validity(spark, cfg, dedupe(clicks))
+    flagged = click_validity(spark, cfg, clicks)   # landed copies: a retry is dropped in the same pass
     valid = flagged.where("is_valid").select("event_id", "occurred_at_us", "buyer_id", "share_id", "promoter_id")
     orders = spark.createDataFrame(
         [(o["event_id"], o["order_id"], o["buyer_id"], o["share_id"], o["occurred_at_us"], o["event_date"])

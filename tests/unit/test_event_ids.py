@@ -111,3 +111,21 @@ def test_a_kept_copy_stays_kept_when_a_later_copy_claims_an_earlier_capture_time
     got = {(g["_partition"], g["_offset"]): (g["kept_partition"], g["kept_offset"])
            for g in pq.read_table(event_ids.path(cfg)).to_pylist()}
     assert got == {(0, 2): (0, 1), (1, 0): (0, 1)}   # O1's copy is still the one kept
+
+
+def test_judged_again_only_when_a_landed_file_or_the_judgement_changed(tmp_path, monkeypatch):
+    cfg = load_config(home=tmp_path)
+    _land(tmp_path, "orders", [_order("o1", "O1", 100, offset=1, captured=1000)], "a.parquet")
+    _land(tmp_path, "orders", [_order("o1", "O9", 200, offset=2, captured=2000)], "b.parquet")
+    judged = []
+    find = event_ids.find
+    monkeypatch.setattr(event_ids, "find", lambda con, c: judged.append(1) or find(con, c))
+    assert event_ids.refresh(cfg) == 1 and len(judged) == 1
+    assert event_ids.refresh(cfg) == 1 and len(judged) == 1          # nothing changed: the file stands
+    # a file landed since: judged again, and the new copy is a conflict too
+    _land(tmp_path, "orders", [_order("o1", "O7", 300, offset=3, captured=3000)], "c.parquet")
+    assert event_ids.refresh(cfg) == 2 and len(judged) == 2
+    # the judgement removed by hand: written again
+    event_ids.path(cfg).unlink()
+    assert event_ids.refresh(cfg) == 2 and len(judged) == 3
+    assert [r["_offset"] for r in pq.read_table(event_ids.path(cfg)).to_pylist()] == [2, 3]

@@ -59,22 +59,33 @@ def conflict_losers(spark, cfg: Config):
 
 
 def click_validity(spark, cfg: Config, clicks):
-    """Flag every click: `ua_bot` and/or `flood`. Input: deduplicated clicks."""
+    """Flag every click: `ua_bot` and/or `flood`, one row per event_id.
+
+    Input: landed clicks, copies of one event included, conflicting copies already dropped
+    (`conflict_losers`): the copies left of an event_id are the same event (every contract field
+    equal, so the same device, time and output columns), and keeping any one of them is keeping
+    the first captured. One shuffle by device and one sort by (device, time, event_id) serve
+    both the dedupe — copies are neighbours in that order — and the ±60 s flood count."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     cv = cfg.click_validity
     pattern = "(?i)(" + "|".join(_regex_escape(p) for p in cv.bot_user_agent_patterns) + ")"
     window_us = cv.flood_window_seconds * US_PER_SECOND
+    in_order = Window.partitionBy("device_id").orderBy("occurred_at_us", "event_id")
     # Clicks in [t − w, t + w] = clicks up to t + w − clicks up to t − w − 1 (times are integer
-    # microseconds). Frames from the partition's first row are aggregated incrementally; Spark
-    # re-aggregates a sliding frame for every row, quadratic in a flooding device's clicks.
+    # microseconds), each event counted once (`_first`). Frames from the partition's first row are
+    # aggregated incrementally; Spark re-aggregates a sliding frame for every row, quadratic in a
+    # flooding device's clicks. Their order (device, time) is a prefix of the dedupe's: no new sort.
     def clicks_up_to(offset):
-        return F.count(F.lit(1)).over(
+        return F.sum("_first").over(
             Window.partitionBy("device_id").orderBy("occurred_at_us").rangeBetween(Window.unboundedPreceding, offset))
 
     flagged = (
-        clicks.withColumn("flood_count", clicks_up_to(window_us) - F.coalesce(clicks_up_to(-window_us - 1), F.lit(0)))
+        clicks.repartition("device_id")
+        .withColumn("_first", F.when(F.lag("event_id").over(in_order) == F.col("event_id"), 0).otherwise(1))
+        .withColumn("flood_count", clicks_up_to(window_us) - F.coalesce(clicks_up_to(-window_us - 1), F.lit(0)))
+        .where("_first = 1").drop("_first")
         .withColumn("is_ua_bot", F.coalesce(F.col("user_agent").rlike(pattern), F.lit(False)))
         .withColumn("is_flood", F.col("flood_count") > cv.flood_max_clicks)
     )
@@ -280,19 +291,19 @@ def run_click_validity(spark, cfg: Config, first: str, last: str) -> dict:
         _swap_in(target / "_none", target, dates)
         return {"clicks": 0, "invalid": 0}
     raw = spark.read.parquet(*paths).select(*CLICK_COLUMNS)
-    flagged = click_validity(spark, cfg, dedupe(raw, conflict_losers(spark, cfg)))
-    out = flagged.where(F.col("event_date").between(first, last)).select(
+    losers = conflict_losers(spark, cfg)
+    if losers is not None:
+        raw = raw.join(F.broadcast(losers), on=["_topic", "_partition", "_offset"], how="left_anti")
+    out = click_validity(spark, cfg, raw).where(F.col("event_date").between(first, last)).select(
         "event_id", "occurred_at_us", "event_date", "source", "promoter_id", "share_id", "buyer_id",
         "device_id", "sku_id", "channel", "is_valid", "invalid_reasons", "flood_count",
     )
     staging = target / f"_staging_{uuid.uuid4().hex}"
-    out.repartition("event_date").write.mode("overwrite").partitionBy("event_date").parquet(str(staging))
+    # no shuffle by day before writing: each task writes its rows of every day (the writer sorts
+    # them by day locally), a few files per day instead of a third pass over the network
+    out.write.mode("overwrite").partitionBy("event_date").parquet(str(staging))
     _swap_in(staging, target, dates)
-    written = spark.read.parquet(*_existing(target, dates)) if _existing(target, dates) else None
-    if written is None:
-        return {"clicks": 0, "invalid": 0}
-    row = written.agg(F.count("*").alias("n"), F.sum(F.when(~F.col("is_valid"), 1).otherwise(0)).alias("bad")).first()
-    return {"clicks": int(row["n"]), "invalid": int(row["bad"] or 0)}
+    return _counts(target, dates, "count(*) filter (where not is_valid)", ("clicks", "invalid"))
 
 
 def missing_validated_days(cfg: Config, first: str, last: str) -> list[str]:
@@ -398,8 +409,18 @@ def run_attribution(spark, cfg: Config, first: str, last: str, promoters: dict) 
                          self_buyers)
     out.repartition("event_date").write.mode("overwrite").partitionBy("event_date").parquet(str(staging))
     _swap_in(staging, target, dates)
-    written = _existing(target, dates)
-    if not written:
-        return {"orders": 0, "attributed": 0}
-    row = spark.read.parquet(*written).agg(F.count("*").alias("n"), F.count("promoter_id").alias("a")).first()
-    return {"orders": int(row["n"]), "attributed": int(row["a"])}
+    return _counts(target, dates, "count(promoter_id)", ("orders", "attributed"))
+
+
+def _counts(target: Path, dates: list[str], second: str, names: tuple[str, str]) -> dict:
+    """Rows written for `dates` and one more count over them, by DuckDB (no Spark job)."""
+    import duckdb
+
+    from o2p.quoting import file_list
+
+    files = [f for d in dates for f in sorted(layout.event_date_dir(target, d).glob("*.parquet"))]
+    if not files:
+        return {names[0]: 0, names[1]: 0}
+    with duckdb.connect() as con:
+        n, m = con.execute(f"select count(*), {second} from read_parquet({file_list(files)})").fetchone()
+    return {names[0]: int(n), names[1]: int(m or 0)}

@@ -33,10 +33,11 @@ _INVOCATION = "o2p"   # the command line, for the runs' tags (set by main)
 
 
 def _execute(cfg: Config, job_name: str, *, partition: str | None = None,
-             partition_range: tuple[str, str] | None = None):
+             partition_range: tuple[str, str] | None = None, bi: bool = True):
     from pipelines.execute import execute
 
-    return execute(cfg, job_name, partition=partition, partition_range=partition_range, invocation=_INVOCATION)
+    return execute(cfg, job_name, partition=partition, partition_range=partition_range, invocation=_INVOCATION,
+                   bi=bi)
 
 
 # ---- commands ----------------------------------------------------------------------------
@@ -245,7 +246,7 @@ def _run(cfg: Config, days: list[str]) -> None:
         where = (f" {step.partition_range[0]} … {step.partition_range[1]}" if step.partition_range
                  else f" {step.partition}" if step.partition else "")
         say(f"{what[step.job]}{where} …")
-        _execute(cfg, step.job, partition=step.partition, partition_range=step.partition_range)
+        _execute(cfg, step.job, partition=step.partition, partition_range=step.partition_range, bi=step.bi)
     _say_docs(cfg)
     first_month = next(s.partition for s in steps if s.job == "commission_job")
     say(f"done in {time.monotonic() - t0:.0f} s; release a period with `o2p payouts release --period {first_month}`")

@@ -437,7 +437,12 @@ def sources_yml(source: str) -> str:
             # capture lands within seconds; a day without events is a quiet day, not an outage
             table["config"] = {"loaded_at_field": t["loaded_at_field"],
                                "freshness": {"warn_after": {"count": 1, "period": "day"}}}
-        table["columns"] = [{"name": c, "data_tests": list(tests)}
+        # the columns' not_null tests as one test of the table (`no_nulls`): one scan of the
+        # source's files instead of one per column
+        not_null = [c for c, tests in t["columns"].items() if "not_null" in tests]
+        if not_null:
+            table["data_tests"] = [{"no_nulls": {"arguments": {"columns": not_null}}}]
+        table["columns"] = [{"name": c, **({"data_tests": rest} if (rest := [x for x in tests if x != "not_null"]) else {})}
                             for c, tests in t["columns"].items()]
         tables.append(table)
     src: dict = {"name": source, "description": spec["description"]}

@@ -28,7 +28,7 @@ from o2p.layout import TABLES, landed_days
 from o2p.periods import first_period
 from o2p.registry import Registry
 from o2p.timeutil import previous_period, shanghai_date
-from pipelines.jobs import attribution_job, commission_job, reference_job, release_job
+from pipelines.jobs import attribution_job, commission_job, reference_job, release_job, without_bi
 from pipelines.lib.partitions import START, TIMEZONE, affected_range, daily
 from pipelines.lib.plan import commission_months, landed_months, newer_files, next_release
 from pipelines.resources import O2PConfig
@@ -79,7 +79,7 @@ def landing_sensor(context: SensorEvaluationContext, o2p: O2PConfig):
         months = commission_months(first_month, landed_months(landed_days(cfg.landing_path)))
         return SensorResult(asset_events=landed, run_requests=[
             RunRequest(run_key=f"commission {m} @{newest}", job_name=commission_job.name, partition_key=m,
-                       tags={AUTOMATION_TAG: "landing_sensor"}) for m in months])
+                       tags={AUTOMATION_TAG: "landing_sensor"}, **_bi_last(m, months)) for m in months])
     return SensorResult(asset_events=landed, skip_reason=None if landed else "no new landed files")
 
 
@@ -107,8 +107,18 @@ def commission_after_attribution(context: RunStatusSensorContext, o2p: O2PConfig
         return SkipReason(f"run {run.run_id[:8]} names no partition")
     months = commission_months(first, landed_months(landed_days(cfg.landing_path)))
     return [RunRequest(run_key=f"commission {m} after {run.run_id}", job_name=commission_job.name, partition_key=m,
-                       tags={AUTOMATION_TAG: "commission_after_attribution", "o2p/after_run": run.run_id})
+                       tags={AUTOMATION_TAG: "commission_after_attribution", "o2p/after_run": run.run_id},
+                       **_bi_last(m, months))
             for m in months]
+
+
+def _bi_last(month: str, months: list[str]) -> dict:
+    """The BI marts and copy are built by the last month's run only (they hold no period), as
+    `o2p run` does (pipelines/lib/plan.py, Step.bi); the runs are queued in this order."""
+    if month == months[-1]:
+        return {}
+    keys, checks = without_bi(commission_job.name)
+    return {"asset_selection": keys, "asset_check_keys": checks}
 
 
 @sensor(

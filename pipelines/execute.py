@@ -67,16 +67,17 @@ def run_environment(cfg: Config):
 
 
 def execute(cfg: Config, job_name: str, *, partition: str | None = None,
-            partition_range: tuple[str, str] | None = None, invocation: str = "o2p"):
+            partition_range: tuple[str, str] | None = None, invocation: str = "o2p", bi: bool = True):
     """Run `job_name` for one partition or a range; raise the CLI's error when it did not succeed.
-    `invocation` (the command line) is in the run's tags."""
+    `invocation` (the command line) is in the run's tags. `bi=False` (commission_job only): leave
+    the BI marts and copy to a later run of the plan (pipelines/lib/plan.py, Step.bi)."""
     with run_environment(cfg):
         return _execute_here(cfg, job_name, partition=partition, partition_range=partition_range,
-                             invocation=invocation)
+                             invocation=invocation, bi=bi)
 
 
 def _execute_here(cfg: Config, job_name: str, *, partition: str | None, partition_range: tuple[str, str] | None,
-                  invocation: str):
+                  invocation: str, bi: bool):
     from pipelines.lib.dbt_manifest import prepare
 
     prepare()   # the dbt manifest the definitions load, parsed again if a model changed
@@ -85,6 +86,11 @@ def _execute_here(cfg: Config, job_name: str, *, partition: str | None, partitio
     from pipelines.resources import O2PConfig
 
     job = defs.resolve_job_def(job_name)
+    if not bi:   # subset first: a selection passed with the resources below would clash with them
+        from pipelines.jobs import without_bi
+
+        keys, checks = without_bi(job_name)
+        job = job.get_subset(asset_selection=frozenset(keys), asset_check_selection=frozenset(checks))
     tags = run_tags(invocation)
     if partition_range:
         tags |= {"dagster/asset_partition_range_start": partition_range[0],

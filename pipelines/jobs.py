@@ -1,10 +1,10 @@
 """The jobs: what one run materializes. Which run follows which is `pipelines/lib/plan.py`."""
 
-from dagster import AssetSelection, define_asset_job, in_process_executor
+from dagster import AssetCheckKey, AssetKey, AssetSelection, define_asset_job, in_process_executor
 
 from pipelines.assets.attribution.assets import clicks_validated, order_attribution
-from pipelines.assets.bi.assets import o2p_bi
-from pipelines.assets.commission.assets import commission_dbt
+from pipelines.assets.bi.assets import BI_MODELS, o2p_bi
+from pipelines.assets.commission.assets import commission_dbt, gx_commission
 from pipelines.assets.landing.assets import reference_data
 from pipelines.assets.payouts.assets import payout_batch
 from pipelines.assets.settlement.assets import promoter_balances
@@ -38,3 +38,14 @@ release_job = define_asset_job(
 )
 
 JOBS = [reference_job, attribution_job, commission_job, release_job]
+
+
+def without_bi(job_name: str) -> tuple[list[AssetKey], list[AssetCheckKey]]:
+    """The assets and checks of a commission_job run that leaves the BI marts and copy to a later
+    run of the same plan (Step.bi false): the money path only, with every check on it (the dbt
+    tests and the Great Expectations commission gate)."""
+    assert job_name == commission_job.name, job_name
+    keys = sorted((k for k in commission_dbt.keys if k not in BI_MODELS), key=lambda k: k.path)
+    checks = sorted((c for c in (*commission_dbt.check_keys, *gx_commission.check_keys) if c.asset_key in set(keys)),
+                    key=lambda c: (c.asset_key.path, c.name))
+    return keys, checks

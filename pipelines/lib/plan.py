@@ -5,6 +5,7 @@ schedule under `o2p serve` and for `o2p run`, which executes the same plan in on
   clicks / orders landed        → attribution_job over the days they make stale (one range run)
   an attribution run succeeded  → commission_job for every landed month from the range's first
   refunds landed                → commission_job likewise, from the refunds' first month
+                                  (the BI marts and copy only in the last month's run: Step.bi)
   a month has ended             → release_job of the earliest period not released (in order)
 
 Pure functions of dates and folders; the Dagster side is `pipelines/automation.py`.
@@ -24,6 +25,10 @@ class Step:
     job: str
     partition: str | None = None
     partition_range: tuple[str, str] | None = None
+    # commission_job: whether this run also builds the BI marts and publishes the BI copy. They
+    # hold no period (they read every period's tables), so a plan of several months builds them
+    # once, in its last commission run, rather than once per month
+    bi: bool = True
 
     def __str__(self) -> str:
         if self.partition_range:
@@ -50,7 +55,8 @@ def pipeline_plan(days: list[str], today: str) -> tuple[list[Step], list[str]]:
     kept = [d for d in days if d not in set(skipped)]
     steps = [Step("reference_job")]
     steps += [Step("attribution_job", partition_range=r) for r in ranges]
-    steps += [Step("commission_job", partition=m) for m in commission_months(kept[0], landed_months(kept))]
+    months = commission_months(kept[0], landed_months(kept))
+    steps += [Step("commission_job", partition=m, bi=m == months[-1]) for m in months]
     return steps, skipped
 
 

@@ -29,6 +29,8 @@ from streaming.capture.sink_process import SinkProcess
 
 log = logging.getLogger("o2p.capture")
 _VALUE_SIZE = attrgetter("serialized_value_size")
+# the longest wait between two attempts to reach a broker that went away (librdkafka: 10 s)
+RECONNECT_BACKOFF_MAX_MS = 2000
 
 
 @dataclass
@@ -96,6 +98,9 @@ class Capture:
             max_partition_fetch_bytes=8 * 1024 * 1024,
             session_timeout_ms=self.cfg.capture.session_timeout_ms,
             heartbeat_interval_ms=max(300, self.cfg.capture.session_timeout_ms // 3),
+            # kafka-python backs off reconnecting up to 30 s by default: after an outage of that
+            # long the broker would be back for up to 30 s before capture tried it again
+            reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
         ))
         if self.consumer is None:   # stopped while connecting
             return

@@ -153,6 +153,7 @@ def test_landing_sensor_sends_new_refunds_to_commission_of_their_month_and_later
         _land(tmp_path, "refunds", "2026-10-05")   # a refund alone: no attribution, commission 10 and 11
         reqs = sensor(ctx).run_requests
         assert [(r.job_name, r.partition_key) for r in reqs] == [("commission_job", "2026-10"), ("commission_job", "2026-11")]
+        _bi_in_the_last_run_only(reqs)
 
 
 def test_automation_switches_say_which_switch_stops_them(tmp_path):
@@ -195,6 +196,23 @@ def test_release_schedule_releases_the_earliest_ended_period_not_released(tmp_pa
     assert skip.skip_message == "the first period 2026-09 has not ended yet"
 
 
+def _bi_in_the_last_run_only(reqs) -> None:
+    """The BI marts hold no period: of the commission runs one sensor tick requests, only the last
+    builds them and publishes the copy; the others run the money path with its checks."""
+    from dagster import AssetKey
+
+    from pipelines.assets.bi.assets import BI_COPY, BI_MODELS
+
+    *first, last = reqs
+    assert last.asset_selection is None   # the whole job
+    for r in first:
+        keys = set(r.asset_selection)
+        assert {c.name for c in r.asset_check_keys} >= {"gx_commission", "assert_entitlement_within_net", "one_row_per_fct_commission_entitlements_period__promoter_id__order_id__line_id__role"}
+        assert AssetKey(["marts", "fct_commission_entitlements"]) in keys and AssetKey(["marts", "fct_anomalies"]) in keys
+        assert not keys & BI_MODELS and BI_COPY not in keys
+    assert AssetKey(["marts", "fct_orders"]) in BI_MODELS and AssetKey(["marts", "dim_promoters"]) in BI_MODELS
+
+
 def test_commission_follows_a_successful_attribution_run(tmp_path):
     from dagster import DagsterEvent, DagsterInstance, build_run_status_sensor_context
     from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
@@ -217,6 +235,7 @@ def test_commission_follows_a_successful_attribution_run(tmp_path):
     # a range re-run of October from the UI: October's and November's estimates, not September's
     reqs = requests({"dagster/asset_partition_range_start": "2026-10-01", "dagster/asset_partition_range_end": "2026-10-31"})
     assert [(r.job_name, r.partition_key) for r in reqs] == [("commission_job", "2026-10"), ("commission_job", "2026-11")]
+    _bi_in_the_last_run_only(reqs)
     one = requests({"dagster/partition": "2026-11-02"})
     assert [r.partition_key for r in one] == ["2026-11"]
     # `o2p run` runs its own commission steps: no second run of each

@@ -304,11 +304,12 @@ def test_capture_reports_while_the_broker_is_down_and_lands_soon_after_it_is_bac
         wait_for("1000 landed", lambda: sum(r["landed"] for r in capture_health(cfg)) == 1000, 60)
         kill_broker(own_broker)
         mark = len(log_path.read_text())
-        time.sleep(25)
+        waiting_lines = lambda: [ln for ln in log_path.read_text()[mark:].splitlines()  # noqa: E731
+                                 if "unreachable for" in ln and ln.endswith("waiting")]
+        # a progress line every 10 s: two within 30 s (the first may take one interval to come)
+        wait_for("two 'unreachable … waiting' progress lines", lambda: len(waiting_lines()) >= 2, 30, poll=0.5)
         assert p.poll() is None, log_path.read_text()
-        during = log_path.read_text()[mark:]
-        waiting = [ln for ln in during.splitlines() if "unreachable for" in ln and ln.endswith("waiting")]
-        assert len(waiting) >= 2, during            # a progress line every 10 s
+        waiting = waiting_lines()
         assert all("landed 1000" in ln for ln in waiting), waiting
         kb.up(own_broker, log=lambda *_: None)
         back = time.monotonic()

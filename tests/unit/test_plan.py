@@ -20,9 +20,10 @@ def test_pipeline_plan_is_reference_then_ranges_then_every_landed_month():
         Step("reference_job"),
         Step("attribution_job", partition_range=("2026-09-30", "2026-10-02")),
         Step("attribution_job", partition_range=("2026-10-26", "2026-11-01")),
-        Step("commission_job", partition="2026-09"),
-        Step("commission_job", partition="2026-10"),
-        Step("commission_job", partition="2026-11"),
+        # the BI marts (no period) once, in the last month's run
+        Step("commission_job", partition="2026-09", bi=False),
+        Step("commission_job", partition="2026-10", bi=False),
+        Step("commission_job", partition="2026-11", bi=True),
     ]
     assert [str(s) for s in steps[:2]] == ["reference_job", "attribution_job 2026-09-30..2026-10-02"]
     assert pipeline_plan(["2099-01-01"], "2026-12-02") == ([], ["2099-01-01"])

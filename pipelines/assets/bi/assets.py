@@ -38,6 +38,24 @@ BI_COPY = AssetKey(["bi", "o2p_bi"])
 MARTS = sorted((k for k in commission_dbt.keys if k.path[0] in layout.BI_SCHEMAS), key=lambda k: k.path)
 
 
+def _upstream(keys: set[AssetKey]) -> set[AssetKey]:
+    """These dbt models and every model of the project they read, transitively."""
+    seen, todo = set(), list(keys)
+    while todo:
+        key = todo.pop()
+        if key not in seen:
+            seen.add(key)
+            todo += [d for d in commission_dbt.asset_deps.get(key, ()) if d in commission_dbt.keys]
+    return seen
+
+
+# The marts money is computed from (settlement reads the entitlements, `o2p anomalies` the
+# anomalies) and every model they read. The other models of the project are for BI only: they
+# hold no period, so a plan of several months builds them once (pipelines/lib/plan.py, Step.bi).
+MONEY_MARTS = {AssetKey(["marts", "fct_commission_entitlements"]), AssetKey(["marts", "fct_anomalies"])}
+BI_MODELS = frozenset(commission_dbt.keys - _upstream(MONEY_MARTS))
+
+
 @asset(
     key=BI_COPY,
     deps=[*MARTS, SETTLEMENT, PAYOUT],

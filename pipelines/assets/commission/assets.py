@@ -90,6 +90,14 @@ def commission_dbt(context: AssetExecutionContext, dbt: DbtCliResource, o2p: O2P
         bi.ensure_settlement_sources(con)
     os.environ["O2P_DUCKDB_PATH"] = str(cfg.duckdb_path)
     os.environ["O2P_DBT_TARGET"] = cfg.environment
+    # A run of the money path only (the BI models left to a later run of the plan, Step.bi): a
+    # test runs when every model it reads is selected (dbt's `cautious`), so a singular test that
+    # reads a BI mart too waits for the run that builds it; dagster-dbt reads this when it calls
+    # dbt. A full run (every model) keeps dbt's default: it runs every test, sources' included.
+    if set(context.selected_asset_keys) != set(commission_dbt.keys):
+        os.environ["DBT_INDIRECT_SELECTION"] = "cautious"
+    else:
+        os.environ.pop("DBT_INDIRECT_SELECTION", None)
     for key in context.partition_keys:
         vars_ = dbt_vars(cfg, key)
         context.log.info(f"dbt build for period {vars_['period']}")

@@ -26,6 +26,7 @@ import json
 
 from o2p.config import Config
 from o2p.errors import InputError, O2PError
+from streaming.client_settings import RECONNECT_BACKOFF_MAX_MS
 from streaming.contracts import EVENT_TYPES, TOPIC_OF_TYPE, ContractError, validate_event
 
 
@@ -85,6 +86,7 @@ class EventPublisher:
             linger_ms=20,
             batch_size=256 * 1024,
             max_request_size=max_message_size(cfg),
+            reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
         )
         settings.update(overrides)
         self.producer = KafkaProducer(**settings)

@@ -26,11 +26,10 @@ from streaming.capture.broker_waits import (
 from streaming.capture.kafka_rejoin_fix import sticky_rejoin
 from streaming.capture.sink import Batch, PartitionStats, Sink
 from streaming.capture.sink_process import SinkProcess
+from streaming.client_settings import RECONNECT_BACKOFF_MAX_MS
 
 log = logging.getLogger("o2p.capture")
 _VALUE_SIZE = attrgetter("serialized_value_size")
-# the longest wait between two attempts to reach a broker that went away (librdkafka: 10 s)
-RECONNECT_BACKOFF_MAX_MS = 2000
 
 
 @dataclass
@@ -98,9 +97,7 @@ class Capture:
             max_partition_fetch_bytes=8 * 1024 * 1024,
             session_timeout_ms=self.cfg.capture.session_timeout_ms,
             heartbeat_interval_ms=max(300, self.cfg.capture.session_timeout_ms // 3),
-            # kafka-python backs off reconnecting up to 30 s by default: after an outage of that
-            # long the broker would be back for up to 30 s before capture tried it again
-            reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
+            reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,   # back within seconds of the broker
         ))
         if self.consumer is None:   # stopped while connecting
             return

@@ -8,6 +8,7 @@ import time
 
 from o2p.config import Config
 from o2p.errors import O2PError
+from streaming.client_settings import RECONNECT_BACKOFF_MAX_MS
 
 log = logging.getLogger("o2p.capture")
 
@@ -28,6 +29,7 @@ class DeadLetterTopic:
                 bootstrap_servers=self.cfg.kafka.bootstrap_servers, client_id="o2p-capture-dlq",
                 acks="all", retries=10, linger_ms=5,
                 max_request_size=max(self.cfg.capture.max_message_bytes * 4, 4194304),
+                reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
             )
         return self._producer
 

@@ -15,6 +15,7 @@ Nothing runs at import, and nothing here imports Kafka, Spark, Dagster or dbt.
       warehouse/o2p.duckdb                        dbt's marts, settlement's tables (one writer)
       warehouse/clicks_validated/event_date=D/    Spark: asset attribution/clicks_validated
       warehouse/attribution/event_date=D/         Spark: asset attribution/order_attribution
+      warehouse/attribution_decisions/event_date=D/  Spark: its decision trace (asset attribution/attribution_decisions)
       warehouse/lock_state/event_date=D/          Spark: wechat_lock's active locks at the end of D
       warehouse/event_id_conflicts/current/conflicts.parquet   copies of an event_id read by no stage
       warehouse/reference/<name>.parquet          the reference CSVs, validated and typed
@@ -203,6 +204,9 @@ CLICKS_VALIDATED = "clicks_validated"   # asset attribution/clicks_validated
 # asset attribution/order_attribution, dbt source warehouse.order_attribution; the folder keeps its
 # first name ("attribution") so warehouses written before stay readable
 ORDER_ATTRIBUTION = "attribution"
+# asset attribution/attribution_decisions (written with order_attribution), dbt source
+# attribution.decisions: the decision trace, one row per (order_paid event, click in its window)
+ATTRIBUTION_DECISIONS = "attribution_decisions"
 LOCK_STATE = "lock_state"
 EVENT_ID_CONFLICTS = "event_id_conflicts"
 REFERENCE = "reference"

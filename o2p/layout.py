@@ -389,6 +389,20 @@ SOURCES: dict[str, dict] = {
             },
         },
     },
+    # its own source (and file): the trace is read by its own staging model and mart
+    "attribution": {
+        "description": "Spark's attribution outputs read beside the warehouse source (same folders, same glob).",
+        "glob_var": "warehouse_glob",
+        "tables": {
+            "decisions": {
+                "identifier": ATTRIBUTION_DECISIONS,
+                "asset_key": ["attribution", "attribution_decisions"],
+                "description": "The attribution decision trace: one row per (order_paid event, click of its buyer "
+                               "in the lookback window, valid or not), with the reason it won or lost (rulebook §4).",
+                "columns": {"order_event_id": ["not_null"], "outcome": ["not_null"], "reason": ["not_null"]},
+            },
+        },
+    },
     REFERENCE: {
         "description": "Reference data from the CRM and catalogue, validated by the reference asset.",
         "glob_var": "reference_glob",

@@ -345,7 +345,7 @@ def _land(cfg, events, first_offset=0):
 
 def _table(spark, root, drop=()):
     rows = spark.read.parquet(str(root)).drop(*drop).collect()
-    return sorted(tuple(sorted(r.asDict().items())) for r in rows)
+    return sorted((tuple(sorted(r.asDict().items())) for r in rows), key=repr)   # rows with nulls too
 
 
 @pytest.mark.parametrize("model", ["last_click", "wechat_lock"])

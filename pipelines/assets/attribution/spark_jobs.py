@@ -18,7 +18,7 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
-from o2p import layout
+from o2p import decisions, layout
 from o2p.config import Config
 from o2p.quoting import hadoop_path
 from o2p.timeutil import US_PER_DAY, US_PER_SECOND
@@ -218,19 +218,7 @@ def last_click(spark, cfg: Config, orders, clicks, self_buyers, trace: bool = Fa
 # implementation of the rules: each model hands over, per order, the click its precedence chose
 # (`rule_click`, before the self-purchase check) and its decision; a loser's reason is read off
 # by comparing the click with that choice.
-TRACE_WON = ("share_token", "last_click", "lock")        # a winner's reason: the order's attribution_reason
-TRACE_LOST = (
-    "invalid_click",               # flagged by click validity (§3): never a candidate; see invalid_reasons
-    "self_purchase",               # the rules chose it, self_purchase: deny made the order organic
-    "share_token_precedence",      # the order's share token matched another candidate (§4.1)
-    "later_click_won",             # a later candidate was chosen (§4.1-2; lock: the bound promoter's later click)
-    "tie_broken_by_event_id",      # chosen click at the same instant with a smaller event_id (§4.3; lock: see README)
-    "locked_to_other_promoter",    # wechat_lock: at the order the buyer is bound to another promoter
-    "no_active_lock",              # wechat_lock: no lock active at the order, the order is organic
-)
-TRACE_NONE = ("no_click_in_window",)   # the order's one row when its buyer has no click in the window
-TRACE_REASONS = TRACE_WON + TRACE_LOST + TRACE_NONE
-TRACE_OUTCOMES = ("won", "lost", "none")
+# The reason codes and what each means: o2p/decisions.py (REASONS, OUTCOMES).
 TRACE_CLICK_TYPE = ("struct<ts:bigint,id:string,promoter_id:string,share_id:string,is_valid:boolean,"
                     "invalid_reasons:string>")
 
@@ -454,15 +442,6 @@ ATTRIBUTION_SCHEMA = [
     ("attribution_reason", "string"), ("candidates_considered", "int32"),
     ("model", "string"), ("config_hash", "string"),
 ]
-TRACE_SCHEMA = [   # the columns of `decision_trace`, in order (event_date is the folder)
-    ("order_id", "string"), ("order_event_id", "string"), ("buyer_id", "string"),
-    ("order_share_id", "string"), ("paid_at_us", "int64"), ("attribution_reason", "string"),
-    ("attributed_promoter_id", "string"), ("candidate_rank", "int32"), ("click_event_id", "string"),
-    ("click_occurred_at_us", "int64"), ("promoter_id", "string"), ("click_share_id", "string"),
-    ("is_valid", "bool_"), ("invalid_reasons", "string"), ("outcome", "string"), ("reason", "string"),
-    ("model", "string"), ("config_hash", "string"),
-]
-
 
 def _write_schema_file(target: Path, columns=ATTRIBUTION_SCHEMA) -> None:
     """An empty file with the output schema, so dbt can read the table before any order."""
@@ -509,7 +488,7 @@ def run_attribution(spark, cfg: Config, first: str, last: str, promoters: dict, 
     trace_root = layout.warehouse_table(cfg.warehouse_path, layout.ATTRIBUTION_DECISIONS)
     state_root = layout.warehouse_table(cfg.warehouse_path, layout.LOCK_STATE)
     _write_schema_file(target)
-    _write_schema_file(trace_root, TRACE_SCHEMA)
+    _write_schema_file(trace_root, decisions.SCHEMA)
     if lock_model:
         # the fold needs the locks at the end of the day before: without that snapshot, start
         # from the first landed day (slower, and as correct)
@@ -554,7 +533,7 @@ def run_attribution(spark, cfg: Config, first: str, last: str, promoters: dict, 
                      spark.createDataFrame([], "buyer_id string, promoter_id string, click_event_id string, "
                                                "click_occurred_at_us long, bound_at_us long, expires_at_us long"))
             own = {p.promoter_id: p.buyer_id for p in promoters.values()}
-            out, states, decisions = wechat_lock(
+            out, states, trace_df = wechat_lock(
                 spark, cfg, orders, valid_clicks(dates), valid_clicks(past_days), state, own, dates,
                 trace_clicks=validated_clicks(window_dates(first, last, lookback, 0)) if trace else None)
             state_staging = state_root / f"_staging_{uuid.uuid4().hex}"
@@ -565,15 +544,15 @@ def run_attribution(spark, cfg: Config, first: str, last: str, promoters: dict, 
                 [(p.promoter_id, p.buyer_id) for p in promoters.values()] or [("", "")],
                 "promoter_id string, promoter_buyer_id string",
             )
-            out, decisions = last_click(spark, cfg, orders, validated_clicks(window_dates(first, last, lookback, 0)),
+            out, trace_df = last_click(spark, cfg, orders, validated_clicks(window_dates(first, last, lookback, 0)),
                                         self_buyers, trace=trace, keep=keep)
         out.repartition("event_date").write.mode("overwrite").partitionBy("event_date").parquet(str(staging))
-        if decisions is not None:
+        if trace_df is not None:
             # no shuffle by day: each task writes its rows of every day (as click validity does)
-            decisions.write.mode("overwrite").partitionBy("event_date").parquet(str(trace_staging))
+            trace_df.write.mode("overwrite").partitionBy("event_date").parquet(str(trace_staging))
     _swap_in(staging, target, dates)
     counts = _counts(target, dates, "count(promoter_id)", ("orders", "attributed"))
-    if decisions is not None:
+    if trace_df is not None:
         _swap_in(trace_staging, trace_root, dates)
         counts.update(_counts(trace_root, dates, "count(click_event_id)", ("trace_rows", "trace_clicks")))
     return counts

@@ -19,6 +19,7 @@ select
     w.won_rows
 from {{ ref('fct_orders') }} as o
 inner join won as w on o.order_id = w.order_id
-where w.won_rows > 1
-   or o.click_event_id is distinct from w.click_event_id
-   or o.promoter_id is distinct from w.promoter_id
+where
+    w.won_rows > 1
+    or o.click_event_id is distinct from w.click_event_id
+    or o.promoter_id is distinct from w.promoter_id

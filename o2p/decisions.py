@@ -39,7 +39,8 @@ OUTCOMES = ("won", "lost", "none")
 SCHEMA = [
     ("order_id", "string"), ("order_event_id", "string"), ("buyer_id", "string"),
     ("order_share_id", "string"), ("paid_at_us", "int64"), ("attribution_reason", "string"),
-    ("attributed_promoter_id", "string"), ("candidate_rank", "int32"), ("click_event_id", "string"),
+    ("attributed_promoter_id", "string"), ("candidate_rank", "int32"), ("clicks_in_window", "int32"),
+    ("click_event_id", "string"),
     ("click_occurred_at_us", "int64"), ("promoter_id", "string"), ("click_share_id", "string"),
     ("is_valid", "bool_"), ("invalid_reasons", "string"), ("outcome", "string"), ("reason", "string"),
     ("model", "string"), ("config_hash", "string"),
@@ -77,6 +78,12 @@ def read(cfg: Config, order_ids: list[str]) -> dict[str, list[dict]]:
     return out
 
 
+def _unlisted(rows: list[dict]) -> int:
+    """Clicks of the window the trace does not list (it keeps the latest ones and the chosen one)."""
+    listed = sum(1 for r in rows if r["candidate_rank"] is not None)
+    return max((rows[0]["clicks_in_window"] or 0) - listed, 0)
+
+
 def _who(r: dict) -> str:
     return f"{r['click_event_id']} ({r['promoter_id']})"
 
@@ -96,7 +103,8 @@ def summary(rows: list[dict], most: int = 4) -> str:
         text = "organic: no click won"
     if lost:
         shown = ", ".join(f"{_who(r)} {r['reason']}" for r in lost[:most])
-        more = f", and {len(lost) - most} more" if len(lost) > most else ""
+        hidden = max(len(lost) - most, 0) + _unlisted(rows)
+        more = f", and {hidden} more" if hidden else ""
         text += f"; lost: {shown}{more}"
     return text
 
@@ -121,6 +129,9 @@ def explain(rows: list[dict]) -> str:
                       "valid" if r["is_valid"] else (r["invalid_reasons"] or "invalid"), r["outcome"], r["reason"]))
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     out += ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in table]
+    if _unlisted(rows):
+        out.append(f"  … and {_unlisted(rows)} older clicks of the window, not listed (the trace keeps the latest "
+                   "ones and the chosen one)")
     if any(r["candidate_rank"] is None for r in clicks):
         out.append("  (rank -: the lock's click, older than the window; locks outlive it)")
     out.append("reasons:")

@@ -14,6 +14,7 @@ select
     cast(t.attribution_reason as varchar) as attribution_reason,
     cast(t.attributed_promoter_id as varchar) as attributed_promoter_id,
     cast(t.candidate_rank as integer) as candidate_rank,
+    cast(t.clicks_in_window as integer) as clicks_in_window,
     cast(t.click_event_id as varchar) as click_event_id,
     cast(t.click_occurred_at_us as bigint) as click_occurred_at_us,
     {{ shanghai_time('t.click_occurred_at_us') }} as click_occurred_at,

@@ -230,32 +230,66 @@ def _trace_click(ts, id_, promoter, share, is_valid, reasons):
                     is_valid.alias("is_valid"), reasons.alias("invalid_reasons"))
 
 
+# Per order, the trace lists the latest TRACE_MAX_CANDIDATES clicks of the window, and the chosen
+# click wherever it ranks; `clicks_in_window` counts them all. Why a cap: a heavy buyer (a bot, a
+# shop assistant ordering for many) has thousands of clicks a week and hundreds of orders: all
+# of them would be orders × clicks rows (13M for bench/attribution.py's 300k orders, 5,843 for one
+# order, where Spark ran out of heap), and nobody reads the 21st loser of one order.
+TRACE_MAX_CANDIDATES = 20
+
+
 def decision_trace(cfg: Config, decided, candidates):
     """The trace of attribution `decided` (one row per order: the attribution's columns, event_date,
     rule_click struct<ts,id,promoter_id> and rule_reason) over `candidates` (buyer_id, cand: a
     click as TRACE_CLICK_TYPE; the buyer's clicks of the window's days, valid or not).
 
-    A left join on buyer with the window as a condition: an order without any click in its window
-    keeps one row (`no_click_in_window`). Under wechat_lock the lock's click may be older than the
-    window (locks are extended by orders): it gets a row of its own, candidate_rank null."""
+    No range join over every pair: one scan per buyer in last_click's order (time; clicks before
+    orders at one instant; then event_id descending) gives each click its position `seq` and each
+    order the clicks up to it (`upto`) and in its window, so a click's candidate_rank is
+    upto − seq + 1 and the join keeps only the ranks ≤ TRACE_MAX_CANDIDATES (and the chosen
+    click). An order without any click in its window keeps one row (`no_click_in_window`).
+    Under wechat_lock the lock's click may be older than the window (locks are extended by
+    orders): it gets a row of its own, candidate_rank null."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     lookback = cfg.attribution.lookback_days * US_PER_DAY
     lock_model = cfg.attribution.model == "wechat_lock"
-    o, c = decided.alias("o"), candidates.withColumnRenamed("buyer_id", "_click_buyer").alias("c")
+    null = F.lit(None)
+    clicks = candidates.select("buyer_id", F.col("cand.ts").alias("ts"), F.lit(0).alias("is_order"),
+                               F.col("cand.id").alias("click_id"), "cand", null.cast("string").alias("order_event_id"))
+    orders = decided.select("buyer_id", F.col("paid_at_us").alias("ts"), F.lit(1).alias("is_order"),
+                            null.cast("string").alias("click_id"), null.cast(TRACE_CLICK_TYPE).alias("cand"),
+                            "order_event_id")
+    in_order = Window.partitionBy("buyer_id").orderBy(F.col("ts"), F.col("is_order"), F.col("click_id").desc_nulls_last())
+
+    def clicks_up_to(offset):
+        return F.sum(1 - F.col("is_order")).over(
+            Window.partitionBy("buyer_id").orderBy("ts").rangeBetween(Window.unboundedPreceding, offset))
+
+    scanned = (clicks.unionByName(orders)
+               .withColumn("seq", F.sum(1 - F.col("is_order")).over(in_order.rowsBetween(Window.unboundedPreceding,
+                                                                                          Window.currentRow)))
+               .withColumn("in_window", clicks_up_to(0) - F.coalesce(clicks_up_to(-lookback), F.lit(0))))
+    positions = scanned.where("is_order = 1").select(
+        F.col("buyer_id").alias("_ob"), F.col("order_event_id").alias("_oe"), F.col("seq").alias("_upto"),
+        F.col("in_window").cast("int").alias("clicks_in_window"))
+    o = decided.join(positions, (F.col("buyer_id") == F.col("_ob")) & (F.col("order_event_id") == F.col("_oe"))) \
+        .drop("_ob", "_oe")
+    c = scanned.where("is_order = 0").select(F.col("buyer_id").alias("_click_buyer"), F.col("seq").alias("_seq"),
+                                             "cand")
     in_window = ((F.col("_click_buyer") == F.col("buyer_id")) & (F.col("cand.ts") > F.col("paid_at_us") - lookback)
-                 & (F.col("cand.ts") <= F.col("paid_at_us")))
-    joined = o.join(c, in_window, "left").drop("_click_buyer")
-    rank = F.row_number().over(Window.partitionBy("buyer_id", "order_event_id")
-                               .orderBy(F.col("cand.ts").desc(), F.col("cand.id").asc()))
-    joined = joined.withColumn("candidate_rank", F.when(F.col("cand").isNotNull(), rank))
+                 & (F.col("_seq") <= F.col("_upto"))
+                 & ((F.col("_seq") > F.col("_upto") - TRACE_MAX_CANDIDATES)
+                    | (F.col("cand.id") == F.col("rule_click.id"))))
+    joined = o.join(c, in_window, "left").withColumn(
+        "candidate_rank", F.col("_upto") - F.col("_seq") + 1).drop("_click_buyer", "_seq", "_upto")
     if lock_model:
         rule_outside = F.col("rule_click").isNotNull() & (F.col("rule_click.ts") <= F.col("paid_at_us") - lookback)
-        outside = decided.where(rule_outside).select(
+        outside = o.where(rule_outside).drop("_upto").select(
             "*", _trace_click(F.col("rule_click.ts"), F.col("rule_click.id"), F.col("rule_click.promoter_id"),
                               F.lit(None).cast("string"), F.lit(True), F.lit("")).alias("cand"),
-            F.lit(None).cast("int").alias("candidate_rank"))
+            F.lit(None).cast("long").alias("candidate_rank"))
         joined = joined.where(~(F.col("cand").isNull() & rule_outside)).unionByName(outside)
 
     cand, rule = F.col("cand"), F.col("rule_click")
@@ -277,7 +311,8 @@ def decision_trace(cfg: Config, decided, candidates):
     return joined.select(
         "order_id", "order_event_id", "buyer_id", F.col("share_id").alias("order_share_id"), "paid_at_us",
         "attribution_reason", F.col("promoter_id").alias("attributed_promoter_id"),
-        F.col("candidate_rank").cast("int").alias("candidate_rank"),
+        F.when(cand.isNotNull(), F.col("candidate_rank")).cast("int").alias("candidate_rank"),
+        "clicks_in_window",
         cand.id.alias("click_event_id"), cand.ts.alias("click_occurred_at_us"), cand.promoter_id.alias("promoter_id"),
         cand.share_id.alias("click_share_id"), cand.is_valid.alias("is_valid"),
         cand.invalid_reasons.alias("invalid_reasons"),

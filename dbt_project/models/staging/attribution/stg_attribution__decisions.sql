@@ -11,6 +11,7 @@ select
     attribution_reason,
     attributed_promoter_id,
     candidate_rank,
+    clicks_in_window,
     click_event_id,
     click_occurred_at_us,
     promoter_id,

@@ -13,7 +13,8 @@
    start-up on its own line; then what the daily assets run, the same functions
    (`run_click_validity`, `run_attribution`): read the landed days, drop conflicting copies,
    dedupe, flag, attribute, write the warehouse's day partitions. The first run in a session is
-   what a daily Dagster run sees; the second shows the JIT's share.
+   what a daily Dagster run sees; the second shows the JIT's share. Then without the decision
+   trace (`trace=False`) and with it, alternated, warm: the trace's cost.
 3. DuckDB: one SQL with the same rules and sort-based windows on the same files, written as Parquet.
 4. Both outputs are compared row for row (EXCEPT both ways must be empty).
 """
@@ -206,8 +207,8 @@ def main() -> int:
         def spark_validity():
             run_click_validity(spark, cfg, click_days[0], click_days[-1])
 
-        def spark_attribution():
-            run_attribution(spark, cfg, order_days[0], order_days[-1], {})
+        def spark_attribution(trace=True):
+            run_attribution(spark, cfg, order_days[0], order_days[-1], {}, trace=trace)
 
         def duck(sql: str, out: str):
             return lambda: duckdb.connect().execute(f"copy ({sql.format(**fmt)}) to '{tmp / out}' (format parquet)")
@@ -215,7 +216,11 @@ def main() -> int:
         timings = {}
         for name, fn in (("validity/Spark", spark_validity), ("validity/DuckDB", duck(VALIDITY_SQL, "duck_valid.parquet")),
                          ("attribution/Spark", spark_attribution), ("attribution/DuckDB", duck(ATTRIBUTION_SQL, "duck_out.parquet")),
-                         ("validity/Spark again", spark_validity), ("attribution/Spark again", spark_attribution)):
+                         ("validity/Spark again", spark_validity), ("attribution/Spark again", spark_attribution),
+                         # the decision trace's cost (issue #14): without it, then with it again, alternated
+                         ("attribution/Spark no trace", lambda: spark_attribution(trace=False)),
+                         ("attribution/Spark third", spark_attribution),
+                         ("attribution/Spark no trace 2", lambda: spark_attribution(trace=False))):
             t0 = time.perf_counter()
             fn()
             timings[name] = time.perf_counter() - t0
@@ -242,6 +247,13 @@ def main() -> int:
               f"attribution {timings['attribution/Spark'] / timings['attribution/DuckDB']:.2f} (first run); "
               f"{timings['validity/Spark again'] / timings['validity/DuckDB']:.2f} and "
               f"{timings['attribution/Spark again'] / timings['attribution/DuckDB']:.2f} (second)")
+        with_trace = (timings["attribution/Spark again"] + timings["attribution/Spark third"]) / 2
+        without = (timings["attribution/Spark no trace"] + timings["attribution/Spark no trace 2"]) / 2
+        trace_dir = layout.warehouse_table(cfg.warehouse_path, layout.ATTRIBUTION_DECISIONS)
+        n_trace = con.sql(f"select count(*) from '{trace_dir}/*/*.parquet'").fetchall()[0][0]
+        print(f"decision trace: attribution {with_trace:.2f} s with it, {without:.2f} s without "
+              f"(mean of two warm runs each, alternated): +{with_trace - without:.2f} s "
+              f"({(with_trace / without - 1) * 100:+.0f} %) for {n_trace} trace rows")
         same = v_diff == (0, 0) and a_diff == (0, 0)
         print(f"click validity: {n_valid} valid of {n_clicks}; rows only in Spark {v_diff[0]}, only in DuckDB {v_diff[1]}")
         print(f"attribution: {n_attr[0]} orders, {n_attr[1]} attributed; rows only in Spark {a_diff[0]}, "

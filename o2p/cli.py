@@ -432,6 +432,20 @@ def cmd_anomalies(cfg: Config, args) -> int:
     return 0
 
 
+def cmd_attribution(cfg: Config, args) -> int:
+    from o2p import decisions
+
+    if args.action == "why":
+        traced = decisions.read(cfg, [args.order]).get(args.order)
+        if not traced:
+            raise InputError(f"order {args.order} has no attribution decision trace: no order_paid of it has been "
+                             "attributed (o2p run), or its day was attributed before the trace existed "
+                             "(attribute that day again)")
+        say(decisions.explain(traced))
+        return 0
+    raise InputError(f"unknown attribution action {args.action}")
+
+
 def cmd_report(cfg: Config, args) -> int:
     from o2p import monthly_report
     from o2p.timeutil import parse_period
@@ -668,6 +682,22 @@ def build_parser() -> argparse.ArgumentParser:
     ver = psub.add_parser("verify", help="recompute every hash and total of a batch folder")
     ver.add_argument("folder")
     py.set_defaults(fn=cmd_payouts)
+
+    at = sub.add_parser("attribution", help="why an order went to its promoter: the attribution decision trace",
+                        description="Read the attribution decision trace Spark writes beside the attribution "
+                                    "($O2P_HOME/warehouse/attribution_decisions/): every click of the buyer in the "
+                                    "order's lookback window, valid or not, its promoter, and the rule (rulebook §4) "
+                                    "it won or lost by. Reads Parquet only: it works while a run holds the warehouse.")
+    atsub = at.add_subparsers(dest="action", required=True, metavar="ACTION")
+    why = atsub.add_parser("why", help="one order's decision: every candidate click and why it won or lost",
+                           description="Print one order's attribution decision (its counted order_paid: the "
+                                       "earliest): the winning click and its reason, every other click of the buyer "
+                                       "in the window with the reason it lost (share_token_precedence, "
+                                       "later_click_won, tie_broken_by_event_id, invalid_click, self_purchase, "
+                                       "locked_to_other_promoter, no_active_lock), and a legend of those reasons.",
+                           epilog="Example: o2p attribution why --order O1042")
+    why.add_argument("--order", required=True, metavar="ORDER_ID", help="the storefront's order_id")
+    at.set_defaults(fn=cmd_attribution)
 
     an = sub.add_parser("anomalies", help="what a period reports instead of paying: duplicate orders, conflicting event ids, "
                                           "over-refunds, held refunds, unknown promoters")

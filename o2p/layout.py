@@ -15,6 +15,7 @@ Nothing runs at import, and nothing here imports Kafka, Spark, Dagster or dbt.
       warehouse/o2p.duckdb                        dbt's marts, settlement's tables (one writer)
       warehouse/clicks_validated/event_date=D/    Spark: asset attribution/clicks_validated
       warehouse/attribution/event_date=D/         Spark: asset attribution/order_attribution
+      warehouse/attribution_decisions/event_date=D/  Spark: its decision trace (asset attribution/attribution_decisions)
       warehouse/lock_state/event_date=D/          Spark: wechat_lock's active locks at the end of D
       warehouse/event_id_conflicts/current/conflicts.parquet   copies of an event_id read by no stage
       warehouse/reference/<name>.parquet          the reference CSVs, validated and typed
@@ -203,6 +204,9 @@ CLICKS_VALIDATED = "clicks_validated"   # asset attribution/clicks_validated
 # asset attribution/order_attribution, dbt source warehouse.order_attribution; the folder keeps its
 # first name ("attribution") so warehouses written before stay readable
 ORDER_ATTRIBUTION = "attribution"
+# asset attribution/attribution_decisions (written with order_attribution), dbt source
+# attribution.decisions: the decision trace, one row per (order_paid event, click in its window)
+ATTRIBUTION_DECISIONS = "attribution_decisions"
 LOCK_STATE = "lock_state"
 EVENT_ID_CONFLICTS = "event_id_conflicts"
 REFERENCE = "reference"
@@ -382,6 +386,20 @@ SOURCES: dict[str, dict] = {
                                "click validity asset (before Spark reads the landing zone) and by the "
                                "commission run (before dbt).",
                 "columns": {"event_id": ["not_null"], "kept_table": ["not_null"]},
+            },
+        },
+    },
+    # its own source (and file): the trace is read by its own staging model and mart
+    "attribution": {
+        "description": "Spark's attribution outputs read beside the warehouse source (same folders, same glob).",
+        "glob_var": "warehouse_glob",
+        "tables": {
+            "decisions": {
+                "identifier": ATTRIBUTION_DECISIONS,
+                "asset_key": ["attribution", "attribution_decisions"],
+                "description": "The attribution decision trace: one row per (order_paid event, click of its buyer "
+                               "in the lookback window, valid or not), with the reason it won or lost (rulebook §4).",
+                "columns": {"order_event_id": ["not_null"], "outcome": ["not_null"], "reason": ["not_null"]},
             },
         },
     },

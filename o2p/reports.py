@@ -8,7 +8,7 @@ import csv
 import io
 from pathlib import Path
 
-from o2p import layout
+from o2p import decisions, layout
 from o2p.config import Config
 from o2p.money import fen_to_cny
 from o2p.quoting import file_list
@@ -66,8 +66,9 @@ def _clicks(cfg: Config, ids: list[str]) -> dict[str, dict]:
 
 
 def promoter_statement(cfg: Config, promoter_id: str, period: str | None = None) -> str:
-    """Every released period's money of one promoter: lines (with the click that won each order),
-    then the balance: carried in + movement = paid (gross − tax = net) or carried out, and why."""
+    """Every released period's money of one promoter: lines (with the click that won each order
+    and, once per order, "why this promoter": the winner's reason and the clicks that lost, with
+    theirs: o2p/decisions.py), then the balance: carried in + movement = paid (gross − tax = net) or carried out, and why."""
     reg = Registry(cfg.registry)
     released = [b for b in reg.released() if b["status"] == "released" and (period is None or b["period"] == period)]
     if not released:
@@ -80,7 +81,9 @@ def promoter_statement(cfg: Config, promoter_id: str, period: str | None = None)
         ids += [r["click_event_id"] for r in lines if r["click_event_id"]]
         per_period.append((b, lines, reg.balance(b["period"], promoter_id)))
     clicks = _clicks(cfg, ids)
+    why = decisions.read(cfg, [r["order_id"] for _, lines, _ in per_period for r in lines if r["order_id"]])
     for b, lines, bal in per_period:
+        explained = set()
         out.append(f"\n{b['period']}  batch {b['batch_id']}  ({b['folder']})")
         if not lines and bal is None:
             out.append("  nothing moved")
@@ -97,6 +100,9 @@ def promoter_statement(cfg: Config, promoter_id: str, period: str | None = None)
                        f"via {via}")
             out.append(f"      rate {r['rate']} × net {r['net_fen']} = entitled {r['entitled_fen']}; "
                        f"booked before {r['previously_booked_fen']} → movement {r['movement_fen']}")
+            if r["order_id"] not in explained:   # once per order: every line of an order has one promoter
+                explained.add(r["order_id"])
+                out.append(f"      why this promoter: {decisions.summary(why.get(r['order_id'], []))}")
         if bal is not None:
             back = f" + returned {bal['returned_fen']}" if bal.get("returned_fen") else ""
             out.append(f"  balance: carried in {bal['carried_in_fen']}{back} + movement {bal['movement_fen']} = {bal['balance_fen']}")

@@ -104,12 +104,14 @@ CLICK_SCHEMA = ("event_id string, occurred_at_us long, event_date string, source
 
 
 def _frames(spark, cfg, click_rows, order_rows):
-    """The flagged clicks, the valid ones (as the assets pass them on) and the orders."""
+    """The flagged clicks (as run_attribution reads them), the valid ones and the orders."""
     from pipelines.assets.attribution.spark_jobs import CLICK_COLUMNS, click_validity
 
     clicks = spark.createDataFrame([tuple(r.get(c) for c in CLICK_COLUMNS) for r in click_rows], CLICK_SCHEMA)
     flagged = click_validity(spark, cfg, clicks)   # landed copies: a retry is dropped in the same pass
-    valid = flagged.where("is_valid").select("event_id", "occurred_at_us", "buyer_id", "share_id", "promoter_id")
+    flagged = flagged.select("event_id", "occurred_at_us", "buyer_id", "share_id", "promoter_id", "is_valid",
+                             "invalid_reasons")
+    valid = flagged.where("is_valid").drop("is_valid", "invalid_reasons")
     orders = spark.createDataFrame(
         [(o["event_id"], o["order_id"], o["buyer_id"], o["share_id"], o["occurred_at_us"], o["event_date"])
          for o in order_rows],
@@ -124,7 +126,7 @@ def spark_attribution(spark, cfg, click_rows, order_rows):
     validity = {r["event_id"]: (r["is_valid"], [x for x in r["invalid_reasons"].split(",") if x])
                 for r in flagged.collect()}
     self_buyers = spark.createDataFrame(list(PROMOTER_BUYER.items()), "promoter_id string, promoter_buyer_id string")
-    out = last_click(spark, cfg, orders, valid, self_buyers).collect()
+    out = last_click(spark, cfg, orders, flagged, self_buyers)[0].collect()
     return validity, {r["order_event_id"]: (r["promoter_id"], r["click_event_id"], r["attribution_reason"],
                                             r["candidates_considered"]) for r in out}
 
@@ -185,8 +187,8 @@ def spark_lock(spark, cfg, click_rows, order_rows):
     empty_state = spark.createDataFrame([], "buyer_id string, promoter_id string, click_event_id string, "
                                             "click_occurred_at_us long, bound_at_us long, expires_at_us long")
     days = sorted({r["event_date"] for r in click_rows + order_rows})
-    out, _ = wechat_lock(spark, cfg, orders, valid, valid.limit(0), empty_state, PROMOTER_BUYER,
-                         window_dates(days[0], days[-1]))
+    out, _, _ = wechat_lock(spark, cfg, orders, valid, valid.limit(0), empty_state, PROMOTER_BUYER,
+                            window_dates(days[0], days[-1]))
     return {r["order_event_id"]: (r["promoter_id"], r["click_event_id"], r["attribution_reason"],
                                   r["candidates_considered"]) for r in out.collect()}
 
@@ -201,6 +203,119 @@ def test_spark_wechat_lock_equals_the_reference_on_random_worlds(spark_cfg, worl
         clicks, orders, valid = _reference_inputs(cfg, click_rows, order_rows)
         want = ref.wechat_lock(orders, clicks, valid, PROMOTER_BUYER, self_purchase=mode)
         assert spark_lock(spark, cfg, click_rows, order_rows) == want, mode
+
+
+# ---- the decision trace (issue #14): exact rows on a hand-made world ------------------------------
+H, D = timedelta(hours=1), timedelta(days=1)
+T = BASE + 12 * H                          # 2026-10-12 12:00 +08:00
+BOT_UA = "Mozilla/5.0 (compatible; Googlebot/2.1)"
+
+
+def _click(event_id, at, promoter, buyer, share="S9", device="D0", ua=None):
+    return {"event_id": event_id, "at": at, "utc": False, "promoter_id": promoter, "share_id": share,
+            "buyer_id": buyer, "device_id": device, "user_agent": ua}
+
+
+def _order(event_id, at, buyer, share=None):
+    return {"event_id": event_id, "order_id": event_id.upper(), "at": at, "utc": True, "buyer_id": buyer,
+            "share_id": share}
+
+
+TRACE_CLICKS = [
+    # o1, share token S1: the latest click carrying it wins though a later one lacks it
+    _click("c101", T - 3 * D, "P1", "B1", share="S1"), _click("c103", T - 2 * D, "P1", "B1", share="S1"),
+    _click("c102", T - 1 * D, "P2", "B1", share="S2"),
+    # o2: two promoters, a tie at one microsecond (smallest event_id wins), a bot click, one too old
+    _click("c205", T - 8 * D, "P2", "B2"), _click("c201", T - 2 * H, "P1", "B2"),
+    _click("c202", T - 1 * H, "P2", "B2"), _click("c203", T - 1 * H, "P1", "B2"),
+    _click("c204", T - H / 2, "P1", "B2", ua=BOT_UA),
+    # o3: one click of B3 is part of a flood (21 clicks of device D5 within 10 s)
+    _click("c302", T + D - 2 * H, "P2", "B3"), _click("c301", T + D - H, "P1", "B3", device="D5"),
+    *[_click(f"f{k:02d}", T + D - H + timedelta(seconds=k // 2), "P1", "B9", device="D5") for k in range(20)],
+    # o4: B0 is P0's own shopper id (a self-purchase)
+    _click("c402", T - 3 * H, "P1", "B0"), _click("c401", T - 1 * H, "P0", "B0"),
+    # o6, o7: P2's lock, extended by o6, outlives the window at o7
+    _click("c601", T - 10 * D, "P2", "B5"),
+    # o8: P1's lock expired a day before the order
+    _click("c801", T - 6 * D, "P1", "B6"),
+]
+TRACE_ORDERS = [_order("o1", T, "B1", "S1"), _order("o2", T, "B2"), _order("o3", T + D, "B3"),
+                _order("o4", T, "B0"), _order("o5", T, "B4", "S-unknown"), _order("o6", T - 6 * D, "B5"),
+                _order("o7", T, "B5"), _order("o8", T, "B6")]
+
+# (order, candidate_rank, click, click's promoter, is_valid, invalid_reasons, outcome, reason), last_click
+LAST_CLICK_TRACE = {
+    ("o1", 1, "c102", "P2", True, "", "lost", "share_token_precedence"),
+    ("o1", 2, "c103", "P1", True, "", "won", "share_token"),
+    ("o1", 3, "c101", "P1", True, "", "lost", "later_click_won"),
+    ("o2", 1, "c204", "P1", False, "ua_bot", "lost", "invalid_click"),
+    ("o2", 2, "c202", "P2", True, "", "won", "last_click"),
+    ("o2", 3, "c203", "P1", True, "", "lost", "tie_broken_by_event_id"),
+    ("o2", 4, "c201", "P1", True, "", "lost", "later_click_won"),
+    ("o3", 1, "c301", "P1", False, "flood", "lost", "invalid_click"),
+    ("o3", 2, "c302", "P2", True, "", "won", "last_click"),
+    ("o4", 1, "c401", "P0", True, "", "won", "last_click"),          # self_purchase: allow
+    ("o4", 2, "c402", "P1", True, "", "lost", "later_click_won"),
+    ("o5", None, None, None, None, None, "none", "no_click_in_window"),
+    ("o6", 1, "c601", "P2", True, "", "won", "last_click"),
+    ("o7", None, None, None, None, None, "none", "no_click_in_window"),
+    ("o8", 1, "c801", "P1", True, "", "won", "last_click"),
+}
+DENY_CHANGES = {   # self_purchase: deny: the rules still choose c401, and the order is organic
+    ("o4", 1, "c401", "P0", True, "", "won", "last_click"): ("o4", 1, "c401", "P0", True, "", "lost", "self_purchase"),
+}
+LOCK_TRACE = {
+    ("o1", 1, "c102", "P2", True, "", "lost", "locked_to_other_promoter"),
+    ("o1", 2, "c103", "P1", True, "", "won", "lock"),                 # P1's latest click extended the lock
+    ("o1", 3, "c101", "P1", True, "", "lost", "later_click_won"),
+    ("o2", 1, "c204", "P1", False, "ua_bot", "lost", "invalid_click"),
+    ("o2", 2, "c202", "P2", True, "", "lost", "locked_to_other_promoter"),
+    ("o2", 3, "c203", "P1", True, "", "won", "lock"),
+    ("o2", 4, "c201", "P1", True, "", "lost", "later_click_won"),
+    ("o3", 1, "c301", "P1", False, "flood", "lost", "invalid_click"),
+    ("o3", 2, "c302", "P2", True, "", "won", "lock"),
+    ("o4", 1, "c401", "P0", True, "", "lost", "locked_to_other_promoter"),
+    ("o4", 2, "c402", "P1", True, "", "won", "lock"),
+    ("o5", None, None, None, None, None, "none", "no_click_in_window"),
+    ("o6", 1, "c601", "P2", True, "", "won", "lock"),
+    ("o7", None, "c601", "P2", True, "", "won", "lock"),              # the lock's click, older than the window
+    ("o8", 1, "c801", "P1", True, "", "lost", "no_active_lock"),
+}
+
+
+def _trace_rows(frame) -> set:
+    return {(r["order_event_id"], r["candidate_rank"], r["click_event_id"], r["promoter_id"], r["is_valid"],
+             r["invalid_reasons"], r["outcome"], r["reason"]) for r in frame.collect()}
+
+
+def test_the_decision_trace_names_each_candidate_and_why_it_lost(spark_cfg):
+    """Exact trace rows of a hand-made world under last_click (allow, deny) and wechat_lock; the
+    trace's winner of each order is the attribution's click."""
+    from pipelines.assets.attribution.spark_jobs import last_click, wechat_lock
+    from pipelines.lib.partitions import window_dates
+
+    base, spark = spark_cfg
+    click_rows, order_rows = _landed_clicks(TRACE_CLICKS), _landed_orders(TRACE_ORDERS)
+    self_buyers = spark.createDataFrame(list(PROMOTER_BUYER.items()), "promoter_id string, promoter_buyer_id string")
+    got = {}
+    for name, cfg in (("allow", base), ("deny", _deny_config(base))):
+        flagged, _, orders = _frames(spark, cfg, click_rows, order_rows)
+        out, trace = last_click(spark, cfg, orders, flagged, self_buyers, trace=True)
+        got[name] = (_trace_rows(trace), {r["order_event_id"]: r["click_event_id"] for r in out.collect()})
+    lock = _lock_config(base)
+    flagged, valid, orders = _frames(spark, lock, click_rows, order_rows)
+    empty_state = spark.createDataFrame([], "buyer_id string, promoter_id string, click_event_id string, "
+                                            "click_occurred_at_us long, bound_at_us long, expires_at_us long")
+    days = sorted({r["event_date"] for r in click_rows + order_rows})
+    out, _, trace = wechat_lock(spark, lock, orders, valid, valid.limit(0), empty_state, PROMOTER_BUYER,
+                                window_dates(days[0], days[-1]), trace_clicks=flagged)
+    got["lock"] = (_trace_rows(trace), {r["order_event_id"]: r["click_event_id"] for r in out.collect()})
+
+    deny = {DENY_CHANGES.get(r, r) for r in LAST_CLICK_TRACE}
+    for name, want in (("allow", LAST_CLICK_TRACE), ("deny", deny), ("lock", LOCK_TRACE)):
+        rows, attributed = got[name]
+        assert rows == want, (name, sorted(rows ^ want, key=str))
+        assert {r[0]: r[2] for r in rows if r[6] == "won"} == {k: v for k, v in attributed.items() if v}, name
 
 
 def _home(base_cfg, path, model="last_click"):
@@ -230,7 +345,7 @@ def _land(cfg, events, first_offset=0):
 
 def _table(spark, root, drop=()):
     rows = spark.read.parquet(str(root)).drop(*drop).collect()
-    return sorted(tuple(sorted(r.asDict().items())) for r in rows)
+    return sorted((tuple(sorted(r.asDict().items())) for r in rows), key=repr)   # rows with nulls too
 
 
 @pytest.mark.parametrize("model", ["last_click", "wechat_lock"])
@@ -283,15 +398,43 @@ def test_day_by_day_with_late_clicks_and_reruns_equals_all_at_once(spark_cfg, tm
     run_attribution(spark, daily, start, end, promoters)
     run_attribution(spark, daily, days[3], days[3], promoters)   # a re-run changes nothing
 
-    tables = ("clicks_validated", "attribution") + (("lock_state",) if model == "wechat_lock" else ())
+    tables = ("clicks_validated", "attribution", "attribution_decisions") + (
+        ("lock_state",) if model == "wechat_lock" else ())
     for table in tables:
         want = _table(spark, everything.warehouse_path / table)
         assert want and _table(spark, daily.warehouse_path / table) == want, table
+    _assert_the_trace_agrees_with_the_attribution(everything)
     reasons = {r[0] for r in spark.read.parquet(str(everything.warehouse_path / "attribution"))
                .select("attribution_reason").distinct().collect()}
     assert reasons == ({"lock", "organic"} if model == "wechat_lock" else {"share_token", "last_click", "organic"})
     flooded = spark.read.parquet(str(everything.warehouse_path / "clicks_validated")).where("not is_valid").count()
     assert flooded >= 6 * 21   # the floods (some across midnight) were found in both
+
+
+def _assert_the_trace_agrees_with_the_attribution(cfg):
+    """Every order of the attribution output has trace rows; its one `won` row is the attributed
+    click (none for an organic order); every click the trace names is a click of the buyer."""
+    import duckdb
+
+    w = cfg.warehouse_path
+    con = duckdb.connect()
+    con.execute(f"create view a as select * from read_parquet('{w}/attribution/*/*.parquet')")
+    con.execute(f"create view t as select * from read_parquet('{w}/attribution_decisions/*/*.parquet')")
+    con.execute(f"create view c as select * from read_parquet('{w}/clicks_validated/*/*.parquet')")
+    n_orders, n_won = con.execute("select count(*), count(click_event_id) from a").fetchone()
+    assert n_orders > 50 and n_won > 20
+    assert con.execute("""
+        select count(*) from a full join (select order_event_id, count(*) filter (where outcome = 'won') as won,
+                                                 any_value(click_event_id) filter (where outcome = 'won') as click
+                                          from t group by all) w using (order_event_id)
+        where w.order_event_id is null or a.order_event_id is null or w.won > 1
+           or a.click_event_id is distinct from w.click""").fetchone()[0] == 0
+    assert con.execute("""select count(*) from t left join c on t.click_event_id = c.event_id
+                          where t.click_event_id is not null
+                            and (c.event_id is null or c.buyer_id <> t.buyer_id or c.is_valid <> t.is_valid)"""
+                       ).fetchone()[0] == 0
+    reasons = {r[0] for r in con.execute("select distinct reason from t").fetchall()}
+    assert {"invalid_click", "later_click_won"} <= reasons, reasons
 
 
 def _shanghai_day(event) -> str:

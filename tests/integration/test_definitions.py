@@ -6,7 +6,8 @@ import pytest
 pytestmark = pytest.mark.integration
 
 EXPECTED_ASSETS = {
-    "attribution/clicks_validated", "attribution/order_attribution", "bi/o2p_bi",
+    "attribution/clicks_validated", "attribution/order_attribution", "attribution/attribution_decisions",
+    "bi/o2p_bi",
     "intermediate/int_clicks_aggregated_to_days", "intermediate/int_commission_lines_estimated",
     "intermediate/int_event_id_conflicts_joined_to_landed_copies",
     "intermediate/int_order_events_deduplicated",
@@ -18,6 +19,7 @@ EXPECTED_ASSETS = {
     "marts/dim_date", "marts/dim_products", "marts/dim_promoters", "marts/fct_anomalies",
     "marts/fct_commission_entitlements", "marts/fct_commission_estimated_vs_settled",
     "marts/fct_commission_movements", "marts/fct_funnel_daily", "marts/fct_orders", "marts/fct_promoter_daily",
+    "marts/fct_attribution_decisions",
     "payouts/payout_batch",
     "reference/commission_rules", "reference/products", "reference/promoters",
     "settlement/promoter_balances",
@@ -28,6 +30,7 @@ EXPECTED_ASSETS = {
     "staging/stg_reference__promoters",
     "staging/stg_settlement__ledger_mirror", "staging/stg_settlement__released_balances",
     "staging/stg_warehouse__event_id_conflicts", "staging/stg_warehouse__order_attribution",
+    "staging/stg_attribution__decisions",
 }
 
 

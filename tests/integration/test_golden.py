@@ -350,6 +350,7 @@ def test_three_months_exact_to_the_fen(request, tmp_path, spark_cfg, model, tax,
     assert (f"  order OB3 line L1 direct: {reason} via click c-OB3 at 2026-08-03T09:00:00+08:00 by buyer UB3 "
             "in group, share S-PB-UB3 of PB\n"
             "      rate 0.1000 × net 0 = entitled 0; booked before 3000 → movement -3000\n"
+            f"      why this promoter: c-OB3 (PB) won by {reason}\n"
             "  balance: carried in 0 + movement -3000 = -3000\n"
             "  not paid: -3000 carried to the next period (negative)") in text
     assert "  balance: carried in -3000 + movement 5000 = 2000\n  paid: gross 20.00 CNY − tax 0.00 = net 20.00 CNY" in text

@@ -8,10 +8,12 @@ from dagster import (
     AssetDep,
     AssetExecutionContext,
     AssetKey,
+    AssetSpec,
     BackfillPolicy,
     MaterializeResult,
     TimeWindowPartitionMapping,
     asset,
+    multi_asset,
 )
 
 from o2p import layout
@@ -27,6 +29,8 @@ from pipelines.resources import O2PConfig, SparkResource
 
 CLICKS_VALIDATED = AssetKey(["attribution", "clicks_validated"])
 ORDER_ATTRIBUTION = AssetKey(["attribution", "order_attribution"])
+ATTRIBUTION_DECISIONS = AssetKey(["attribution", "attribution_decisions"])
+_ATTRIBUTION_CODE = code_version("pipelines/assets/attribution/spark_jobs.py", "pipelines/assets/attribution/lock.py")
 
 
 def _lookback_days() -> int:
@@ -93,31 +97,46 @@ def clicks_validated(context: AssetExecutionContext, o2p: O2PConfig, spark: Spar
                        quality.to_check(checked[Gate.CLICK_VALIDITY], check_name=Gate.CLICK_VALIDITY.check)])
 
 
-@asset(
-    key=ORDER_ATTRIBUTION,
+_ATTRIBUTION_TAGS = {"domain": "attribution", "cadence": "daily"}
+
+
+@multi_asset(
+    specs=[
+        AssetSpec(
+            ORDER_ATTRIBUTION,
+            deps=[
+                AssetDep(CLICKS_VALIDATED,
+                         # candidates are clicks in (t − lookback, t]
+                         partition_mapping=TimeWindowPartitionMapping(start_offset=-_lookback_days(), end_offset=0,
+                                                                      allow_nonexistent_upstream_partitions=True)),
+                AssetKey(["landing", "orders"]),
+                REFERENCE_KEYS[0],
+            ],
+            group_name="attribution", kinds={"spark", "parquet"}, owners=[DATA_PLATFORM], tags=_ATTRIBUTION_TAGS,
+            code_version=_ATTRIBUTION_CODE,
+            description="One row per order_paid event: promoter, click, reason (share_token | last_click | organic, "
+                        "or lock | organic under attribution.model: wechat_lock), candidates, model, config hash.",
+        ),
+        AssetSpec(
+            ATTRIBUTION_DECISIONS,
+            # written by the same Spark job, from the same decisions (never one without the other)
+            deps=[ORDER_ATTRIBUTION],
+            group_name="attribution", kinds={"spark", "parquet"}, owners=[DATA_PLATFORM], tags=_ATTRIBUTION_TAGS,
+            code_version=_ATTRIBUTION_CODE,
+            description="The attribution decision trace: one row per (order_paid event, click of its buyer in the "
+                        "lookback window, valid or not) with its promoter, validity reasons, outcome and the "
+                        "rulebook reason it won or lost (README, \"Why this promoter\").",
+        ),
+    ],
     partitions_def=daily,
     backfill_policy=BackfillPolicy.single_run(),
-    deps=[
-        AssetDep(CLICKS_VALIDATED,
-                 # candidates are clicks in (t − lookback, t]
-                 partition_mapping=TimeWindowPartitionMapping(start_offset=-_lookback_days(), end_offset=0,
-                                                              allow_nonexistent_upstream_partitions=True)),
-        AssetKey(["landing", "orders"]),
-        REFERENCE_KEYS[0],
-    ],
-    group_name="attribution",
-    kinds={"spark", "parquet"},
-    owners=[DATA_PLATFORM],
-    tags={"domain": "attribution", "cadence": "daily"},
-    code_version=code_version("pipelines/assets/attribution/spark_jobs.py", "pipelines/assets/attribution/lock.py"),
     pool=POOL,
+    can_subset=False,
     check_specs=[AssetCheckSpec(Gate.ATTRIBUTION.check, asset=ORDER_ATTRIBUTION, blocking=True,
                                 description="one row per order; an attributed order's click exists, is valid, "
                                             "is the buyer's, is not after the order, lies in the window")],
-    description="One row per order_paid event: promoter, click, reason (share_token | last_click | organic, "
-                "or lock | organic under attribution.model: wechat_lock), candidates, model, config hash.",
 )
-def order_attribution(context: AssetExecutionContext, o2p: O2PConfig, spark: SparkResource) -> MaterializeResult:
+def order_attribution(context: AssetExecutionContext, o2p: O2PConfig, spark: SparkResource):
     from pipelines.assets.attribution.spark_jobs import run_attribution
 
     cfg = o2p.get()
@@ -125,7 +144,13 @@ def order_attribution(context: AssetExecutionContext, o2p: O2PConfig, spark: Spa
     ref = load_reference(cfg.reference_path, encoding=cfg.reference_encoding)
     stats = run_attribution(spark.session(cfg), cfg, first, last, ref.promoters)
     checked = gates.validate(cfg, window_dates(first, last), (Gate.ATTRIBUTION,))
-    return MaterializeResult(
-        metadata={**stats, "first_day": first, "last_day": last, "model": cfg.attribution.model,
-                  "path": str(layout.warehouse_table(cfg.warehouse_path, layout.ORDER_ATTRIBUTION))},
+    days = {"first_day": first, "last_day": last, "model": cfg.attribution.model}
+    trace = {k: stats.pop(k) for k in ("trace_rows", "trace_clicks")}
+    yield MaterializeResult(
+        asset_key=ORDER_ATTRIBUTION,
+        metadata={**stats, **days, "path": str(layout.warehouse_table(cfg.warehouse_path, layout.ORDER_ATTRIBUTION))},
         check_results=[quality.to_check(checked[Gate.ATTRIBUTION], check_name=Gate.ATTRIBUTION.check)])
+    yield MaterializeResult(
+        asset_key=ATTRIBUTION_DECISIONS,
+        metadata={**trace, **days,
+                  "path": str(layout.warehouse_table(cfg.warehouse_path, layout.ATTRIBUTION_DECISIONS))})

@@ -42,7 +42,9 @@ def scan(events, day_ends: list[tuple[str, int]], lock_us: int, order_ext_us: in
         STATE also click_ts. PAST_CLICK are valid clicks before the run (only counted as candidates).
     day_ends: (date, first instant of the next day) for each day of the run, in order.
     Returns (orders, states): one tuple per ORDER (id, promoter_id, click_id, click_ts, reason,
-    candidates) and one per day end with an active lock (date, promoter_id, click_id, click_ts,
+    candidates, lock) — `lock` the active lock at the order, (promoter_id, click_id, click_ts),
+    even when self_purchase: deny made the order organic, else None (read by the decision
+    trace) — and one per day end with an active lock (date, promoter_id, click_id, click_ts,
     bound_at, expires_at).
     """
     evs = sorted(events, key=lambda e: (e["ts"], e["rank"], e["id"].encode("utf-8")))
@@ -82,10 +84,11 @@ def scan(events, day_ends: list[tuple[str, int]], lock_us: int, order_ext_us: in
             recent.popleft()
         candidates = sum(1 for t in recent if t <= ts)
         self_purchase = deny_self and own_buyer is not None and own_buyer.get(bound) == e.get("buyer_id")
+        held = (bound, click_id, click_ts) if active else None
         if active and not self_purchase:
-            orders.append((e["id"], bound, click_id, click_ts, "lock", candidates))
+            orders.append((e["id"], bound, click_id, click_ts, "lock", candidates, held))
             expires = max(expires, ts + order_ext_us)
         else:
-            orders.append((e["id"], None, None, None, "organic", candidates))
+            orders.append((e["id"], None, None, None, "organic", candidates, held))
     close_days_before(2**62)
     return orders, states

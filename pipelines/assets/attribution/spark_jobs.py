@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import shutil
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
-from o2p import layout
+from o2p import decisions, layout
 from o2p.config import Config
 from o2p.quoting import hadoop_path
 from o2p.timeutil import US_PER_DAY, US_PER_SECOND
@@ -105,12 +106,15 @@ def _regex_escape(s: str) -> str:
     return re.escape(s)
 
 
-def last_click(spark, cfg: Config, orders, valid_clicks, self_buyers):
+def last_click(spark, cfg: Config, orders, clicks, self_buyers, trace: bool = False, keep=None):
     """Attribute each order (one row per order_paid event) by share token, else last click.
 
-    orders: order_event_id, order_id, buyer_id, share_id, paid_at_us
-    valid_clicks: event_id, occurred_at_us, buyer_id, share_id, promoter_id
+    orders: order_event_id, order_id, buyer_id, share_id, paid_at_us, event_date
+    clicks: event_id, occurred_at_us, buyer_id, share_id, promoter_id, is_valid, invalid_reasons
+        (only valid ones are candidates; the invalid ones are read by the trace alone)
     self_buyers: promoter_id, promoter_buyer_id (for self_purchase: deny)
+    Returns (attribution, trace): the decision trace (`decision_trace`) when `trace`, else None.
+    `keep` persists a frame both outputs read (`persisting`), so the second write reuses it.
 
     Two sort-based scans, no range join:
     - per buyer, clicks and orders in time order: the last click seen before an order is its
@@ -119,20 +123,28 @@ def last_click(spark, cfg: Config, orders, valid_clicks, self_buyers):
       carries (a semi-join makes this input small): the latest click with the order's token.
     Within an instant clicks sort before orders (a click at the order's instant counts) and by
     event_id *descending*, so the last one seen is the smallest event_id (byte order).
+    The trace joins each order to the clicks of the same shuffle (already partitioned by buyer).
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     lookback = cfg.attribution.lookback_days * US_PER_DAY
+    if not trace:
+        clicks = clicks.where("is_valid")
     # Only the clicks of buyers who ordered can be candidates (most people who click do not buy):
     # a broadcast semi-join drops the rest before the shuffle.
     order_buyers = orders.select("buyer_id").distinct()
-    clicks = valid_clicks.join(F.broadcast(order_buyers), "buyer_id", "left_semi")
+    clicks = clicks.join(F.broadcast(order_buyers), "buyer_id", "left_semi")
+    valid = F.col("is_valid")
     c = clicks.select(
         "buyer_id", "share_id", F.col("occurred_at_us").alias("ts"), F.lit(0).alias("is_order"),
         F.col("event_id").alias("click_id"),
-        F.struct(F.col("occurred_at_us").alias("ts"), F.col("event_id").alias("id"),
-                 F.col("promoter_id").alias("promoter_id")).alias("click"),
+        # `click`: a candidate (valid) click; `cand`: any click, for the trace
+        F.when(valid, F.struct(F.col("occurred_at_us").alias("ts"), F.col("event_id").alias("id"),
+                               F.col("promoter_id").alias("promoter_id"))).alias("click"),
+        F.when(valid, 1).otherwise(0).alias("is_candidate"),
+        _trace_click(F.col("occurred_at_us"), F.col("event_id"), F.col("promoter_id"), F.col("share_id"),
+                     valid, F.col("invalid_reasons")).alias("cand"),
         *[F.lit(None).cast(t).alias(n) for n, t in (("order_event_id", "string"), ("order_id", "string"),
                                                      ("event_date", "string"))],
     )
@@ -140,6 +152,7 @@ def last_click(spark, cfg: Config, orders, valid_clicks, self_buyers):
         "buyer_id", "share_id", F.col("paid_at_us").alias("ts"), F.lit(1).alias("is_order"),
         F.lit(None).cast("string").alias("click_id"),
         F.lit(None).cast("struct<ts:bigint,id:string,promoter_id:string>").alias("click"),
+        F.lit(0).alias("is_candidate"), F.lit(None).cast(TRACE_CLICK_TYPE).alias("cand"),
         "order_event_id", "order_id", F.col("event_date").cast("string").alias("event_date"),
     )
     order_cols = [F.col("ts"), F.col("is_order"), F.col("click_id").desc_nulls_last()]
@@ -150,13 +163,16 @@ def last_click(spark, cfg: Config, orders, valid_clicks, self_buyers):
     # start at the partition's first row, which Spark aggregates incrementally; a sliding range
     # frame (t − lookback, t] would be re-aggregated for every row: quadratic in a heavy buyer.
     def clicks_up_to(offset):
-        return F.sum(1 - F.col("is_order")).over(
+        return F.sum("is_candidate").over(
             Window.partitionBy("buyer_id").orderBy("ts").rangeBetween(Window.unboundedPreceding, offset))
 
     # One shuffle by buyer. The windows in time order share one sort (the range windows' order
     # is a prefix of the other's); the share-token window sorts the same partitions again.
+    shuffled = c.unionByName(o).repartition("buyer_id")
+    if trace and keep is not None:
+        shuffled = keep(shuffled)   # read again by the trace's join: one shuffle for both outputs
     scanned = (
-        c.unionByName(o).repartition("buyer_id")
+        shuffled
         .withColumn("latest", F.last("click", ignorenulls=True).over(by_buyer))
         .withColumn("candidates_considered", clicks_up_to(0) - F.coalesce(clicks_up_to(-lookback), F.lit(0)))
         .withColumn("latest_share", F.last("click", ignorenulls=True).over(by_share))
@@ -174,6 +190,8 @@ def last_click(spark, cfg: Config, orders, valid_clicks, self_buyers):
         chosen.ts.alias("click_occurred_at_us"),
         reason.alias("attribution_reason"),
         F.col("candidates_considered").cast("int").alias("candidates_considered"),
+        # what the precedence rules chose, before the self-purchase check (read by the trace)
+        chosen.alias("rule_click"), reason.alias("rule_reason"),
     )
     if cfg.attribution.self_purchase == "deny":
         out = out.join(F.broadcast(self_buyers), "promoter_id", "left")
@@ -185,8 +203,120 @@ def last_click(spark, cfg: Config, orders, valid_clicks, self_buyers):
             .withColumn("promoter_id", F.when(is_self, None).otherwise(F.col("promoter_id")))
             .drop("promoter_buyer_id")
         )
-    return out.withColumn("model", F.lit(cfg.attribution.model)).withColumn(
-        "config_hash", F.lit(cfg.config_hash)
+    decided = out.withColumn("model", F.lit(cfg.attribution.model)).withColumn("config_hash", F.lit(cfg.config_hash))
+    if not trace:
+        return decided.drop("rule_click", "rule_reason"), None
+    if keep is not None:
+        decided = keep(decided)
+    candidates = shuffled.where(F.col("is_order") == 0).select("buyer_id", "cand")
+    return decided.drop("rule_click", "rule_reason"), decision_trace(cfg, decided, candidates)
+
+
+# ---- the attribution decision trace (issue #14) ----------------------------------------------------
+# One row per (order_paid event, click of its buyer in (t − lookback, t]), valid or not, saying
+# whether the click won and, if not, which rule of rulebook §4 made it lose. It is not a second
+# implementation of the rules: each model hands over, per order, the click its precedence chose
+# (`rule_click`, before the self-purchase check) and its decision; a loser's reason is read off
+# by comparing the click with that choice.
+# The reason codes and what each means: o2p/decisions.py (REASONS, OUTCOMES).
+TRACE_CLICK_TYPE = ("struct<ts:bigint,id:string,promoter_id:string,share_id:string,is_valid:boolean,"
+                    "invalid_reasons:string>")
+
+
+def _trace_click(ts, id_, promoter, share, is_valid, reasons):
+    from pyspark.sql import functions as F
+
+    return F.struct(ts.alias("ts"), id_.alias("id"), promoter.alias("promoter_id"), share.alias("share_id"),
+                    is_valid.alias("is_valid"), reasons.alias("invalid_reasons"))
+
+
+# Per order, the trace lists the latest TRACE_MAX_CANDIDATES clicks of the window, and the chosen
+# click wherever it ranks; `clicks_in_window` counts them all. Why a cap: a heavy buyer (a bot, a
+# shop assistant ordering for many) has thousands of clicks a week and hundreds of orders: all
+# of them would be orders × clicks rows (13M for bench/attribution.py's 300k orders, 5,843 for one
+# order, where Spark ran out of heap), and nobody reads the 21st loser of one order.
+TRACE_MAX_CANDIDATES = 20
+
+
+def decision_trace(cfg: Config, decided, candidates):
+    """The trace of attribution `decided` (one row per order: the attribution's columns, event_date,
+    rule_click struct<ts,id,promoter_id> and rule_reason) over `candidates` (buyer_id, cand: a
+    click as TRACE_CLICK_TYPE; the buyer's clicks of the window's days, valid or not).
+
+    No range join over every pair: one scan per buyer in last_click's order (time; clicks before
+    orders at one instant; then event_id descending) gives each click its position `seq` and each
+    order the clicks up to it (`upto`) and in its window, so a click's candidate_rank is
+    upto − seq + 1 and the join keeps only the ranks ≤ TRACE_MAX_CANDIDATES (and the chosen
+    click). An order without any click in its window keeps one row (`no_click_in_window`).
+    Under wechat_lock the lock's click may be older than the window (locks are extended by
+    orders): it gets a row of its own, candidate_rank null."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    lookback = cfg.attribution.lookback_days * US_PER_DAY
+    lock_model = cfg.attribution.model == "wechat_lock"
+    null = F.lit(None)
+    clicks = candidates.select("buyer_id", F.col("cand.ts").alias("ts"), F.lit(0).alias("is_order"),
+                               F.col("cand.id").alias("click_id"), "cand", null.cast("string").alias("order_event_id"))
+    orders = decided.select("buyer_id", F.col("paid_at_us").alias("ts"), F.lit(1).alias("is_order"),
+                            null.cast("string").alias("click_id"), null.cast(TRACE_CLICK_TYPE).alias("cand"),
+                            "order_event_id")
+    in_order = Window.partitionBy("buyer_id").orderBy(F.col("ts"), F.col("is_order"), F.col("click_id").desc_nulls_last())
+
+    def clicks_up_to(offset):
+        return F.sum(1 - F.col("is_order")).over(
+            Window.partitionBy("buyer_id").orderBy("ts").rangeBetween(Window.unboundedPreceding, offset))
+
+    scanned = (clicks.unionByName(orders)
+               .withColumn("seq", F.sum(1 - F.col("is_order")).over(in_order.rowsBetween(Window.unboundedPreceding,
+                                                                                          Window.currentRow)))
+               .withColumn("in_window", clicks_up_to(0) - F.coalesce(clicks_up_to(-lookback), F.lit(0))))
+    positions = scanned.where("is_order = 1").select(
+        F.col("buyer_id").alias("_ob"), F.col("order_event_id").alias("_oe"), F.col("seq").alias("_upto"),
+        F.col("in_window").cast("int").alias("clicks_in_window"))
+    o = decided.join(positions, (F.col("buyer_id") == F.col("_ob")) & (F.col("order_event_id") == F.col("_oe"))) \
+        .drop("_ob", "_oe")
+    c = scanned.where("is_order = 0").select(F.col("buyer_id").alias("_click_buyer"), F.col("seq").alias("_seq"),
+                                             "cand")
+    in_window = ((F.col("_click_buyer") == F.col("buyer_id")) & (F.col("cand.ts") > F.col("paid_at_us") - lookback)
+                 & (F.col("_seq") <= F.col("_upto"))
+                 & ((F.col("_seq") > F.col("_upto") - TRACE_MAX_CANDIDATES)
+                    | (F.col("cand.id") == F.col("rule_click.id"))))
+    joined = o.join(c, in_window, "left").withColumn(
+        "candidate_rank", F.col("_upto") - F.col("_seq") + 1).drop("_click_buyer", "_seq", "_upto")
+    if lock_model:
+        rule_outside = F.col("rule_click").isNotNull() & (F.col("rule_click.ts") <= F.col("paid_at_us") - lookback)
+        outside = o.where(rule_outside).drop("_upto").select(
+            "*", _trace_click(F.col("rule_click.ts"), F.col("rule_click.id"), F.col("rule_click.promoter_id"),
+                              F.lit(None).cast("string"), F.lit(True), F.lit("")).alias("cand"),
+            F.lit(None).cast("long").alias("candidate_rank"))
+        joined = joined.where(~(F.col("cand").isNull() & rule_outside)).unionByName(outside)
+
+    cand, rule = F.col("cand"), F.col("rule_click")
+    if lock_model:
+        valid_loser = (F.when(rule.isNull(), "no_active_lock")
+                       .when(cand.promoter_id != rule.promoter_id, "locked_to_other_promoter"))
+    else:
+        valid_loser = F.when((F.col("rule_reason") == "share_token")
+                             & ~cand.share_id.eqNullSafe(F.col("share_id")), "share_token_precedence")
+    valid_loser = (valid_loser.when(cand.ts == rule.ts, "tie_broken_by_event_id")
+                   .otherwise("later_click_won"))
+    won = cand.id.eqNullSafe(F.col("click_event_id"))
+    reason = (F.when(cand.isNull(), "no_click_in_window")
+              .when(~cand.is_valid, "invalid_click")
+              .when(won, F.col("attribution_reason"))
+              .when(cand.id == rule.id, "self_purchase")
+              .otherwise(valid_loser))
+    outcome = F.when(cand.isNull(), "none").when(won, "won").otherwise("lost")
+    return joined.select(
+        "order_id", "order_event_id", "buyer_id", F.col("share_id").alias("order_share_id"), "paid_at_us",
+        "attribution_reason", F.col("promoter_id").alias("attributed_promoter_id"),
+        F.when(cand.isNotNull(), F.col("candidate_rank")).cast("int").alias("candidate_rank"),
+        "clicks_in_window",
+        cand.id.alias("click_event_id"), cand.ts.alias("click_occurred_at_us"), cand.promoter_id.alias("promoter_id"),
+        cand.share_id.alias("click_share_id"), cand.is_valid.alias("is_valid"),
+        cand.invalid_reasons.alias("invalid_reasons"),
+        outcome.alias("outcome"), reason.alias("reason"), "model", "config_hash", "event_date",
     )
 
 
@@ -194,16 +324,20 @@ LOCK_EVENT_SCHEMA = ("buyer_id string, rank int, ts long, id string, promoter_id
                      "share_id string, event_date string, click_ts long, bound_at long, expires_at long")
 LOCK_OUT_SCHEMA = ("rtype string, buyer_id string, id string, order_id string, share_id string, ts long, "
                    "event_date string, promoter_id string, click_event_id string, click_occurred_at_us long, "
-                   "attribution_reason string, candidates_considered int, bound_at long, expires_at long")
+                   "attribution_reason string, candidates_considered int, bound_at long, expires_at long, "
+                   "lock_promoter_id string, lock_click_id string, lock_click_ts long")
 LOCK_STATE_COLUMNS = ["buyer_id", "promoter_id", "click_event_id", "click_occurred_at_us", "bound_at_us", "expires_at_us"]
 
 
-def wechat_lock(spark, cfg: Config, orders, clicks, past_clicks, state, own_buyer: dict, dates: list[str]):
-    """The lock model over days `dates` (see lock.py): returns (attribution, end-of-day lock states).
+def wechat_lock(spark, cfg: Config, orders, clicks, past_clicks, state, own_buyer: dict, dates: list[str],
+                trace_clicks=None):
+    """The lock model over days `dates` (see lock.py): returns (attribution, end-of-day lock
+    states, decision trace — None unless `trace_clicks` is given).
 
     orders: order_event_id, order_id, buyer_id, share_id, paid_at_us, event_date (days of the run)
     clicks: valid clicks of the run's days; past_clicks: valid clicks of the lookback before it;
-    state: the lock snapshot at the end of the day before the run (LOCK_STATE_COLUMNS).
+    state: the lock snapshot at the end of the day before the run (LOCK_STATE_COLUMNS);
+    trace_clicks: every click (valid or not, with invalid_reasons) of the lookback and the run.
     One shuffle by buyer, then a fold per buyer in Python (the lock is a sequential state machine).
     """
     from pyspark.sql import functions as F
@@ -245,26 +379,38 @@ def wechat_lock(spark, cfg: Config, orders, clicks, past_clicks, state, own_buye
         buyer = rows[0]["buyer_id"]
         got, states = lock.scan(rows, day_ends, lock_us, ext_us, lookback_us, own_buyer, deny)
         out = []
-        for oid, promoter, click_id, click_ts, reason, cands in got:
+        for oid, promoter, click_id, click_ts, reason, cands, held in got:
             o = by_id[oid]
             out.append(("order", buyer, oid, o["order_id"], o["share_id"], o["ts"], o["event_date"], promoter,
-                        click_id, click_ts, reason, cands, None, None))
+                        click_id, click_ts, reason, cands, None, None, *(held or (None, None, None))))
         for day, promoter, click_id, click_ts, bound_at, expires in states:
             out.append(("state", buyer, None, None, None, None, day, promoter, click_id, click_ts, None, None,
-                        bound_at, expires))
+                        bound_at, expires, None, None, None))
         cols = [c.split()[0] for c in LOCK_OUT_SCHEMA.split(", ")]
         return pd.DataFrame(out, columns=cols)
 
     folded = events.groupBy("buyer_id").applyInPandas(fold, schema=LOCK_OUT_SCHEMA).cache()
-    attribution = folded.where("rtype = 'order'").select(
+    decided = folded.where("rtype = 'order'").select(
         F.col("order_id"), F.col("id").alias("order_event_id"), "buyer_id", "share_id",
         F.col("ts").alias("paid_at_us"), "event_date", "promoter_id", "click_event_id", "click_occurred_at_us",
         "attribution_reason", "candidates_considered",
+        # the lock active at the order, before the self-purchase check (read by the trace)
+        F.when(F.col("lock_click_id").isNotNull(), F.struct(
+            F.col("lock_click_ts").alias("ts"), F.col("lock_click_id").alias("id"),
+            F.col("lock_promoter_id").alias("promoter_id"))).alias("rule_click"),
+        F.when(F.col("lock_click_id").isNotNull(), "lock").otherwise("organic").alias("rule_reason"),
     ).withColumn("model", F.lit(a.model)).withColumn("config_hash", F.lit(cfg.config_hash))
     states = folded.where("rtype = 'state'").select(
         "buyer_id", "promoter_id", "click_event_id", "click_occurred_at_us",
         F.col("bound_at").alias("bound_at_us"), F.col("expires_at").alias("expires_at_us"), "event_date")
-    return attribution, states
+    trace = None
+    if trace_clicks is not None:
+        buyers = orders.select("buyer_id").distinct()
+        candidates = trace_clicks.join(F.broadcast(buyers), "buyer_id", "left_semi").select(
+            "buyer_id", _trace_click(F.col("occurred_at_us"), F.col("event_id"), F.col("promoter_id"),
+                                     F.col("share_id"), F.col("is_valid"), F.col("invalid_reasons")).alias("cand"))
+        trace = decision_trace(cfg, decided, candidates)
+    return decided.drop("rule_click", "rule_reason"), states, trace
 
 
 def _swap_in(staging: Path, target: Path, dates: list[str]) -> None:
@@ -332,8 +478,7 @@ ATTRIBUTION_SCHEMA = [
     ("model", "string"), ("config_hash", "string"),
 ]
 
-
-def _write_schema_file(target: Path) -> None:
+def _write_schema_file(target: Path, columns=ATTRIBUTION_SCHEMA) -> None:
     """An empty file with the output schema, so dbt can read the table before any order."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -341,7 +486,7 @@ def _write_schema_file(target: Path) -> None:
     path = layout.schema_file(target)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        schema = pa.schema([(n, getattr(pa, t)()) for n, t in ATTRIBUTION_SCHEMA])
+        schema = pa.schema([(n, getattr(pa, t)()) for n, t in columns])
         pq.write_table(schema.empty_table(), path)
 
 
@@ -352,13 +497,33 @@ def _earliest_landed(cfg: Config) -> str | None:
     return min(days) if days else None
 
 
-def run_attribution(spark, cfg: Config, first: str, last: str, promoters: dict) -> dict:
+@contextmanager
+def persisting():
+    """`keep(df)` persists df (memory, spilling to disk) until the block ends: a frame two writes
+    read is computed once."""
+    kept = []
+
+    def keep(df):
+        kept.append(df.persist())
+        return kept[-1]
+    try:
+        yield keep
+    finally:
+        for df in kept:
+            df.unpersist()
+
+
+def run_attribution(spark, cfg: Config, first: str, last: str, promoters: dict, trace: bool = True) -> dict:
+    """Attribution of the orders of days first..last, and (unless `trace` is False: the bench's
+    baseline) its decision trace beside it; returns counts for metadata."""
     from pyspark.sql import functions as F
 
     lock_model = cfg.attribution.model == "wechat_lock"
     target = layout.warehouse_table(cfg.warehouse_path, layout.ORDER_ATTRIBUTION)
+    trace_root = layout.warehouse_table(cfg.warehouse_path, layout.ATTRIBUTION_DECISIONS)
     state_root = layout.warehouse_table(cfg.warehouse_path, layout.LOCK_STATE)
     _write_schema_file(target)
+    _write_schema_file(trace_root, decisions.SCHEMA)
     if lock_model:
         # the fold needs the locks at the end of the day before: without that snapshot, start
         # from the first landed day (slower, and as correct)
@@ -378,38 +543,54 @@ def run_attribution(spark, cfg: Config, first: str, last: str, promoters: dict) 
         F.col("event_id").alias("order_event_id"), "order_id", "buyer_id", "share_id",
         F.col("occurred_at_us").alias("paid_at_us"), F.col("event_date").cast("string").alias("event_date"),
     )
-    valid_schema = "event_id string, occurred_at_us long, buyer_id string, share_id string, promoter_id string"
+    click_schema = ("event_id string, occurred_at_us long, buyer_id string, share_id string, promoter_id string, "
+                    "is_valid boolean, invalid_reasons string")
 
-    def valid_clicks(days):
+    def validated_clicks(days):
+        """Every click of `days` as click validity flagged it (valid or not)."""
         paths = _existing(layout.warehouse_table(cfg.warehouse_path, layout.CLICKS_VALIDATED), days)
         if not paths:
-            return spark.createDataFrame([], valid_schema)
-        return spark.read.parquet(*paths).where("is_valid").select(
-            "event_id", "occurred_at_us", "buyer_id", "share_id", "promoter_id")
+            return spark.createDataFrame([], click_schema)
+        return spark.read.parquet(*paths).select(
+            "event_id", "occurred_at_us", "buyer_id", "share_id", "promoter_id", "is_valid", "invalid_reasons")
+
+    def valid_clicks(days):
+        return validated_clicks(days).where("is_valid").drop("is_valid", "invalid_reasons")
 
     staging = target / f"_staging_{uuid.uuid4().hex}"
-    if lock_model:
-        lookback = cfg.attribution.lookback_days
-        past_days = window_dates(first, first, lookback, 0)[:-1]
-        prev_state = _existing(state_root, past_days[-1:])
-        state = (spark.read.parquet(*prev_state).select(*LOCK_STATE_COLUMNS) if prev_state else
-                 spark.createDataFrame([], "buyer_id string, promoter_id string, click_event_id string, "
-                                           "click_occurred_at_us long, bound_at_us long, expires_at_us long"))
-        own = {p.promoter_id: p.buyer_id for p in promoters.values()}
-        out, states = wechat_lock(spark, cfg, orders, valid_clicks(dates), valid_clicks(past_days), state, own, dates)
-        state_staging = state_root / f"_staging_{uuid.uuid4().hex}"
-        states.repartition("event_date").write.mode("overwrite").partitionBy("event_date").parquet(str(state_staging))
-        _swap_in(state_staging, state_root, dates)
-    else:
-        self_buyers = spark.createDataFrame(
-            [(p.promoter_id, p.buyer_id) for p in promoters.values()] or [("", "")],
-            "promoter_id string, promoter_buyer_id string",
-        )
-        out = last_click(spark, cfg, orders, valid_clicks(window_dates(first, last, cfg.attribution.lookback_days, 0)),
-                         self_buyers)
-    out.repartition("event_date").write.mode("overwrite").partitionBy("event_date").parquet(str(staging))
+    trace_staging = trace_root / f"_staging_{uuid.uuid4().hex}"
+    lookback = cfg.attribution.lookback_days
+    with persisting() as keep:
+        if lock_model:
+            past_days = window_dates(first, first, lookback, 0)[:-1]
+            prev_state = _existing(state_root, past_days[-1:])
+            state = (spark.read.parquet(*prev_state).select(*LOCK_STATE_COLUMNS) if prev_state else
+                     spark.createDataFrame([], "buyer_id string, promoter_id string, click_event_id string, "
+                                               "click_occurred_at_us long, bound_at_us long, expires_at_us long"))
+            own = {p.promoter_id: p.buyer_id for p in promoters.values()}
+            out, states, trace_df = wechat_lock(
+                spark, cfg, orders, valid_clicks(dates), valid_clicks(past_days), state, own, dates,
+                trace_clicks=validated_clicks(window_dates(first, last, lookback, 0)) if trace else None)
+            state_staging = state_root / f"_staging_{uuid.uuid4().hex}"
+            states.repartition("event_date").write.mode("overwrite").partitionBy("event_date").parquet(str(state_staging))
+            _swap_in(state_staging, state_root, dates)
+        else:
+            self_buyers = spark.createDataFrame(
+                [(p.promoter_id, p.buyer_id) for p in promoters.values()] or [("", "")],
+                "promoter_id string, promoter_buyer_id string",
+            )
+            out, trace_df = last_click(spark, cfg, orders, validated_clicks(window_dates(first, last, lookback, 0)),
+                                        self_buyers, trace=trace, keep=keep)
+        out.repartition("event_date").write.mode("overwrite").partitionBy("event_date").parquet(str(staging))
+        if trace_df is not None:
+            # no shuffle by day: each task writes its rows of every day (as click validity does)
+            trace_df.write.mode("overwrite").partitionBy("event_date").parquet(str(trace_staging))
     _swap_in(staging, target, dates)
-    return _counts(target, dates, "count(promoter_id)", ("orders", "attributed"))
+    counts = _counts(target, dates, "count(promoter_id)", ("orders", "attributed"))
+    if trace_df is not None:
+        _swap_in(trace_staging, trace_root, dates)
+        counts.update(_counts(trace_root, dates, "count(click_event_id)", ("trace_rows", "trace_clicks")))
+    return counts
 
 
 def _counts(target: Path, dates: list[str], second: str, names: tuple[str, str]) -> dict:

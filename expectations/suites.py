@@ -9,11 +9,9 @@ and, on the commission mart, the money ranges the release requires. A check live
 
 from __future__ import annotations
 
-from typing import get_args, get_type_hints
+from streaming.contracts import CHANNELS, EVENT_TYPES, SOURCES
 
-from streaming.contracts import CHANNELS, EVENT_TYPES, _Event
-
-EVENT_SOURCES = list(get_args(get_type_hints(_Event)["source"]))   # the contract's Literal
+EVENT_SOURCES = list(SOURCES)   # the contract's Literal
 
 
 def landing_events(E) -> list:

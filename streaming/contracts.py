@@ -27,7 +27,7 @@ masks IP addresses in every dead letter's reason and raw bytes
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal, NotRequired
+from typing import Annotated, Any, Literal, NotRequired, get_args, get_type_hints
 
 from pydantic import (
     AfterValidator,
@@ -97,6 +97,10 @@ class _Event(TypedDict):
         "The contract version: 1 on the v1 topics. A version 2 event goes to its own v2 topic; on a v1 "
         "topic it is a dead letter (unsupported_schema_version)", 1)]
     ext: NotRequired[Ext]
+
+
+# who may publish (the `source` field's Literal), for readers outside the contract (the GX suites)
+SOURCES: tuple[str, ...] = get_args(get_type_hints(_Event)["source"])
 
 
 class Click(_Event):

@@ -318,6 +318,29 @@ def test_the_decision_trace_names_each_candidate_and_why_it_lost(spark_cfg):
         assert {r[0]: r[2] for r in rows if r[6] == "won"} == {k: v for k, v in attributed.items() if v}, name
 
 
+def test_a_crowded_window_lists_its_latest_clicks_and_the_winner_beyond_them(spark_cfg):
+    """A buyer with 25 valid clicks in the window, the oldest carrying the order's share token: the
+    trace lists the latest TRACE_MAX_CANDIDATES (20) and the share-token click that won from rank
+    25, no other; clicks_in_window counts all 25."""
+    from pipelines.assets.attribution.spark_jobs import TRACE_MAX_CANDIDATES, last_click
+
+    base, spark = spark_cfg
+    assert TRACE_MAX_CANDIDATES == 20
+    minute = timedelta(minutes=1)
+    clicks = [_click("c900", T - 5 * H, "P3", "B9", share="S90", device="D900")] + [
+        _click(f"c9{k:02d}", T - 4 * H + 10 * k * minute, "P1", "B9", share="S91", device=f"D9{k:02d}")
+        for k in range(1, 25)]   # 10 minutes apart, one device each: none is a flood
+    flagged, _, orders = _frames(spark, base, _landed_clicks(clicks), _landed_orders([_order("o9", T, "B9", "S90")]))
+    self_buyers = spark.createDataFrame([], "promoter_id string, promoter_buyer_id string")
+    out, trace = last_click(spark, base, orders, flagged, self_buyers, trace=True)
+    rows = {(r["candidate_rank"], r["click_event_id"], r["outcome"], r["reason"], r["clicks_in_window"])
+            for r in trace.collect()}
+    want = {(25, "c900", "won", "share_token", 25)} | {
+        (25 - k, f"c9{k:02d}", "lost", "share_token_precedence", 25) for k in range(5, 25)}   # ranks 1..20
+    assert rows == want, sorted(rows ^ want)
+    assert [r["click_event_id"] for r in out.collect()] == ["c900"]
+
+
 def _home(base_cfg, path, model="last_click"):
     from o2p.config import load_config
 

@@ -278,11 +278,20 @@ def decision_trace(cfg: Config, decided, candidates):
         .drop("_ob", "_oe")
     c = scanned.where("is_order = 0").select(F.col("buyer_id").alias("_click_buyer"), F.col("seq").alias("_seq"),
                                              "cand")
-    in_window = ((F.col("_click_buyer") == F.col("buyer_id")) & (F.col("cand.ts") > F.col("paid_at_us") - lookback)
-                 & (F.col("_seq") <= F.col("_upto"))
-                 & ((F.col("_seq") > F.col("_upto") - TRACE_MAX_CANDIDATES)
-                    | (F.col("cand.id") == F.col("rule_click.id"))))
-    joined = o.join(c, in_window, "left").withColumn(
+    # The clicks of an order's window are the positions (upto − clicks_in_window, upto] (positions
+    # are in time order): its latest TRACE_MAX_CANDIDATES are named by number and read by an
+    # equi-join on (buyer, position) — never every (order, click) pair of a heavy buyer, which a
+    # join on the buyer alone filtered afterwards would build. An order with none keeps one row.
+    listed = F.least(F.col("clicks_in_window"), F.lit(TRACE_MAX_CANDIDATES))
+    wanted = o.withColumn("_want", F.explode_outer(
+        F.when(listed > 0, F.sequence(F.col("_upto") - listed + 1, F.col("_upto")))))
+    same_buyer = F.col("_click_buyer") == F.col("buyer_id")
+    latest = wanted.join(c, same_buyer & (F.col("_seq") == F.col("_want")), "left").drop("_want")
+    # and the chosen click wherever it ranks beyond them (in the window; a lock's older click: below)
+    chosen = o.join(c, same_buyer & (F.col("cand.id") == F.col("rule_click.id"))
+                    & (F.col("_seq") <= F.col("_upto") - TRACE_MAX_CANDIDATES)
+                    & (F.col("cand.ts") > F.col("paid_at_us") - lookback))
+    joined = latest.unionByName(chosen).withColumn(
         "candidate_rank", F.col("_upto") - F.col("_seq") + 1).drop("_click_buyer", "_seq", "_upto")
     if lock_model:
         rule_outside = F.col("rule_click").isNotNull() & (F.col("rule_click.ts") <= F.col("paid_at_us") - lookback)

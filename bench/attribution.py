@@ -218,9 +218,10 @@ def main() -> int:
                          ("attribution/Spark", spark_attribution), ("attribution/DuckDB", duck(ATTRIBUTION_SQL, "duck_out.parquet")),
                          ("validity/Spark again", spark_validity), ("attribution/Spark again", spark_attribution),
                          # the decision trace's cost (issue #14): without it, then with it again, alternated
+                         # (a run without it removes the days' trace: the last run writes it again)
                          ("attribution/Spark no trace", lambda: spark_attribution(trace=False)),
-                         ("attribution/Spark third", spark_attribution),
-                         ("attribution/Spark no trace 2", lambda: spark_attribution(trace=False))):
+                         ("attribution/Spark no trace 2", lambda: spark_attribution(trace=False)),
+                         ("attribution/Spark third", spark_attribution)):
             t0 = time.perf_counter()
             fn()
             timings[name] = time.perf_counter() - t0

@@ -438,9 +438,11 @@ def cmd_attribution(cfg: Config, args) -> int:
     if args.action == "why":
         traced = decisions.read(cfg, [args.order]).get(args.order)
         if not traced:
+            off = "" if cfg.attribution.decision_trace else (
+                f"; attribution.decision_trace is false in {cfg.source}, so none is written")
             raise InputError(f"order {args.order} has no attribution decision trace: no order_paid of it has been "
-                             "attributed (o2p run), or its day was attributed before the trace existed "
-                             "(attribute that day again)")
+                             "attributed (o2p run), or its day was attributed without the trace (before it existed, "
+                             f"or with attribution.decision_trace false: attribute that day again){off}")
         say(decisions.explain(traced))
         return 0
     raise InputError(f"unknown attribution action {args.action}")

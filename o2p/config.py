@@ -140,6 +140,7 @@ class AttributionConfig(_Strict):
     lookback_days: int = Field(ge=1, le=60)
     lock_days: int = Field(ge=1)
     lock_order_extension_days: int = Field(ge=1)
+    decision_trace: bool
 
 
 class CommissionConfig(_Strict):

@@ -91,7 +91,8 @@ def _who(r: dict) -> str:
 def summary(rows: list[dict], most: int = 4) -> str:
     """"Why this promoter" on one line: the winner and its reason, then the losers' reasons."""
     if not rows:
-        return "no trace (its day was attributed before the trace existed: attribute it again)"
+        return ("no trace (its day was attributed without it: before the trace existed, or with "
+                "attribution.decision_trace false)")
     head = rows[0]
     won = [r for r in rows if r["outcome"] == "won"]
     lost = [r for r in rows if r["outcome"] == "lost"]

@@ -433,6 +433,23 @@ def test_day_by_day_with_late_clicks_and_reruns_equals_all_at_once(spark_cfg, tm
     flooded = spark.read.parquet(str(everything.warehouse_path / "clicks_validated")).where("not is_valid").count()
     assert flooded >= 6 * 21   # the floods (some across midnight) were found in both
 
+    # attribution.decision_trace false: a day attributed again loses its trace (it would no longer
+    # be this attribution's), and its attribution is the same
+    from o2p.config import load_config
+    from o2p.layout import event_date_dir
+
+    off_yaml = tmp_path / "all" / "o2p-no-trace.yaml"
+    off_yaml.write_text((tmp_path / "all" / "o2p.yaml").read_text() + "  decision_trace: false\n")
+    off = load_config(off_yaml, home=tmp_path / "all")
+    assert off.attribution.decision_trace is False and everything.attribution.decision_trace is True
+    trace_root = everything.warehouse_path / "attribution_decisions"
+    traced = [d for d in days if event_date_dir(trace_root, d).is_dir()]
+    before = _table(spark, everything.warehouse_path / "attribution", drop=("config_hash",))
+    run_attribution(spark, off, traced[-1], traced[-1], promoters)
+    assert not event_date_dir(trace_root, traced[-1]).exists()
+    assert all(event_date_dir(trace_root, d).is_dir() for d in traced[:-1])
+    assert _table(spark, everything.warehouse_path / "attribution", drop=("config_hash",)) == before   # another config
+
 
 def _assert_the_trace_agrees_with_the_attribution(cfg):
     """Every order of the attribution output has trace rows; its one `won` row is the attributed

@@ -85,7 +85,13 @@ def test_attribution_why_prints_every_candidate_and_a_legend(tmp_path, capsys):
         "organic (attribution.model last_click)",
         f"no click of the buyer in the window: {decisions.NONE['no_click_in_window']}"]
     assert main(["--home", str(tmp_path), "attribution", "why", "--order", "O404"]) == 2
-    assert "o2p: order O404 has no attribution decision trace" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "o2p: order O404 has no attribution decision trace" in err and "is false in" not in err
+    # with the trace switched off, the message says where
+    off = tmp_path / "o2p.yaml"
+    off.write_text("attribution:\n  decision_trace: false\n", encoding="utf-8")
+    assert main(["--home", str(tmp_path), "--config", str(off), "attribution", "why", "--order", "O404"]) == 2
+    assert f"attribution.decision_trace is false in {off}, so none is written" in capsys.readouterr().err
 
 
 def test_attribution_why_help_says_what_it_reads_and_shows_an_example(capsys):

@@ -522,9 +522,12 @@ def persisting():
             df.unpersist()
 
 
-def run_attribution(spark, cfg: Config, first: str, last: str, promoters: dict, trace: bool = True) -> dict:
-    """Attribution of the orders of days first..last, and (unless `trace` is False: the bench's
-    baseline) its decision trace beside it; returns counts for metadata."""
+def run_attribution(spark, cfg: Config, first: str, last: str, promoters: dict, trace: bool | None = None) -> dict:
+    """Attribution of the orders of days first..last, and its decision trace beside it unless
+    `trace` (default: attribution.decision_trace) is false — then the trace of these days is
+    removed, as it would no longer be this attribution's; returns counts for metadata."""
+    if trace is None:
+        trace = cfg.attribution.decision_trace
     from pyspark.sql import functions as F
 
     lock_model = cfg.attribution.model == "wechat_lock"
@@ -596,9 +599,8 @@ def run_attribution(spark, cfg: Config, first: str, last: str, promoters: dict, 
             trace_df.write.mode("overwrite").partitionBy("event_date").parquet(str(trace_staging))
     _swap_in(staging, target, dates)
     counts = _counts(target, dates, "count(promoter_id)", ("orders", "attributed"))
-    if trace_df is not None:
-        _swap_in(trace_staging, trace_root, dates)
-        counts.update(_counts(trace_root, dates, "count(click_event_id)", ("trace_rows", "trace_clicks")))
+    _swap_in(trace_staging, trace_root, dates)   # without a trace: these days' old trace removed
+    counts.update(_counts(trace_root, dates, "count(click_event_id)", ("trace_rows", "trace_clicks")))
     return counts
 
 

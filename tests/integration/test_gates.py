@@ -129,15 +129,20 @@ def test_click_validity_output_missing_a_click(home, capsys):
 
 
 def test_an_order_attributed_to_a_click_after_it(home, capsys):
-    """OA1 (paid 08-01 12:00) pointed at c-OB1, another buyer's click of 08-02 09:00."""
+    """OA1 (paid 08-01 12:00) pointed at c-OB1, another buyer's click of 08-02 09:00: a Spark
+    defect, so its decision trace says the same (a trace that disagreed with the attribution
+    would be caught earlier, by the dbt test assert_attribution_decisions_agree_with_orders)."""
     cfg, argv = home
-    f = next((cfg.warehouse_path / "attribution" / "event_date=2026-08-01").glob("*.parquet"))
 
-    def corrupt(t):
+    def corrupt(t, won=None):
         ids = t.column("click_event_id")
-        fixed = pc.if_else(pc.equal(t.column("order_id"), "OA1"), "c-OB1", ids)
-        return t.set_column(t.schema.get_field_index("click_event_id"), "click_event_id", fixed)
-    rewrite(f, corrupt)
+        wrong = pc.equal(t.column("order_id"), "OA1")
+        if won is not None:   # the trace: only OA1's winning row
+            wrong = pc.and_(wrong, pc.equal(t.column("outcome"), won))
+        return t.set_column(t.schema.get_field_index("click_event_id"), "click_event_id", pc.if_else(wrong, "c-OB1", ids))
+    rewrite(next((cfg.warehouse_path / "attribution" / "event_date=2026-08-01").glob("*.parquet")), corrupt)
+    for f in (cfg.warehouse_path / "attribution_decisions" / "event_date=2026-08-01").glob("*.parquet"):
+        rewrite(f, lambda t: corrupt(t, won="won"))
     code, err = release(argv, capsys)
     assert code == 3, err
     assert "attribution: FAILED" in err

@@ -4,7 +4,9 @@ by a blocking asset check named `Gate.X.check`.
 
     landing, click_validity, attribution   per event day, judged where the data is produced
                                            and again before a release where their inputs changed
-    commission, settlement, payout         per period, in the run that releases it
+    commission, settlement, payout         per period, in the run that releases it (commission: or
+                                           in the run whose build it reuses, on the same inputs:
+                                           pipelines/lib/builds.py)
 """
 
 from __future__ import annotations

@@ -91,6 +91,8 @@ def _execute_here(cfg: Config, job_name: str, *, partition: str | None, partitio
 
         keys, checks = without_bi(job_name)
         job = job.get_subset(asset_selection=frozenset(keys), asset_check_selection=frozenset(checks))
+    if job_name == "release_job" and partition:
+        job = _reusing_commission(cfg, job, partition)
     tags = run_tags(invocation)
     if partition_range:
         tags |= {"dagster/asset_partition_range_start": partition_range[0],
@@ -117,6 +119,23 @@ def _execute_here(cfg: Config, job_name: str, *, partition: str | None, partitio
         exc.args = (f"{exc.args[0] if exc.args else exc}\n  (full output of the run: {log_path})", *exc.args[1:])
         raise
     return result
+
+
+def _reusing_commission(cfg: Config, job, period: str):
+    """The release without its dbt build when the tables a run before it built and gated are
+    still current (nothing they are built from changed since: pipelines/lib/builds.py); the
+    settlement step checks that again when it runs, and takes that build's gate as this run's."""
+    from pipelines.assets.commission.assets import dbt_vars
+    from pipelines.jobs import reusing_commission
+    from pipelines.lib import builds
+
+    reuse, _ = builds.current(cfg, period[:7], dbt_vars(cfg, period[:7]))
+    if reuse is None:
+        return job
+    print(f"o2p: {period[:7]}: the commission tables of run {reuse.run_id[:8]} are reused (nothing they are built "
+          "from has changed since; their dbt tests and commission gate passed there)", file=sys.stderr, flush=True)
+    keys, checks = reusing_commission(job.name)
+    return job.get_subset(asset_selection=frozenset(keys), asset_check_selection=frozenset(checks))
 
 
 def raise_for(result, job_name: str) -> None:

@@ -49,3 +49,12 @@ def without_bi(job_name: str) -> tuple[list[AssetKey], list[AssetCheckKey]]:
     checks = sorted((c for c in (*commission_dbt.check_keys, *gx_commission.check_keys) if c.asset_key in set(keys)),
                     key=lambda c: (c.asset_key.path, c.name))
     return keys, checks
+
+
+def reusing_commission(job_name: str) -> tuple[list[AssetKey], list[AssetCheckKey]]:
+    """The assets and checks of a release_job run that reuses the commission build of a run before
+    it (pipelines/lib/builds.py): settlement, the payout and the BI copy, with their gates."""
+    assert job_name == release_job.name, job_name
+    keys = [promoter_balances.key, payout_batch.key, *o2p_bi.keys]
+    checks = [c for a in (promoter_balances, payout_batch, o2p_bi) for c in a.check_keys]
+    return sorted(keys, key=lambda k: k.path), sorted(checks, key=lambda c: (c.asset_key.path, c.name))

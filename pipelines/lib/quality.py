@@ -1,5 +1,8 @@
 """Gate results of a run, kept as JSON under $O2P_HOME/quality/<period>/<run_id>/ so the
-release can require that every gate passed *in its own run* and list them in the manifest."""
+release can require that every gate passed *in its own run* and list them in the manifest. A
+run that did not build its inputs itself adopts the result of the run that did, on exactly the
+same data (the upstream days: pipelines/lib/gates.py; the commission build:
+pipelines/lib/builds.py)."""
 
 from __future__ import annotations
 
@@ -21,6 +24,15 @@ def record(cfg: Config, period: str, run_id: str, result: SuiteResult) -> None:
     d = _dir(cfg, period, run_id)
     d.mkdir(parents=True, exist_ok=True)
     (d / f"{result.suite}.json").write_text(json.dumps(result.as_dict(), ensure_ascii=False, indent=2))
+
+
+def adopt(cfg: Config, period: str, run_id: str, result: dict, *, from_run: str) -> None:
+    """A gate result of another run, for exactly the data this run uses (pipelines/lib/builds.py),
+    recorded as this run's with the run it came from."""
+    d = _dir(cfg, period, run_id)
+    d.mkdir(parents=True, exist_ok=True)
+    (d / f"{result['suite']}.json").write_text(json.dumps({**result, "reused_from_run": from_run},
+                                                          ensure_ascii=False, indent=2))
 
 
 def results(cfg: Config, period: str, run_id: str) -> dict[str, dict]:

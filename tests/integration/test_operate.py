@@ -326,6 +326,10 @@ def test_the_same_world_three_ways_gives_the_same_tables_and_files(served, tmp_p
     o2p_here("run", env=own, unset=("DAGSTER_HOME",))
     o2p_here("payouts", "release", "--period", "2026-10", env=own, unset=("DAGSTER_HOME",))
     by_cli = _snapshot(home_a, "2026-10")
+    # the release after `o2p run` reused its build (pipelines/lib/builds.py), where the automated
+    # one built: the tables and files below must not tell them apart
+    adopted = [json.loads(f.read_text()) for f in (home_a / "quality" / "2026-10").glob("*/commission.json")]
+    assert [g.get("reused_from_run") is not None for g in adopted].count(True) == 1, adopted
 
     # (c) every landed day alone, in random order, then each month, then the release
     from o2p import cli

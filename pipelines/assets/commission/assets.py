@@ -28,7 +28,7 @@ from o2p.layout import ensure_schema_files
 from o2p.periods import check_order
 from o2p.quoting import dbt_glob
 from o2p.registry import Registry
-from pipelines.lib import event_ids, quality
+from pipelines.lib import builds, event_ids, quality
 from pipelines.lib.dbt_manifest import manifest_path
 from pipelines.lib.duck import POOL, connect
 from pipelines.lib.partitions import monthly, period_dbt_vars
@@ -94,10 +94,15 @@ def commission_dbt(context: AssetExecutionContext, dbt: DbtCliResource, o2p: O2P
     # test runs when every model it reads is selected (dbt's `cautious`), so a singular test that
     # reads a BI mart too waits for the run that builds it; dagster-dbt reads this when it calls
     # dbt. A full run (every model) keeps dbt's default: it runs every test, sources' included.
-    if set(context.selected_asset_keys) != set(commission_dbt.keys):
+    whole_project = set(context.selected_asset_keys) == set(commission_dbt.keys)
+    if not whole_project:
         os.environ["DBT_INDIRECT_SELECTION"] = "cautious"
     else:
         os.environ.pop("DBT_INDIRECT_SELECTION", None)
+    # what these tables are built from, recorded so that a release on the same inputs can reuse
+    # them (pipelines/lib/builds.py); forgotten before dbt starts, recorded again if it succeeds
+    inputs = builds.fingerprint(cfg, dbt_vars(cfg, context.partition_keys[0]))
+    builds.starting(cfg, inputs, [k[:7] for k in context.partition_keys])
     for key in context.partition_keys:
         vars_ = dbt_vars(cfg, key)
         context.log.info(f"dbt build for period {vars_['period']}")
@@ -121,6 +126,9 @@ def commission_dbt(context: AssetExecutionContext, dbt: DbtCliResource, o2p: O2P
                 raise O2PError(f"period {vars_['period']}: dbt build failed before it ran any model "
                                "(its error is in the run's log)") from None
             raise_for_dbt(results, vars_["period"], cfg)
+        with connect(cfg, read_only=True) as con:
+            rows = builds.money_rows(con, vars_["period"])
+        builds.built(cfg, inputs, vars_["period"], context.run_id, rows, whole_project)
 
 
 PREVIEW_ROWS = 5

@@ -1,7 +1,8 @@
 """The payout release of a period (rulebook §8): write-audit-publish.
 
 Files are rendered in memory, the payout gate runs on them, every gate of this run must have
-passed (commission, settlement, payout), the period is claimed in the registry (a unique key:
+passed (commission, settlement, payout; the commission gate is the reused build's when the run
+did not build: pipelines/lib/builds.py), the period is claimed in the registry (a unique key:
 two releases cannot both win), the folder is written atomically, and the registry records the
 hashes, every booked amount and the balances. Releasing a released period returns it as it is.
 """

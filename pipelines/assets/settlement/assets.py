@@ -18,7 +18,7 @@ from expectations import suites
 from expectations.runner import run_suite
 from o2p import layout, ledger_mirror
 from o2p.config import Config
-from o2p.errors import GateBroken, GateFailed, InputError
+from o2p.errors import GateBroken, GateFailed, InputError, O2PError
 from o2p.gates import Gate
 from o2p.periods import check_order, first_period  # noqa: F401 - first_period: the settlement's API
 from o2p.reference import load_reference
@@ -26,7 +26,7 @@ from o2p.registry import Registry
 from o2p.settlement import STATEMENT_FIELDS, Returned, Settlement, balances, returned_by_promoter
 from o2p.timeutil import period_end_us, previous_period
 from pipelines.assets.commission.assets import ENTITLEMENTS
-from pipelines.lib import gates, quality
+from pipelines.lib import builds, gates, quality
 from pipelines.lib.duck import POOL, connect, replace_period
 from pipelines.lib.partitions import monthly
 from pipelines.lib.versions import DATA_PLATFORM, FINANCE, code_version
@@ -99,6 +99,25 @@ def statement_frame(s: Settlement):
     return df
 
 
+def _commission_of_this_run(context: AssetExecutionContext, cfg: Config, period: str) -> str | None:
+    """A release that did not build the commission models (`o2p payouts release` right after the
+    run that built them, pipelines/lib/builds.py) takes that build's commission gate as its own,
+    after checking again, now, that nothing it was built from has changed and that the tables
+    hold the rows it built. Returns the run id it came from; None when this run built them."""
+    if Gate.COMMISSION in quality.results(cfg, period, context.run_id):
+        return None
+    from pipelines.assets.commission.assets import dbt_vars
+
+    reuse, why = builds.current(cfg, period, dbt_vars(cfg, period))
+    if reuse is None:
+        raise O2PError(f"period {period}: this run did not build the commission models, and no build of them "
+                       f"can be reused: {why}. Release again: a release then builds them itself")
+    quality.adopt(cfg, period, context.run_id, reuse.commission, from_run=reuse.run_id)
+    context.log.info(f"commission of {period}: the tables run {reuse.run_id} built and gated on the same inputs "
+                     f"(BI marts: run {reuse.bi_run_id})")
+    return reuse.run_id
+
+
 @asset(
     key=SETTLEMENT,
     deps=[ENTITLEMENTS],
@@ -121,6 +140,7 @@ def promoter_balances(context: AssetExecutionContext, o2p: O2PConfig, registry: 
     if existing and existing["status"] == "released":
         raise InputError(f"period {period} is already released (batch {existing['batch_id']}); released periods are never recomputed")
     check_order(cfg, registry, period)
+    reused = _commission_of_this_run(context, cfg, period)
     # write-audit-publish: every upstream stage of every day this period pays from has passed
     # its gate on exactly the files that are there now (re-validated where they changed)
     upstream = gates.for_release(cfg, period)
@@ -149,6 +169,7 @@ def promoter_balances(context: AssetExecutionContext, o2p: O2PConfig, registry: 
     quality.record(cfg, period, context.run_id, result)
     paid = bal[bal.gross_fen > 0]
     yield Output(None, metadata={
+        **({"commission_built_by_run": reused} if reused else {}),
         "period": period, "promoters": len(bal), "paid": len(paid),
         "gross_fen": int(paid.gross_fen.sum()), "tax_fen": int(paid.tax_fen.sum()),
         "net_fen": int(paid.net_fen.sum()), "carried_out_fen": int(bal.carried_out_fen.sum()),

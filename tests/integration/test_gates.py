@@ -218,3 +218,37 @@ def test_an_order_landed_after_the_last_attribution_run(home, capsys):
     assert code == 3, err
     assert "attribution: FAILED" in err and "expect_table_row_count_to_equal" in err
     assert_nothing_released(cfg)
+
+
+def test_a_release_reuses_the_runs_build_only_while_nothing_it_read_changed(home, capsys, monkeypatch):
+    """`o2p run` built and gated August; a landed file then changed (its mtime: a rewrite). A
+    release that did not build must not take that build's gate for the new files: its settlement
+    step refuses, says why and releases nothing; the release the command chooses builds again."""
+    import os
+
+    from pipelines import execute
+    from pipelines.jobs import reusing_commission
+
+    cfg, argv = home
+    capsys.readouterr()
+    assert main([*argv, "run"]) == 0, capsys.readouterr().err
+    landed = next((cfg.landing_path / "orders" / "event_date=2026-08-03").glob("*.parquet"))
+    st = landed.stat()
+    os.utime(landed, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+
+    def always_reuse(cfg, job, period):   # as if the command had decided before the file changed
+        keys, checks = reusing_commission(job.name)
+        return job.get_subset(asset_selection=frozenset(keys), asset_check_selection=frozenset(checks))
+    monkeypatch.setattr(execute, "_reusing_commission", always_reuse)
+    code, err = release(argv, capsys)
+    assert code == 1, err
+    assert "this run did not build the commission models, and no build of them can be reused: what dbt reads " \
+           "(landed or warehouse files, reference data, config or dbt code) changed since" in err
+    assert_nothing_released(cfg)
+
+    monkeypatch.undo()
+    code, err = release(argv, capsys)
+    assert code == 0, err
+    assert "are reused" not in err
+    gates = [json.loads(f.read_text()) for f in (cfg.home_path / "quality" / PERIOD).glob("*/commission.json")]
+    assert gates and not any("reused_from_run" in g for g in gates), gates

@@ -116,9 +116,8 @@ def commission_dbt(context: AssetExecutionContext, dbt: DbtCliResource, o2p: O2P
                 marts.append(event)
             else:
                 yield event
-        for event in marts:
-            yield event.with_metadata({**event.metadata, **mart_metadata(
-                cfg, context.asset_key_for_output(event.output_name), vars_["period"])})
+        yield from with_mart_metadata(cfg, [(event, context.asset_key_for_output(event.output_name))
+                                            for event in marts], vars_["period"])
         if not run.is_successful():
             try:
                 results = run.get_artifact("run_results.json")
@@ -134,18 +133,31 @@ def commission_dbt(context: AssetExecutionContext, dbt: DbtCliResource, o2p: O2P
 PREVIEW_ROWS = 5
 
 
-def mart_metadata(cfg: Config, key: AssetKey, period: str) -> dict:
+def with_mart_metadata(cfg: Config, outputs: list[tuple[Output, AssetKey]], period: str) -> list[Output]:
+    """The marts' outputs with their metadata, read over one connection that is closed before
+    they are yielded (opening the warehouse once per mart cost a second per build); the outputs
+    unchanged when it cannot be opened."""
+    try:
+        con = connect(cfg, read_only=True)
+    except Exception:  # noqa: BLE001 - metadata only: the materializations stand
+        return [event for event, _ in outputs]
+    try:
+        return [event.with_metadata({**event.metadata, **mart_metadata(con, key, period)}) for event, key in outputs]
+    finally:
+        con.close()
+
+
+def mart_metadata(con, key: AssetKey, period: str) -> dict:
     """A mart's rows of this period (`dagster/row_count`: the UI's row count) and its first rows
     as a preview; nothing when the warehouse cannot be read (the materialization stands)."""
     table = ".".join(key.path)
     try:
-        with connect(cfg, read_only=True) as con:
-            cols = {r[0] for r in con.execute("select column_name from information_schema.columns "
-                                              "where table_schema = ? and table_name = ?", key.path).fetchall()}
-            where, params = ("where period = ?", [period]) if "period" in cols else ("", [])
-            count = con.execute(f"select count(*) from {table} {where}", params).fetchone()[0]
-            cur = con.execute(f"select * from {table} {where} order by all limit {PREVIEW_ROWS}", params)
-            names, rows = [d[0] for d in cur.description], cur.fetchall()
+        cols = {r[0] for r in con.execute("select column_name from information_schema.columns "
+                                          "where table_schema = ? and table_name = ?", key.path).fetchall()}
+        where, params = ("where period = ?", [period]) if "period" in cols else ("", [])
+        count = con.execute(f"select count(*) from {table} {where}", params).fetchone()[0]
+        cur = con.execute(f"select * from {table} {where} order by all limit {PREVIEW_ROWS}", params)
+        names, rows = [d[0] for d in cur.description], cur.fetchall()
     except Exception:  # noqa: BLE001 - metadata only
         return {}
     cell = lambda v: "" if v is None else str(v).replace("|", "\\|")  # noqa: E731

@@ -123,7 +123,10 @@ def last_click(spark, cfg: Config, orders, clicks, self_buyers, trace: bool = Fa
       carries (a semi-join makes this input small): the latest click with the order's token.
     Within an instant clicks sort before orders (a click at the order's instant counts) and by
     event_id *descending*, so the last one seen is the smallest event_id (byte order).
-    The trace joins each order to the clicks of the same shuffle (already partitioned by buyer).
+    With the trace, the same scan (one sort) also gives the trace's positions (decision_trace):
+    each click's `_seq`, each order's `_upto` and clicks_in_window, so the trace needs no second
+    union, sort and join back (trace_rows); with `keep`, the scan is persisted and read by both
+    outputs (the orders' rows by the attribution, the clicks' by the trace).
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
@@ -140,8 +143,11 @@ def last_click(spark, cfg: Config, orders, clicks, self_buyers, trace: bool = Fa
         "buyer_id", "share_id", F.col("occurred_at_us").alias("ts"), F.lit(0).alias("is_order"),
         F.col("event_id").alias("click_id"),
         # `click`: a candidate (valid) click; `cand`: any click, for the trace
+        # (with the trace, also what the trace shows of the chosen click: no join to find it)
         F.when(valid, F.struct(F.col("occurred_at_us").alias("ts"), F.col("event_id").alias("id"),
-                               F.col("promoter_id").alias("promoter_id"))).alias("click"),
+                               F.col("promoter_id").alias("promoter_id"),
+                               *([F.col("share_id").alias("share_id"), F.col("invalid_reasons").alias("invalid_reasons")]
+                                 if trace else []))).alias("click"),
         F.when(valid, 1).otherwise(0).alias("is_candidate"),
         _trace_click(F.col("occurred_at_us"), F.col("event_id"), F.col("promoter_id"), F.col("share_id"),
                      valid, F.col("invalid_reasons")).alias("cand"),
@@ -151,7 +157,8 @@ def last_click(spark, cfg: Config, orders, clicks, self_buyers, trace: bool = Fa
     o = orders.select(   # the order's own columns ride along: no join back afterwards
         "buyer_id", "share_id", F.col("paid_at_us").alias("ts"), F.lit(1).alias("is_order"),
         F.lit(None).cast("string").alias("click_id"),
-        F.lit(None).cast("struct<ts:bigint,id:string,promoter_id:string>").alias("click"),
+        F.lit(None).cast("struct<ts:bigint,id:string,promoter_id:string"
+                         + (",share_id:string,invalid_reasons:string>" if trace else ">")).alias("click"),
         F.lit(0).alias("is_candidate"), F.lit(None).cast(TRACE_CLICK_TYPE).alias("cand"),
         "order_event_id", "order_id", F.col("event_date").cast("string").alias("event_date"),
     )
@@ -169,15 +176,37 @@ def last_click(spark, cfg: Config, orders, clicks, self_buyers, trace: bool = Fa
     # One shuffle by buyer. The windows in time order share one sort (the range windows' order
     # is a prefix of the other's); the share-token window sorts the same partitions again.
     shuffled = c.unionByName(o).repartition("buyer_id")
-    if trace and keep is not None:
-        shuffled = keep(shuffled)   # read again by the trace's join: one shuffle for both outputs
     scanned = (
         shuffled
         .withColumn("latest", F.last("click", ignorenulls=True).over(by_buyer))
         .withColumn("candidates_considered", clicks_up_to(0) - F.coalesce(clicks_up_to(-lookback), F.lit(0)))
-        .withColumn("latest_share", F.last("click", ignorenulls=True).over(by_share))
-        .where(F.col("is_order") == 1)
     )
+    if trace:
+        # The trace's positions in the same scan and sort (its order is last_click's): a click's
+        # `_seq` (clicks up to it), an order's `_upto` (clicks up to it) and clicks_in_window
+        # (all clicks, valid or not, in (t − lookback, t]); see decision_trace.
+        def any_clicks_up_to(offset):
+            return F.sum(1 - F.col("is_order")).over(
+                Window.partitionBy("buyer_id").orderBy("ts").rangeBetween(Window.unboundedPreceding, offset))
+
+        scanned = (scanned.withColumn("_seq", F.sum(1 - F.col("is_order")).over(by_buyer))
+                   .withColumn("clicks_in_window", (any_clicks_up_to(0) - F.coalesce(any_clicks_up_to(-lookback),
+                                                                                     F.lit(0))).cast("int")))
+        # and the positions of `latest` and `latest_share` (the chosen click's rank, wherever it is)
+        cand_seq = F.when(F.col("is_candidate") == 1, F.col("_seq"))
+        scanned = scanned.withColumn("_latest_seq", F.last(cand_seq, ignorenulls=True).over(by_buyer))
+    scanned = scanned.withColumn("latest_share", F.last("click", ignorenulls=True).over(by_share))
+    if trace:
+        scanned = scanned.withColumn("_share_seq", F.last(cand_seq, ignorenulls=True).over(by_share))
+    if trace and keep is not None:
+        # read by both outputs: the orders' rows by the attribution, the clicks' by the trace
+        scanned = keep(scanned.select(
+            "buyer_id", "share_id", "ts", "is_order", "order_event_id", "order_id", "event_date",
+            *[F.when(F.col("is_order") == 1, F.col(n)).alias(n) for n in ("latest", "latest_share")],
+            "candidates_considered", "clicks_in_window", "_seq", "_latest_seq", "_share_seq",
+            F.when(F.col("is_order") == 0, F.col("cand")).alias("cand")))
+    clicks_scanned = scanned.where(F.col("is_order") == 0)
+    scanned = scanned.where(F.col("is_order") == 1)
     lower = F.col("ts") - F.lit(lookback)
     share_ok = F.col("latest_share").isNotNull() & (F.col("latest_share.ts") > lower)
     last_ok = F.col("latest").isNotNull() & (F.col("latest.ts") > lower)
@@ -192,6 +221,9 @@ def last_click(spark, cfg: Config, orders, clicks, self_buyers, trace: bool = Fa
         F.col("candidates_considered").cast("int").alias("candidates_considered"),
         # what the precedence rules chose, before the self-purchase check (read by the trace)
         chosen.alias("rule_click"), reason.alias("rule_reason"),
+        *([F.col("_seq").alias("_upto"), "clicks_in_window",
+           F.when(share_ok, F.col("_share_seq")).when(last_ok, F.col("_latest_seq")).alias("_rule_seq")]
+          if trace else []),
     )
     if cfg.attribution.self_purchase == "deny":
         out = out.join(F.broadcast(self_buyers), "promoter_id", "left")
@@ -206,10 +238,9 @@ def last_click(spark, cfg: Config, orders, clicks, self_buyers, trace: bool = Fa
     decided = out.withColumn("model", F.lit(cfg.attribution.model)).withColumn("config_hash", F.lit(cfg.config_hash))
     if not trace:
         return decided.drop("rule_click", "rule_reason"), None
-    if keep is not None:
-        decided = keep(decided)
-    candidates = shuffled.where(F.col("is_order") == 0).select("buyer_id", "cand")
-    return decided.drop("rule_click", "rule_reason"), decision_trace(cfg, decided, candidates)
+    positioned = clicks_scanned.select(F.col("buyer_id").alias("_click_buyer"), "_seq", "cand")
+    attribution = decided.drop("rule_click", "rule_reason", "_upto", "clicks_in_window", "_rule_seq")
+    return attribution, trace_rows(cfg, decided, positioned, rule_positioned=True)
 
 
 # ---- the attribution decision trace (issue #14) ----------------------------------------------------
@@ -249,12 +280,12 @@ def decision_trace(cfg: Config, decided, candidates):
     upto − seq + 1 and the join keeps only the ranks ≤ TRACE_MAX_CANDIDATES (and the chosen
     click). An order without any click in its window keeps one row (`no_click_in_window`).
     Under wechat_lock the lock's click may be older than the window (locks are extended by
-    orders): it gets a row of its own, candidate_rank null."""
+    orders): it gets a row of its own, candidate_rank null. last_click computes the positions in
+    its own scan and calls trace_rows directly; wechat_lock (a fold in Python) comes here."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     lookback = cfg.attribution.lookback_days * US_PER_DAY
-    lock_model = cfg.attribution.model == "wechat_lock"
     null = F.lit(None)
     clicks = candidates.select("buyer_id", F.col("cand.ts").alias("ts"), F.lit(0).alias("is_order"),
                                F.col("cand.id").alias("click_id"), "cand", null.cast("string").alias("order_event_id"))
@@ -278,6 +309,19 @@ def decision_trace(cfg: Config, decided, candidates):
         .drop("_ob", "_oe")
     c = scanned.where("is_order = 0").select(F.col("buyer_id").alias("_click_buyer"), F.col("seq").alias("_seq"),
                                              "cand")
+    return trace_rows(cfg, o, c)
+
+
+def trace_rows(cfg: Config, o, c, rule_positioned: bool = False):
+    """The trace's rows from positions (decision_trace's scan, or last_click's own, which sorts in
+    the same order): `o` one row per order, decision_trace's `decided` plus `_upto` and
+    clicks_in_window; `c` one row per click, _click_buyer, _seq and cand. `rule_positioned`
+    (last_click): `o` also has the chosen click's position `_rule_seq`, and rule_click its
+    share_id and invalid_reasons (a valid click), so the chosen click needs no join."""
+    from pyspark.sql import functions as F
+
+    lookback = cfg.attribution.lookback_days * US_PER_DAY
+    lock_model = cfg.attribution.model == "wechat_lock"
     # The clicks of an order's window are the positions (upto − clicks_in_window, upto] (positions
     # are in time order): its latest TRACE_MAX_CANDIDATES are named by number and read by an
     # equi-join on (buyer, position) — never every (order, click) pair of a heavy buyer, which a
@@ -288,9 +332,17 @@ def decision_trace(cfg: Config, decided, candidates):
     same_buyer = F.col("_click_buyer") == F.col("buyer_id")
     latest = wanted.join(c, same_buyer & (F.col("_seq") == F.col("_want")), "left").drop("_want")
     # and the chosen click wherever it ranks beyond them (in the window; a lock's older click: below)
-    chosen = o.join(c, same_buyer & (F.col("cand.id") == F.col("rule_click.id"))
-                    & (F.col("_seq") <= F.col("_upto") - TRACE_MAX_CANDIDATES)
-                    & (F.col("cand.ts") > F.col("paid_at_us") - lookback))
+    if rule_positioned:
+        rule = F.col("rule_click")
+        chosen = o.where(rule.isNotNull() & (F.col("_rule_seq") <= F.col("_upto") - TRACE_MAX_CANDIDATES)
+                         & (rule.ts > F.col("paid_at_us") - lookback)).select(
+            "*", F.col("buyer_id").alias("_click_buyer"), F.col("_rule_seq").alias("_seq"),
+            _trace_click(rule.ts, rule.id, rule.promoter_id, rule.share_id, F.lit(True),
+                         rule.invalid_reasons).alias("cand"))
+    else:
+        chosen = o.join(c, same_buyer & (F.col("cand.id") == F.col("rule_click.id"))
+                        & (F.col("_seq") <= F.col("_upto") - TRACE_MAX_CANDIDATES)
+                        & (F.col("cand.ts") > F.col("paid_at_us") - lookback))
     joined = latest.unionByName(chosen).withColumn(
         "candidate_rank", F.col("_upto") - F.col("_seq") + 1).drop("_click_buyer", "_seq", "_upto")
     if lock_model:

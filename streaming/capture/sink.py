@@ -39,6 +39,13 @@ ROW_STRUCTS = {table: pa.struct([f for f in schema if f.name not in CONSTANT]) f
 # renames. fsync releases the GIL and ext4 commits concurrent fsyncs in one journal transaction:
 # fsynced all at once they took 3-8 ms where one after another took 40-70 ms (30 files, 2026-12).
 FSYNC_THREADS = 8
+# Parquet dictionary-encodes only the columns whose values repeat within a file (enums, SKUs,
+# promoters, user agents, the per-file constants). For ids, timestamps and hashes, nearly all
+# distinct, building a dictionary is wasted work before the writer falls back to plain: 7-25 %
+# less encoding time and 7-23 % smaller files (clicks, orders, refunds, 2026-12). Readers see no
+# difference (an encoding of the file, not of the data).
+DICTIONARY_COLUMNS = ["event_type", "event_date", "source", "schema_version", "channel", "sku_id", "promoter_id",
+                      "user_agent", "currency", "_topic", "_partition", "_captured_at_us", "capture_date", "reason"]
 
 
 @dataclass
@@ -195,7 +202,8 @@ class Sink:
         t0 = time.perf_counter()
         rows, dead = self._validate(topic, partition, batch, now_us)                    # step 1
         t1 = time.perf_counter()
-        by_date = self._tables(topic, partition, rows, now_us)
+        by_date = tables_by_date(self.table_of_topic[topic], rows,
+                                 {"_topic": topic, "_partition": partition, "_captured_at_us": now_us})
         del rows   # freed here, not by the writer thread
         self.seconds["validate"] += t1 - t0
         self.seconds["rows to Arrow"] += time.perf_counter() - t1
@@ -273,28 +281,6 @@ class Sink:
             by_date[row["event_date"]].append(row)
         return by_date, dead
 
-    def _tables(self, topic: str, partition: int, by_date: dict[str, list[dict]], now_us: int) -> dict[str, pa.Table]:
-        """The valid rows of a batch as one Arrow table per event date. Done where the batch was
-        validated, so that the writer thread needs the GIL as little as possible (each time it
-        takes it back from a validating thread costs it up to the switch interval): the rows of
-        every date go to one StructArray in one call (dicts → C++: 3× faster than
-        Table.from_pylist, 2.4× than column lists), cut into zero-copy slices, one per date. The
-        coordinates every row shares are whole columns, not set in each row."""
-        table = self.table_of_topic[topic]
-        days = sorted(by_date)
-        rows = [row for day in days for row in by_date[day]]
-        part = pa.Table.from_struct_array(pa.array(rows, type=ROW_STRUCTS[table]))
-        constant = {"_topic": topic, "_partition": partition, "_captured_at_us": now_us}
-        schema = SCHEMAS[table]
-        whole = pa.Table.from_arrays(
-            [pa.repeat(pa.scalar(constant[f.name], f.type), len(rows)) if f.name in constant else part.column(f.name)
-             for f in schema], schema=schema)
-        tables, start = {}, 0
-        for day in days:
-            tables[day] = whole.slice(start, len(by_date[day]))
-            start += len(by_date[day])
-        return tables
-
     def _dead_letter(self, topic: str, partition: int, rec: Rec, now_us: int, exc: ContractError) -> dict:
         """A dead letter's row: no raw IP at rest, in the Parquet row nor on the dead-letter topic."""
         mask = self.masker
@@ -342,11 +328,11 @@ class Sink:
         """One Parquet file in `_tmp/`; its fsync (and close) is submitted to the pool and appended
         to `fsyncs`."""
         path = self.tmp / name
-        fh = open(path, "wb")
+        with _naming(path):
+            fh = pa.OSFile(str(path), "wb")   # Arrow's own file: its writes need no GIL (a Python file's do)
         try:
             with _naming(path):
-                pq.write_table(tbl, fh, compression="zstd")
-                fh.flush()
+                pq.write_table(tbl, fh, compression="zstd", use_dictionary=DICTIONARY_COLUMNS)
         except BaseException:
             fh.close()
             raise
@@ -368,6 +354,28 @@ class Sink:
             return None
         landed_ms = time.time_ns() // 1_000_000
         return [landed_ms - ts for ts in timestamps]
+
+
+def tables_by_date(table: str, by_date: dict[str, list[dict]], constant: dict) -> dict[str, pa.Table]:
+    """Landing rows grouped by event date → one Arrow table of `table`'s schema per date, its rows
+    in the order given. `constant`: the columns every row shares (CONSTANT), whole columns rather
+    than set in each row. The sink calls this where the batch was validated, so that its writer
+    thread needs the GIL as little as possible (taking it back from the validating thread costs
+    up to the switch interval each time): every date's rows go to one StructArray in one call
+    (dicts → C++: 3× faster than Table.from_pylist, 2.4× than column lists), cut into zero-copy
+    slices, one per date."""
+    days = sorted(by_date)
+    rows = [row for day in days for row in by_date[day]]
+    part = pa.Table.from_struct_array(pa.array(rows, type=ROW_STRUCTS[table]))
+    schema = SCHEMAS[table]
+    whole = pa.Table.from_arrays(
+        [pa.repeat(pa.scalar(constant[f.name], f.type), len(rows)) if f.name in constant else part.column(f.name)
+         for f in schema], schema=schema)
+    tables, start = {}, 0
+    for day in days:
+        tables[day] = whole.slice(start, len(by_date[day]))
+        start += len(by_date[day])
+    return tables
 
 
 @contextmanager

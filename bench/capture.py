@@ -176,8 +176,7 @@ def main() -> int:
         steps += [("consumer", k, v) for k, v in getattr(cap.sink, "seconds", {}).items()]
         steps += [("sink", k, v) for k, v in cap.sink_seconds.items()]
         for who, k, v in steps:
-            print(f"  {who:<9}{k:<32}{v:>8.0f}" if k.endswith(("files written", "validated here")) else
-                  f"  {who:<9}{k:<32}{v:>8.2f}")
+            print(f"  {who:<9}{k:<32}{v:>8.2f}" if "files written" not in k else f"  {who:<9}{k:<32}{v:>8.0f}")
         print("CPU seconds (user + system), against the wall seconds above:")
         for name, (own, brk, sink) in cpu.items():
             print(f"  {name:<9}this process {own:6.2f}   sink process {sink:6.2f}   broker {brk:6.2f}   "

@@ -39,10 +39,8 @@ Where each part lives:
                        commits (step 5, a failed one retried until the group holds the landed
                        state), lag (from the fetch responses), the run loop (`o2p capture`);
 - `sink`               `Sink`: recovery on assignment and landing a batch (steps 1-4);
-                       `Validator`: step 1 for a batch (rows as one Arrow table, dead letters);
 - `sink_process`       the sink in a child process (validating the next batch while a writer
-                       thread commits the previous one; the capture process validates a batch
-                       itself while the sink is two behind), and the messages between the two;
+                       thread commits the previous one), and the messages between the two;
 - `stop_signals`       SIGTERM/SIGINT recorded from `o2p`'s first line, before capture exists;
 - `partition_locks`    the per-partition `flock` (ownership);
 - `dead_letter_topic`  sending dead letters to their topic, at least once;

@@ -228,7 +228,7 @@ class Capture:
         fresh = self.freshness_ms is not None
         batch = Batch.of(buf.records)
         if isinstance(self.sink, SinkProcess):
-            self.sink.land(tp.topic, tp.partition, batch, fresh)
+            self.sink.land(tp.topic, tp.partition, tuple(batch), fresh)
         else:
             self.sink.track_freshness = fresh
             result = self.sink.land(tp.topic, tp.partition, batch)

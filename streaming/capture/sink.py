@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from o2p import layout
@@ -88,90 +87,6 @@ class Batch(NamedTuple):
 Renames = list[tuple[str, str]]   # (tmp file, final file), as the state file lists them
 
 
-class Validated(NamedTuple):
-    """Step 1's result for one batch: the valid rows as one Arrow table (grouped by event date,
-    the dates in order) with each date's number of rows, the dead letters, and the capture time
-    they were checked against. Made by the sink, or by the capture process while its sink process
-    is busy (sent whole: a slice of a table pickles with the whole table's buffers)."""
-    table: pa.Table
-    days: list[tuple[str, int]]
-    dead: list[dict]
-    now_us: int
-
-    def by_date(self) -> dict[str, pa.Table]:
-        """One zero-copy slice per event date."""
-        tables, start = {}, 0
-        for day, n in self.days:
-            tables[day] = self.table.slice(start, n)
-            start += n
-        return tables
-
-    def since(self, offset: int) -> Validated:
-        """Only the rows and dead letters from `offset` on (a re-delivered batch: the sink has
-        landed the offsets before it)."""
-        kept = [(day, t.filter(pc.greater_equal(t["_offset"], offset))) for day, t in self.by_date().items()]
-        kept = [(day, t) for day, t in kept if len(t)]
-        table = pa.concat_tables([t for _, t in kept]) if kept else self.table.slice(0, 0)
-        return Validated(table, [(day, len(t)) for day, t in kept],
-                         [d for d in self.dead if d["_offset"] >= offset], self.now_us)
-
-
-class Validator:
-    """Step 1 of the protocol: each record of a batch → a landing row or a dead letter, by the
-    contract (`streaming.contracts`), with IPs hashed and dead letters masked (`streaming.privacy`).
-    The sink holds one; so does the capture process, which validates a batch itself rather than
-    wait while its sink process is busy (`streaming.capture.sink_process`)."""
-
-    def __init__(self, cfg: Config):
-        self.cfg = cfg
-        self.table_of_topic = topic_tables(cfg.kafka.topics)
-        self.hasher = ip_hasher(cfg)
-        self.masker = IpMasker(self.hasher)     # dead letters only: see streaming.privacy
-
-    def validate(self, topic: str, partition: int, batch: Batch, now_us: int, seconds: dict) -> Validated:
-        """The batch's rows and dead letters (`seconds`: where the time goes, for the bench)."""
-        t0 = time.perf_counter()
-        rows, dead = self._rows(topic, partition, batch, now_us)
-        t1 = time.perf_counter()
-        table, days = landing_table(self.table_of_topic[topic], rows,
-                                    {"_topic": topic, "_partition": partition, "_captured_at_us": now_us})
-        del rows   # freed here, not by whoever writes the table
-        seconds["validate"] += t1 - t0
-        seconds["rows to Arrow"] += time.perf_counter() - t1
-        return Validated(table, days, dead, now_us)
-
-    def _rows(self, topic: str, partition: int, batch: Batch,
-              now_us: int) -> tuple[dict[str, list[dict]], list[dict]]:
-        """Each record → a landing row (grouped by event date) or a dead letter. A row gets its
-        `_offset` here; the coordinates shared by the whole file are added as columns."""
-        table = self.table_of_topic[topic]
-        max_future = self.cfg.quality.max_future_seconds
-        latest_us = now_us + max_future * US_PER_SECOND     # a later occurred_at is a dead letter
-        by_date: dict[str, list[dict]] = defaultdict(list)
-        dead: list[dict] = []
-        max_bytes = self.cfg.capture.max_message_bytes
-        for i, (offset, value) in enumerate(zip(batch.offsets, batch.values, strict=True)):
-            try:
-                if value is None:
-                    raise ContractError("empty message (no value)")
-                if len(value) > max_bytes:
-                    raise ContractError(f"message of {len(value)} bytes exceeds capture.max_message_bytes ({max_bytes})")
-                row = validate_event(value, table, self.hasher, latest_us, max_future)
-            except ContractError as exc:
-                dead.append(self._dead_letter(topic, partition, Rec(offset, batch.keys[i], value, 0), now_us, exc))
-                continue
-            row["_offset"] = offset
-            by_date[row["event_date"]].append(row)
-        return by_date, dead
-
-    def _dead_letter(self, topic: str, partition: int, rec: Rec, now_us: int, exc: ContractError) -> dict:
-        """A dead letter's row: no raw IP at rest, in the Parquet row nor on the dead-letter topic."""
-        mask = self.masker
-        return {"_topic": topic, "_partition": partition, "_offset": rec.offset,
-                "_captured_at_us": now_us, "capture_date": shanghai_date(now_us).isoformat(),
-                "key": mask.bytes(rec.key), "raw": mask.bytes(rec.value), "reason": mask.text(str(exc))}
-
-
 class Prepared(NamedTuple):
     """A validated batch and the state file that will commit it (see Sink.prepare)."""
     topic: str
@@ -194,8 +109,8 @@ class Sink:
         self.landing = cfg.landing_path
         self.tmp = layout.tmp_dir(self.landing)
         self.state_dir = layout.state_dir(self.landing)
-        self.validator = Validator(cfg)
-        self.hasher = self.validator.hasher
+        self.hasher = ip_hasher(cfg)
+        self.masker = IpMasker(self.hasher)     # dead letters only: see streaming.privacy
         self.stats: dict = defaultdict(PartitionStats)
         self.ahead: dict = {}   # (topic, partition) → its stats once every prepared batch is committed
         # the capture (consumer) process owns the locks, also when this runs in its sink process
@@ -268,10 +183,8 @@ class Sink:
         prepared = self.prepare(topic, partition, batch, self.track_freshness)
         return None if prepared is None else self.commit(prepared)
 
-    def prepare(self, topic: str, partition: int, batch: Batch, fresh: bool = False,
-                validated: Validated | None = None) -> Prepared | None:
-        """Step 1: validate a batch (unless the capture process did: `validated`, with the batch's
-        offsets and timestamps) and compute the state file that will commit it. The sink process
+    def prepare(self, topic: str, partition: int, batch: Batch, fresh: bool = False) -> Prepared | None:
+        """Step 1: validate a batch and compute the state file that will commit it. The sink process
         validates the next batch while its writer thread commits this one (`commit`, in order):
         `ahead` holds each partition's figures once every prepared batch is committed."""
         if not batch.offsets:
@@ -285,12 +198,16 @@ class Sink:
         if not batch.offsets:
             return None
         first, last = batch.offsets[0], batch.offsets[-1]
-        if validated is None:                                                         # step 1
-            validated = self.validator.validate(topic, partition, batch, time.time_ns() // 1000, self.seconds)
-        elif validated.table.num_rows + len(validated.dead) > len(batch.offsets):     # partly landed already
-            validated = validated.since(first)
-        by_date, dead, now_us = validated.by_date(), validated.dead, validated.now_us
-        landed = validated.table.num_rows
+        now_us = time.time_ns() // 1000
+        t0 = time.perf_counter()
+        rows, dead = self._validate(topic, partition, batch, now_us)                    # step 1
+        t1 = time.perf_counter()
+        by_date = tables_by_date(self.table_of_topic[topic], rows,
+                                 {"_topic": topic, "_partition": partition, "_captured_at_us": now_us})
+        del rows   # freed here, not by the writer thread
+        self.seconds["validate"] += t1 - t0
+        self.seconds["rows to Arrow"] += time.perf_counter() - t1
+        landed = sum(len(r) for r in by_date.values())
         state = {
             "topic": topic, "partition": partition, "next_offset": last + 1,
             "pending": [], "gaps": ahead.gaps + gaps,
@@ -306,7 +223,7 @@ class Sink:
         """Steps 2-4 of a prepared batch: files to `_tmp/` and fsynced, the state file (the commit
         point), the renames. Batches of one partition are committed in the order prepared."""
         t1 = time.perf_counter()
-        renames = self._write_tmp_files(p.topic, p.partition, p.first, p.last, p.by_date, p.dead)   # step 2
+        renames = self._write_tmp_files(p.topic, p.partition, p.first, p.last, p.by_date, p.dead, p.now_us)  # step 2
         t2 = time.perf_counter()
         state = {**p.state, "pending": renames}
         write_json_atomic(self._state_path(p.topic, p.partition), state)   # step 3: the commit point
@@ -340,8 +257,39 @@ class Sink:
                           "as a gap in the state file", topic, partition, st.next_offset, batch.offsets[0] - 1)
         return batch, gaps
 
+    def _validate(self, topic: str, partition: int, batch: Batch,
+                  now_us: int) -> tuple[dict[str, list[dict]], list[dict]]:
+        """Step 1: each record → a landing row (grouped by event date) or a dead letter. A row gets
+        its `_offset` here; the coordinates shared by the whole file are added as columns."""
+        table = self.table_of_topic[topic]
+        max_future = self.cfg.quality.max_future_seconds
+        latest_us = now_us + max_future * US_PER_SECOND     # a later occurred_at is a dead letter
+        by_date: dict[str, list[dict]] = defaultdict(list)
+        dead: list[dict] = []
+        max_bytes = self.cfg.capture.max_message_bytes
+        for i, (offset, value) in enumerate(zip(batch.offsets, batch.values, strict=True)):
+            try:
+                if value is None:
+                    raise ContractError("empty message (no value)")
+                if len(value) > max_bytes:
+                    raise ContractError(f"message of {len(value)} bytes exceeds capture.max_message_bytes ({max_bytes})")
+                row = validate_event(value, table, self.hasher, latest_us, max_future)
+            except ContractError as exc:
+                dead.append(self._dead_letter(topic, partition, Rec(offset, batch.keys[i], value, 0), now_us, exc))
+                continue
+            row["_offset"] = offset
+            by_date[row["event_date"]].append(row)
+        return by_date, dead
+
+    def _dead_letter(self, topic: str, partition: int, rec: Rec, now_us: int, exc: ContractError) -> dict:
+        """A dead letter's row: no raw IP at rest, in the Parquet row nor on the dead-letter topic."""
+        mask = self.masker
+        return {"_topic": topic, "_partition": partition, "_offset": rec.offset,
+                "_captured_at_us": now_us, "capture_date": shanghai_date(now_us).isoformat(),
+                "key": mask.bytes(rec.key), "raw": mask.bytes(rec.value), "reason": mask.text(str(exc))}
+
     def _write_tmp_files(self, topic: str, partition: int, first: int, last: int,
-                         by_date: dict[str, pa.Table], dead: list[dict]) -> Renames:
+                         by_date: dict[str, pa.Table], dead: list[dict], now_us: int) -> Renames:
         """Step 2: one file per event date and one of dead letters to `_tmp/`, fsynced; the dead
         letters also to their topic. Returns the renames the commit point will list. Each file is
         fsynced by the pool while the next one is encoded; all of them, and `_tmp/` itself, are
@@ -408,14 +356,14 @@ class Sink:
         return [landed_ms - ts for ts in timestamps]
 
 
-def landing_table(table: str, by_date: dict[str, list[dict]], constant: dict) -> tuple[pa.Table, list[tuple[str, int]]]:
-    """Landing rows grouped by event date → one Arrow table of `table`'s schema (the dates in
-    order, each date's rows in the order given) and each date's number of rows. `constant`: the
-    columns every row shares (CONSTANT), whole columns rather than set in each row. Done where the
-    batch is validated, so that the sink's writer thread needs the GIL as little as possible
-    (taking it back from the validating thread costs up to the switch interval each time): every
-    date's rows go to one StructArray in one call (dicts → C++: 3× faster than Table.from_pylist,
-    2.4× than column lists)."""
+def tables_by_date(table: str, by_date: dict[str, list[dict]], constant: dict) -> dict[str, pa.Table]:
+    """Landing rows grouped by event date → one Arrow table of `table`'s schema per date, its rows
+    in the order given. `constant`: the columns every row shares (CONSTANT), whole columns rather
+    than set in each row. The sink calls this where the batch was validated, so that its writer
+    thread needs the GIL as little as possible (taking it back from the validating thread costs
+    up to the switch interval each time): every date's rows go to one StructArray in one call
+    (dicts → C++: 3× faster than Table.from_pylist, 2.4× than column lists), cut into zero-copy
+    slices, one per date."""
     days = sorted(by_date)
     rows = [row for day in days for row in by_date[day]]
     part = pa.Table.from_struct_array(pa.array(rows, type=ROW_STRUCTS[table]))
@@ -423,7 +371,11 @@ def landing_table(table: str, by_date: dict[str, list[dict]], constant: dict) ->
     whole = pa.Table.from_arrays(
         [pa.repeat(pa.scalar(constant[f.name], f.type), len(rows)) if f.name in constant else part.column(f.name)
          for f in schema], schema=schema)
-    return whole, [(day, len(by_date[day])) for day in days]
+    tables, start = {}, 0
+    for day in days:
+        tables[day] = whole.slice(start, len(by_date[day]))
+        start += len(by_date[day])
+    return tables
 
 
 @contextmanager

@@ -4,19 +4,11 @@ consumer) use two cores; and the messages between the two processes.
 The capture process sends `(op, topic, partition, ...)` and the sink process answers each in order
 with `(reply, topic, partition, payload)`:
 
-    ("land", topic, partition, columns, fresh, validated)
-                                                → ("landed", topic, partition, what Sink.land returned)
+    ("land", topic, partition, columns, fresh)  → ("landed", topic, partition, what Sink.land returned)
     ("assign", topic, partition)                → ("assigned", topic, partition, (next offset, stats))
     ("release", topic, partition)               → ("released", topic, partition, None)
     ("stop",)                                   → (the sink process exits)
     anything that fails                         → ("error", None, None, (text, exit code, traceback))
-
-`columns` are a Batch's four lists. `validated` is None, or step 1 done by the capture process
-(a `Validated`; then the columns carry only the offsets and timestamps): when the sink process
-already holds VALIDATE_HERE_AT batches (one being written, one being validated), the next would
-wait in the pipe until the sink is done validating, so the capture process validates it itself
-meanwhile. Both cores work while the sink is the slower half; when the capture process is the
-slower one, the sink is rarely that far behind and validates everything.
 """
 
 from __future__ import annotations
@@ -31,10 +23,9 @@ from collections import defaultdict
 
 from o2p.config import Config
 from o2p.errors import InputError, O2PError, operator_message
-from streaming.capture.sink import Batch, Sink, Validator
+from streaming.capture.sink import Batch, Sink
 
 STOP = {signal.SIGINT, signal.SIGTERM}
-VALIDATE_HERE_AT = 2   # batches held by the sink process from which the capture process validates the next itself
 
 
 def _sink_main(cfg: Config, conn, parent_pid: int, give_up: bool = True) -> None:
@@ -104,9 +95,8 @@ def _serve(sink: Sink, conn) -> None:
             msg = conn.recv()
             op = msg[0]
             if op == "land":
-                _, topic, partition, columns, fresh, validated = msg
-                work.put((topic, partition,
-                          None if failed else sink.prepare(topic, partition, Batch(*columns), fresh, validated)))
+                _, topic, partition, columns, fresh = msg
+                work.put((topic, partition, None if failed else sink.prepare(topic, partition, Batch(*columns), fresh)))
                 continue
             work.join()       # every batch before this message is committed (or failed)
             if failed:        # said by the writer; the capture process stops
@@ -145,7 +135,6 @@ class SinkProcess:
     def __init__(self, cfg: Config, max_in_flight: int = 3, give_up: bool = True):
         import multiprocessing as mp
 
-        self.cfg = cfg
         ctx = mp.get_context("spawn")
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_sink_main, args=(cfg, child, os.getpid(), give_up), name="o2p-capture-sink",
@@ -163,9 +152,6 @@ class SinkProcess:
         self.failed: O2PError | None = None   # once the sink has failed, every call says why
         self.on_landed = None    # callback(topic, partition, result)
         self.seconds: dict[str, float] = defaultdict(float)   # bench/capture.py
-        # step 1 here while the sink is busy; made once the sink process has answered (it made the
-        # salt file of a local home, if there was none)
-        self.validator: Validator | None = None
 
     def _receive(self) -> tuple:
         if self.failed is not None:
@@ -193,18 +179,12 @@ class SinkProcess:
         while self.in_flight and self.conn.poll():
             self._receive()
 
-    def land(self, topic: str, partition: int, batch: Batch, fresh: bool) -> None:
-        validated = None
-        if len(self.in_flight) >= VALIDATE_HERE_AT and self.validator is not None:
-            # The sink is the slower half: validate this batch here rather than wait for it.
-            validated = self.validator.validate(topic, partition, batch, time.time_ns() // 1000, self.seconds)
-            batch = Batch(batch.offsets, [], [], batch.timestamps)   # keys and values are in the rows now
-            self.seconds["  batches validated here"] += 1
+    def land(self, topic: str, partition: int, records: tuple, fresh: bool) -> None:
         t0 = time.perf_counter()
         while len(self.in_flight) >= self.max_in_flight:    # bound the memory held in the pipe
             self._receive()
         t1 = time.perf_counter()
-        self._send(("land", topic, partition, tuple(batch), fresh, validated))
+        self._send(("land", topic, partition, records, fresh))
         self.in_flight.append((topic, partition))
         self.seconds["waiting for the sink"] += t1 - t0
         self.seconds["sending to the sink"] += time.perf_counter() - t1
@@ -231,10 +211,7 @@ class SinkProcess:
                 return payload
 
     def assign(self, topic: str, partition: int):
-        answer = self._call("assign", topic, partition)
-        if self.validator is None:
-            self.validator = Validator(self.cfg)
-        return answer
+        return self._call("assign", topic, partition)
 
     def release(self, topic: str, partition: int) -> None:
         self.drain()

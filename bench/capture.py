@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
+import resource
 import sys
 import tempfile
 import time
@@ -107,6 +109,20 @@ def distinct_offsets(landing: Path) -> int:
     ).fetchall()[0][0]
 
 
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds of a running process so far (0 when unknown)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, TypeError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_of_children() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def percentile(sorted_values: list[int], q: float) -> int:
     return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
 
@@ -131,10 +147,16 @@ def main() -> int:
         pub_s = publish(cfg.kafka.bootstrap_servers, msgs)
         del world
 
+        broker = kb._pid(cfg)   # the scratch one-node broker
+        cpu = {"bare": (time.process_time(), cpu_seconds(broker))}
         bare_s, bare_n, bare_bytes = bare_poll(cfg, total)
+        cpu["bare"] = (time.process_time() - cpu["bare"][0], cpu_seconds(broker) - cpu["bare"][1], 0.0)
         cap = Capture(cfg, group_id="bench-capture", echo=lambda *_: None)
         t1 = time.perf_counter()
-        cap.run(until_idle=True)
+        before = (time.process_time(), cpu_seconds(broker), cpu_of_children())
+        cap.run(until_idle=True)   # the sink process has exited (and been reaped) when this returns
+        cpu["capture"] = (time.process_time() - before[0], cpu_seconds(broker) - before[1],
+                          cpu_of_children() - before[2])
         cap_s = time.perf_counter() - t1
         rows, dead = count_landed(cfg.landing_path)
         distinct = distinct_offsets(cfg.landing_path)
@@ -155,6 +177,10 @@ def main() -> int:
         steps += [("sink", k, v) for k, v in cap.sink_seconds.items()]
         for who, k, v in steps:
             print(f"  {who:<9}{k:<32}{v:>8.2f}" if "files written" not in k else f"  {who:<9}{k:<32}{v:>8.0f}")
+        print("CPU seconds (user + system), against the wall seconds above:")
+        for name, (own, brk, sink) in cpu.items():
+            print(f"  {name:<9}this process {own:6.2f}   sink process {sink:6.2f}   broker {brk:6.2f}   "
+                  f"total {own + sink + brk:6.2f}")
         ok = rows + dead == total == distinct
         print(f"landed {rows} rows + {dead} dead letters = {rows + dead} of {total} published; "
               f"distinct (topic, partition, offset): {distinct} -> {'exactly once' if ok else 'MISMATCH'}")

@@ -10,6 +10,8 @@ import os
 import time
 from bisect import bisect_left
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
@@ -33,6 +35,17 @@ STRUCTS = {table: pa.struct(list(schema)) for table, schema in SCHEMAS.items()}
 # The coordinates every row of one file shares are added as whole columns, not set in each row.
 CONSTANT = ("_topic", "_partition", "_captured_at_us")
 ROW_STRUCTS = {table: pa.struct([f for f in schema if f.name not in CONSTANT]) for table, schema in SCHEMAS.items()}
+# A batch of a backlog holds ~30 event dates, so ~30 files, and as many folders to fsync after the
+# renames. fsync releases the GIL and ext4 commits concurrent fsyncs in one journal transaction:
+# fsynced all at once they took 3-8 ms where one after another took 40-70 ms (30 files, 2026-12).
+FSYNC_THREADS = 8
+# Parquet dictionary-encodes only the columns whose values repeat within a file (enums, SKUs,
+# promoters, user agents, the per-file constants). For ids, timestamps and hashes, nearly all
+# distinct, building a dictionary is wasted work before the writer falls back to plain: 7-25 %
+# less encoding time and 7-23 % smaller files (clicks, orders, refunds, 2026-12). Readers see no
+# difference (an encoding of the file, not of the data).
+DICTIONARY_COLUMNS = ["event_type", "event_date", "source", "schema_version", "channel", "sku_id", "promoter_id",
+                      "user_agent", "currency", "_topic", "_partition", "_captured_at_us", "capture_date", "reason"]
 
 
 @dataclass
@@ -80,7 +93,7 @@ class Prepared(NamedTuple):
     partition: int
     first: int
     last: int
-    by_date: dict
+    by_date: dict   # event date → its rows as an Arrow table
     dead: list
     now_us: int
     state: dict
@@ -105,6 +118,7 @@ class Sink:
         self.dead_letters = DeadLetterTopic(cfg, give_up)   # give_up: see DeadLetterTopic.send
         self.track_freshness = False
         self.seconds: dict[str, float] = defaultdict(float)   # wall time per step (bench/capture.py)
+        self._fsyncs = ThreadPoolExecutor(FSYNC_THREADS, thread_name_prefix="o2p-fsync")
 
     @property
     def dlq(self):
@@ -118,6 +132,7 @@ class Sink:
     def close(self) -> None:
         self.locks.release_all()
         self.dead_letters.close()
+        self._fsyncs.shutdown()
 
     # ---- ownership ---------------------------------------------------------
     def _state_path(self, topic: str, partition: int) -> Path:
@@ -185,8 +200,13 @@ class Sink:
         first, last = batch.offsets[0], batch.offsets[-1]
         now_us = time.time_ns() // 1000
         t0 = time.perf_counter()
-        by_date, dead = self._validate(topic, partition, batch, now_us)                 # step 1
-        self.seconds["validate"] += time.perf_counter() - t0
+        rows, dead = self._validate(topic, partition, batch, now_us)                    # step 1
+        t1 = time.perf_counter()
+        by_date = tables_by_date(self.table_of_topic[topic], rows,
+                                 {"_topic": topic, "_partition": partition, "_captured_at_us": now_us})
+        del rows   # freed here, not by the writer thread
+        self.seconds["validate"] += t1 - t0
+        self.seconds["rows to Arrow"] += time.perf_counter() - t1
         landed = sum(len(r) for r in by_date.values())
         state = {
             "topic": topic, "partition": partition, "next_offset": last + 1,
@@ -269,61 +289,63 @@ class Sink:
                 "key": mask.bytes(rec.key), "raw": mask.bytes(rec.value), "reason": mask.text(str(exc))}
 
     def _write_tmp_files(self, topic: str, partition: int, first: int, last: int,
-                         by_date: dict[str, list[dict]], dead: list[dict], now_us: int) -> Renames:
+                         by_date: dict[str, pa.Table], dead: list[dict], now_us: int) -> Renames:
         """Step 2: one file per event date and one of dead letters to `_tmp/`, fsynced; the dead
-        letters also to their topic. Returns the renames the commit point will list."""
+        letters also to their topic. Returns the renames the commit point will list. Each file is
+        fsynced by the pool while the next one is encoded; all of them, and `_tmp/` itself, are
+        durable before this returns."""
         table = self.table_of_topic[topic]
         name = file_name(topic, partition, first, last)
         renames: Renames = []
-        for day, rows in sorted(by_date.items()):
-            tmp = self._write_tmp(table, rows, f"{topic}+{partition}+{first}+{day}.parquet",
-                                  {"_topic": topic, "_partition": partition, "_captured_at_us": now_us})
-            renames.append((str(tmp), str(self.landing / table / f"event_date={day}" / name)))
-        if dead:
-            tmp = self._write_tmp("deadletters", dead, f"{topic}+{partition}+{first}+dead.parquet")
-            day = dead[0]["capture_date"]
-            renames.append((str(tmp), str(self.landing / "deadletters" / f"capture_date={day}" / name)))
-            self.dead_letters.send(topic, partition, dead)
-        fsync_dir(self.tmp)
+        fsyncs = []
+        try:
+            self.tmp.mkdir(parents=True, exist_ok=True)
+            for day, rows in sorted(by_date.items()):
+                tmp = self._write_tmp(rows, f"{topic}+{partition}+{first}+{day}.parquet", fsyncs)
+                renames.append((str(tmp), str(self.landing / table / f"event_date={day}" / name)))
+            if dead:
+                rows = pa.Table.from_struct_array(pa.array(dead, type=STRUCTS["deadletters"]))
+                tmp = self._write_tmp(rows, f"{topic}+{partition}+{first}+dead.parquet", fsyncs)
+                day = dead[0]["capture_date"]
+                renames.append((str(tmp), str(self.landing / "deadletters" / f"capture_date={day}" / name)))
+                self.dead_letters.send(topic, partition, dead)
+            fsyncs.append(self._fsyncs.submit(fsync_dir, self.tmp))
+        except BaseException:
+            wait(fsyncs)   # none runs on behind the failure being reported
+            raise
+        self._wait_for(fsyncs)
         return renames
 
-    def _write_tmp(self, table: str, rows: list[dict], name: str, constant: dict | None = None) -> Path:
-        """One Parquet file in `_tmp/`, fsynced. `constant`: columns whose value is the same in
-        every row (not in the row dicts)."""
-        self.tmp.mkdir(parents=True, exist_ok=True)
+    def _wait_for(self, fsyncs: list) -> None:
+        """Wait for every fsync submitted, then raise the first failure."""
+        t0 = time.perf_counter()
+        wait(fsyncs)
+        self.seconds["  of which waiting for fsyncs"] += time.perf_counter() - t0
+        for f in fsyncs:
+            f.result()
+
+    def _write_tmp(self, tbl: pa.Table, name: str, fsyncs: list) -> Path:
+        """One Parquet file in `_tmp/`; its fsync (and close) is submitted to the pool and appended
+        to `fsyncs`."""
         path = self.tmp / name
-        # dicts → one StructArray in C++: 3× faster than Table.from_pylist, 2.4× than column lists
-        if constant:
-            schema = SCHEMAS[table]
-            part = pa.Table.from_struct_array(pa.array(rows, type=ROW_STRUCTS[table]))
-            n = len(rows)
-            tbl = pa.Table.from_arrays(
-                [pa.array([constant[f.name]] * n, type=f.type) if f.name in constant else part.column(f.name)
-                 for f in schema], schema=schema)
-        else:
-            tbl = pa.Table.from_struct_array(pa.array(rows, type=STRUCTS[table]))
+        with _naming(path):
+            fh = pa.OSFile(str(path), "wb")   # Arrow's own file: its writes need no GIL (a Python file's do)
         try:
-            with open(path, "wb") as fh:
-                pq.write_table(tbl, fh, compression="zstd")
-                fh.flush()
-                t0 = time.perf_counter()
-                os.fsync(fh.fileno())
-                self.seconds["  of which fsync of files"] += time.perf_counter() - t0
-                self.seconds["  files written"] += 1
-        except OSError as exc:   # pyarrow and fsync name no file: name it (a full disk says where)
-            if exc.filename is None and exc.errno is not None:
-                raise OSError(exc.errno, os.strerror(exc.errno), str(path)) from exc
+            with _naming(path):
+                pq.write_table(tbl, fh, compression="zstd", use_dictionary=DICTIONARY_COLUMNS)
+        except BaseException:
+            fh.close()
             raise
+        fsyncs.append(self._fsyncs.submit(_fsync_and_close, fh, path))
+        self.seconds["  files written"] += 1
         return path
 
-    @staticmethod
-    def _rename(renames: Renames) -> None:
-        """Step 4: the committed files to their final names, then their folders fsynced."""
+    def _rename(self, renames: Renames) -> None:
+        """Step 4: the committed files to their final names, then their folders fsynced (at once)."""
         for tmp, final in renames:
             Path(final).parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, final)
-        for d in {str(Path(f).parent) for _, f in renames}:
-            fsync_dir(Path(d))
+        self._wait_for([self._fsyncs.submit(fsync_dir, Path(d)) for d in {str(Path(f).parent) for _, f in renames}])
 
     @staticmethod
     def _freshness(timestamps: list[int] | None) -> list[int] | None:
@@ -332,3 +354,44 @@ class Sink:
             return None
         landed_ms = time.time_ns() // 1_000_000
         return [landed_ms - ts for ts in timestamps]
+
+
+def tables_by_date(table: str, by_date: dict[str, list[dict]], constant: dict) -> dict[str, pa.Table]:
+    """Landing rows grouped by event date → one Arrow table of `table`'s schema per date, its rows
+    in the order given. `constant`: the columns every row shares (CONSTANT), whole columns rather
+    than set in each row. The sink calls this where the batch was validated, so that its writer
+    thread needs the GIL as little as possible (taking it back from the validating thread costs
+    up to the switch interval each time): every date's rows go to one StructArray in one call
+    (dicts → C++: 3× faster than Table.from_pylist, 2.4× than column lists), cut into zero-copy
+    slices, one per date."""
+    days = sorted(by_date)
+    rows = [row for day in days for row in by_date[day]]
+    part = pa.Table.from_struct_array(pa.array(rows, type=ROW_STRUCTS[table]))
+    schema = SCHEMAS[table]
+    whole = pa.Table.from_arrays(
+        [pa.repeat(pa.scalar(constant[f.name], f.type), len(rows)) if f.name in constant else part.column(f.name)
+         for f in schema], schema=schema)
+    tables, start = {}, 0
+    for day in days:
+        tables[day] = whole.slice(start, len(by_date[day]))
+        start += len(by_date[day])
+    return tables
+
+
+@contextmanager
+def _naming(path: Path):
+    """pyarrow and fsync name no file in their OSError: name it (a full disk says where)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None and exc.errno is not None:
+            raise OSError(exc.errno, os.strerror(exc.errno), str(path)) from exc
+        raise
+
+
+def _fsync_and_close(fh, path: Path) -> None:
+    try:
+        with _naming(path):
+            os.fsync(fh.fileno())
+    finally:
+        fh.close()

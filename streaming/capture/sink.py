@@ -223,7 +223,7 @@ class Sink:
         """Steps 2-4 of a prepared batch: files to `_tmp/` and fsynced, the state file (the commit
         point), the renames. Batches of one partition are committed in the order prepared."""
         t1 = time.perf_counter()
-        renames = self._write_tmp_files(p.topic, p.partition, p.first, p.last, p.by_date, p.dead, p.now_us)  # step 2
+        renames = self._write_tmp_files(p.topic, p.partition, p.first, p.last, p.by_date, p.dead)  # step 2
         t2 = time.perf_counter()
         state = {**p.state, "pending": renames}
         write_json_atomic(self._state_path(p.topic, p.partition), state)   # step 3: the commit point
@@ -289,7 +289,7 @@ class Sink:
                 "key": mask.bytes(rec.key), "raw": mask.bytes(rec.value), "reason": mask.text(str(exc))}
 
     def _write_tmp_files(self, topic: str, partition: int, first: int, last: int,
-                         by_date: dict[str, pa.Table], dead: list[dict], now_us: int) -> Renames:
+                         by_date: dict[str, pa.Table], dead: list[dict]) -> Renames:
         """Step 2: one file per event date and one of dead letters to `_tmp/`, fsynced; the dead
         letters also to their topic. Returns the renames the commit point will list. Each file is
         fsynced by the pool while the next one is encoded; all of them, and `_tmp/` itself, are

@@ -12,8 +12,8 @@ settlement step says which run it came from.
 What "the inputs" are (`fingerprint`): everything a dbt build reads or is, other than the period —
 every landed Parquet file and every Parquet file of the warehouse (name, size, mtime; the
 reference tables and the conflicts file by content, since they are rewritten with the same
-bytes), the dbt vars but the period, the dbt project's files, and the versions of dbt and DuckDB.
-One changed file anywhere resets every record: live capture makes every release build again,
+bytes), the dbt vars but the period, the dbt project's files and our Python (o2p, pipelines,
+expectations: what builds and gates), and the versions of dbt and DuckDB. One changed file anywhere resets every record: live capture makes every release build again,
 which is the safe side.
 
 The record ($O2P_HOME/quality/builds.json):
@@ -41,7 +41,9 @@ from o2p.config import Config
 from o2p.gates import Gate
 from pipelines.lib.partitions import period_dbt_vars
 
-DBT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
+ROOT = Path(__file__).resolve().parents[2]
+DBT_DIR = ROOT / "dbt_project"
+CODE = ("o2p", "pipelines", "expectations")   # Python packages whose code builds or gates the tables
 PROJECT_PARTS = ("dbt_project.yml", "profiles.yml", "packages.yml", "models", "macros", "tests")
 PERIOD_VARS = frozenset(period_dbt_vars("2026-01"))   # the vars that name the period, not the inputs
 MONEY_TABLES = {"entitlements": layout.ENTITLEMENTS, "anomalies": layout.ANOMALIES}
@@ -62,13 +64,19 @@ def _versions() -> str:
 
 
 def project_hash() -> str:
-    """The dbt project's own files (models, macros, tests, the project and profile files)."""
+    """The code a build and its gate are: the dbt project's own files (models, macros, tests, the
+    project and profile files) and our Python (the asset that calls dbt, the source definitions
+    it generates, the Great Expectations suites): a deploy between a build and a release means
+    building again."""
     h = hashlib.sha256()
-    for part in PROJECT_PARTS:
-        base = DBT_DIR / part
+    parts = [DBT_DIR / p for p in PROJECT_PARTS]
+    for base in parts:
         files = sorted(f for f in base.rglob("*") if f.is_file()) if base.is_dir() else [base] if base.is_file() else []
         for f in files:
-            h.update(f"{f.relative_to(DBT_DIR)}\n".encode() + hashlib.sha256(f.read_bytes()).digest())
+            h.update(f"{f.relative_to(ROOT)}\n".encode() + hashlib.sha256(f.read_bytes()).digest())
+    for package in CODE:
+        for f in sorted((ROOT / package).rglob("*.py")):
+            h.update(f"{f.relative_to(ROOT)}\n".encode() + hashlib.sha256(f.read_bytes()).digest())
     return h.hexdigest()
 
 

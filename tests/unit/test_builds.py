@@ -129,10 +129,17 @@ def test_a_period_never_built_is_not_reusable(home):
     assert current(home, "2026-09") == (None, "no build of 2026-09 is recorded on the current inputs")
 
 
-def test_a_changed_dbt_model_means_building_again(home, monkeypatch):
+def test_a_changed_dbt_model_or_gate_means_building_again(home, monkeypatch):
     build(home, "run-1")
-    monkeypatch.setattr(builds, "project_hash", lambda: "another project")
-    assert current(home)[1].startswith("what dbt reads")
+    model = builds.DBT_DIR / "models" / "marts" / "fct_commission_entitlements.sql"
+    suites = builds.ROOT / "expectations" / "suites.py"
+    real = type(model).read_bytes
+    for changed in (model, suites):   # the file as a deploy would leave it: one more line
+        monkeypatch.setattr(type(changed), "read_bytes",
+                            lambda self, changed=changed: real(self) + (b"\n# edited" if self == changed else b""))
+        assert current(home)[1].startswith("what dbt reads"), changed
+        monkeypatch.undo()
+        assert current(home)[0] is not None
 
 
 def test_adopting_a_gate_records_it_as_this_runs_with_where_it_came_from(home):

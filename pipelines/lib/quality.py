@@ -20,19 +20,20 @@ def _dir(cfg: Config, period: str, run_id: str) -> Path:
     return layout.run_results_dir(cfg.home_path, period, run_id)
 
 
-def record(cfg: Config, period: str, run_id: str, result: SuiteResult) -> None:
+def _write(cfg: Config, period: str, run_id: str, result: dict) -> None:
     d = _dir(cfg, period, run_id)
     d.mkdir(parents=True, exist_ok=True)
-    (d / f"{result.suite}.json").write_text(json.dumps(result.as_dict(), ensure_ascii=False, indent=2))
+    (d / f"{result['suite']}.json").write_text(json.dumps(result, ensure_ascii=False, indent=2))
+
+
+def record(cfg: Config, period: str, run_id: str, result: SuiteResult) -> None:
+    _write(cfg, period, run_id, result.as_dict())
 
 
 def adopt(cfg: Config, period: str, run_id: str, result: dict, *, from_run: str) -> None:
     """A gate result of another run, for exactly the data this run uses (pipelines/lib/builds.py),
     recorded as this run's with the run it came from."""
-    d = _dir(cfg, period, run_id)
-    d.mkdir(parents=True, exist_ok=True)
-    (d / f"{result['suite']}.json").write_text(json.dumps({**result, "reused_from_run": from_run},
-                                                          ensure_ascii=False, indent=2))
+    _write(cfg, period, run_id, {**result, "reused_from_run": from_run})
 
 
 def results(cfg: Config, period: str, run_id: str) -> dict[str, dict]:

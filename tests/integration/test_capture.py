@@ -178,6 +178,49 @@ def test_a_join_that_outlasts_a_short_poll_still_ends_in_an_assignment(broker, t
     assert assigned == [4] * 6
 
 
+def test_a_partition_whose_high_watermark_no_fetch_response_gave_is_still_seen_caught_up(broker, tmp_path,
+                                                                                       monkeypatch):
+    """CI 2026-12-02: `capture --until-idle` landed everything after a broker restart and never
+    ended. A rebalance had handed it back a partition already at its log end, and the broker's
+    incremental fetch session (KIP-227) leaves an unchanged partition out of every fetch
+    response, so kafka-python never learnt its high watermark (None: the state the stuck
+    process showed, set here by hand since the race that leads to it is rare). Capture then asks
+    the broker for that partition's log end: caught up while nothing is new, not caught up once
+    something is."""
+    from streaming.capture.consumer import Capture
+
+    monkeypatch.setenv("O2P_IP_SALT", SALT["O2P_IP_SALT"])
+    cfg, _ = make_cfg(broker, tmp_path, partitions=2)
+    events = [{"event_id": f"hw-{i}-{uuid.uuid4().hex[:12]}", "event_type": "click", "schema_version": 1,
+               "occurred_at": "2026-10-02T10:00:00+08:00", "source": "bot", "promoter_id": f"P{i % 7}",
+               "share_id": f"S{i}", "buyer_id": f"B{i}", "device_id": f"D{i}", "sku_id": "SKU1", "channel": "group"}
+              for i in range(200)]
+    with EventPublisher(cfg) as pub:
+        for e in events:
+            pub.publish(e)
+    cap = Capture(cfg, echo=lambda *_: None)
+    cap._connect()
+    try:
+        deadline = time.monotonic() + 60
+        while not (cap.consumer.assignment() and cap._caught_up(cap.consumer.assignment())):
+            assert time.monotonic() < deadline, "capture did not catch up"
+            cap._buffer(cap.consumer.poll(timeout_ms=200))
+            cap._flush_due(force=True)
+        cap.sink.drain()
+        assigned = cap.consumer.assignment()
+        assert sum(s.landed for s in cap.stats.values()) == len(events)
+        for tp in assigned:   # what the fetch session leaves: no high watermark for any partition
+            cap.consumer._subscription.assignment[tp].highwater = None
+        time.sleep(2.1)       # the log ends are asked for at most once every 2 s
+        assert cap._caught_up(assigned)
+        with EventPublisher(cfg) as pub:   # one more event, not polled yet
+            pub.publish({**events[0], "event_id": f"late-{uuid.uuid4().hex}"})
+        time.sleep(2.1)
+        assert not cap._caught_up(assigned)
+    finally:
+        cap._close()
+
+
 @settings(max_examples=8, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(corpus=st.lists(st.tuples(st.booleans(), valid_events(), malformed(max_message_bytes=8192)),

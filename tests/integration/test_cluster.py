@@ -150,12 +150,15 @@ def test_the_whole_cluster_killed_and_started_again_mid_capture_lands_the_rest_e
         kafka_cluster, tmp_path):
     cfg, cfg_file = make_cfg(kafka_cluster, tmp_path,
                              "  flush_records: 300\n  flush_seconds: 0.5\n  broker_unreachable_seconds: 120\n")
-    events = clicks(20000, "w")
+    before, after = clicks(20000, "w"), clicks(2000, "after")
+    events = before + after
     with EventPublisher(cfg) as pub:
-        for e in events:
+        for e in before:
             pub.publish(e)
     # Not --until-idle: on a quiet machine capture can land all 20k and exit before the
-    # cluster dies (it did once in CI), and then the test would prove nothing.
+    # cluster dies (it did once in CI), and then the test would prove nothing. And 2,000 more
+    # are published once the cluster is back: capture can land the first 20k before the cluster
+    # dies (it did in CI), so only events that exist after the restart prove it resumed.
     capture, log_path = start_capture(cfg_file, cfg)
     try:
         wait_for(lambda: sum(r["landed"] for r in capture_health(cfg)) > 0, 60, "a first landed batch")
@@ -168,6 +171,9 @@ def test_the_whole_cluster_killed_and_started_again_mid_capture_lands_the_rest_e
             assert [ln for ln in out.splitlines() if ln.strip()][-1].startswith(
                 "o2p: the Kafka broker is not reachable: start it (`o2p kafka up`)"), out
         kb.up(kafka_cluster, log=lambda *_: None)
+        with EventPublisher(cfg) as pub:
+            for e in after:
+                pub.publish(e)
         if stopped:   # and run again, it lands the rest
             first = log_path.read_text()
             capture, log_path = start_capture(cfg_file, cfg, "--until-idle")

@@ -193,6 +193,9 @@ class PayoutConfig(_Strict):
     wechat_user_name_min_fen: int = Field(ge=0)
     # a second person approves a released batch before its transfer instructions exist (§10)
     require_approval: bool
+    # payout.xlsx holds the statement only up to this many lines (a sheet holds 1,048,575 at most;
+    # above the limit its statement sheet names statement.csv, which always has every line)
+    workbook_statement_rows: int = Field(ge=0, le=1_048_575)
 
 
 class AlertsConfig(_Strict):

@@ -173,11 +173,21 @@ def render(cfg: Config, batch_id: str, s: Settlement, promoters: dict[str, Promo
              for b in paid])
     from o2p.workbook import payout_workbook
 
+    # A workbook is for people: openpyxl takes ~25 s for 100k statement lines (a mid-size
+    # month's 400k took 110 s of its release) and a sheet holds 1,048,575 rows at most, so past
+    # payout.workbook_statement_rows the statement sheet names statement.csv instead (README).
+    limit = cfg.payout.workbook_statement_rows
+    in_workbook = statement if len(statement) <= limit else (
+        f"This batch's statement has {len(statement)} lines, more than a workbook holds here "
+        f"(payout.workbook_statement_rows = {limit}): every line is in statement.csv, in this folder.")
     files["payout.xlsx"] = payout_workbook(batch_id, s.period, [
         ("payout", PAYOUT_COLUMNS, payout_rows),
-        ("statement", STATEMENT_COLUMNS, statement),
+        ("statement", STATEMENT_COLUMNS, in_workbook),
         ("carried", CARRIED_COLUMNS, carried),
-    ], totals(s), NUMERIC_COLUMNS)
+    ], totals(s), NUMERIC_COLUMNS, [
+        ("statement_lines", len(statement)),
+        ("statement_sheet", "every line" if in_workbook is statement else "statement.csv only (see the sheet)"),
+    ])
     return files
 
 

@@ -23,13 +23,19 @@ MONEY_FORMAT = "0.00"
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
-def payout_workbook(batch_id: str, period: str, sheets: list[tuple[str, list[str], list[list]]],
-                    totals: dict, numeric: set[str]) -> bytes:
-    """`sheets`: (title, columns, rows of text as in the CSVs); columns in `numeric` become numbers."""
+def payout_workbook(batch_id: str, period: str, sheets: list[tuple[str, list[str], list[list] | str]],
+                    totals: dict, numeric: set[str], extra_summary: list[tuple[str, object]] = ()) -> bytes:
+    """`sheets`: (title, columns, rows of text as in the CSVs), or (title, columns, a note) for a
+    sheet that holds only that note (a statement too long for a workbook: `o2p.release.render`);
+    columns in `numeric` become numbers. `extra_summary`: more (item, value) rows of the summary."""
     wb = Workbook()
     wb.remove(wb.active)
     for title, columns, rows in sheets:
         ws = wb.create_sheet(title)
+        if isinstance(rows, str):
+            _header(ws, [rows])
+            ws.column_dimensions["A"].width = 120
+            continue
         _header(ws, columns)
         for r, row in enumerate(rows, start=2):
             for c, (name, value) in enumerate(zip(columns, row, strict=True), start=1):
@@ -41,7 +47,7 @@ def payout_workbook(batch_id: str, period: str, sheets: list[tuple[str, list[str
     _header(ws, ["item", "value"])
     summary = [("batch_id", batch_id), ("period", period), ("promoters_paid", totals["row_count"]),
                ("gross_cny", fen_to_cny(totals["gross_fen"])), ("tax_cny", fen_to_cny(totals["tax_fen"])),
-               ("net_cny", fen_to_cny(totals["net_fen"])), ("currency", "CNY")]
+               ("net_cny", fen_to_cny(totals["net_fen"])), ("currency", "CNY"), *extra_summary]
     for r, (item, value) in enumerate(summary, start=2):
         _cell(ws.cell(row=r, column=1), "item", item, numeric)
         if isinstance(value, int):

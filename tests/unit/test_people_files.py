@@ -12,6 +12,7 @@ import pytest
 
 from o2p import release
 from o2p.config import load_config
+from o2p.errors import InputError
 from o2p.money import cny_to_fen, fen_to_cny
 from o2p.reference import Promoter
 from o2p.settlement import settle
@@ -114,6 +115,33 @@ def test_the_workbook_types_ids_as_text_and_money_as_numbers_and_is_reproducible
     cfg = load_config(None, home=tmp_path)
     again = release.render(cfg, f"{PERIOD}-test", s, _promoters())
     assert again["payout.xlsx"] == f["payout.xlsx"]                       # byte for byte
+
+
+def test_a_statement_longer_than_the_workbook_limit_is_named_there_and_whole_in_the_csv(files, tmp_path):
+    """payout.workbook_statement_rows: past it the statement sheet holds one line naming
+    statement.csv (a sheet holds 1,048,575 rows at most, and openpyxl took 110 s for a mid-size
+    month's 400k lines); the CSV keeps every line; payout, carried and summary are as always."""
+    f, s = files
+    lines = len(_rows(f["statement.csv"])) - 1
+    summary = {r[0].value: r[1].value for r in openpyxl.load_workbook(io.BytesIO(f["payout.xlsx"]))["summary"].iter_rows(min_row=2)}
+    assert (summary["statement_lines"], summary["statement_sheet"]) == (lines, "every line")
+    (tmp_path / "o2p.yaml").write_text(f"payout:\n  workbook_statement_rows: {lines - 1}\n")
+    cfg = load_config(tmp_path / "o2p.yaml", home=tmp_path)
+    small = release.render(cfg, f"{PERIOD}-test", s, _promoters())
+    assert small["statement.csv"] == f["statement.csv"] and small["payout.csv"] == f["payout.csv"]
+    wb = openpyxl.load_workbook(io.BytesIO(small["payout.xlsx"]))
+    assert wb.sheetnames == ["payout", "statement", "carried", "summary"]
+    assert [[c.value for c in r] for r in wb["statement"].iter_rows()] == [[
+        f"This batch's statement has {lines} lines, more than a workbook holds here "
+        f"(payout.workbook_statement_rows = {lines - 1}): every line is in statement.csv, in this folder."]]
+    full = openpyxl.load_workbook(io.BytesIO(f["payout.xlsx"]))
+    for sheet in ("payout", "carried"):
+        assert [[c.value for c in r] for r in wb[sheet].iter_rows()] == [[c.value for c in r] for r in full[sheet].iter_rows()]
+    summary = {r[0].value: r[1].value for r in wb["summary"].iter_rows(min_row=2)}
+    assert (summary["statement_lines"], summary["statement_sheet"]) == (lines, "statement.csv only (see the sheet)")
+    with pytest.raises(InputError, match="workbook_statement_rows"):   # more than a sheet can hold
+        (tmp_path / "o2p.yaml").write_text("payout:\n  workbook_statement_rows: 1048576\n")
+        load_config(tmp_path / "o2p.yaml", home=tmp_path)
 
 
 def _promoters():

@@ -255,6 +255,11 @@ def main() -> int:
         print(f"decision trace: attribution {with_trace:.2f} s with it, {without:.2f} s without "
               f"(mean of two warm runs each, alternated): +{with_trace - without:.2f} s "
               f"({(with_trace / without - 1) * 100:+.0f} %) for {n_trace} trace rows")
+        # The DuckDB SQL writes no trace: like for like, Spark's validity (second run) and its
+        # attribution without the trace (warm) against the same DuckDB figures
+        like = (timings["validity/Spark again"] + without) / (timings["validity/DuckDB"] + timings["attribution/DuckDB"])
+        print(f"ratio like for like (no trace on either side, Spark warm): {like:.2f} "
+              f"(target ≤ 2: {'met' if like <= 2 else 'NOT met'})")
         same = v_diff == (0, 0) and a_diff == (0, 0)
         print(f"click validity: {n_valid} valid of {n_clicks}; rows only in Spark {v_diff[0]}, only in DuckDB {v_diff[1]}")
         print(f"attribution: {n_attr[0]} orders, {n_attr[1]} attributed; rows only in Spark {a_diff[0]}, "

@@ -302,13 +302,13 @@ class Capture:
         CI 2026-12-02, after a broker restart). For those alone the log ends are asked for
         (ListOffsets, at most 1 s, once every 2 s), only here, where polls came back empty and
         there is nothing to land."""
-        unknown = []
+        unknown = {}   # partition → position, for those with no high watermark
         for tp in assigned:
             end, pos = self.consumer.highwater(tp), self._position(tp)
             if pos is None or (end is not None and pos < end):
                 return False
             if end is None:
-                unknown.append(tp)
+                unknown[tp] = pos
         if not unknown:
             return True
         now = time.monotonic()
@@ -316,12 +316,11 @@ class Capture:
             return False
         self._ends_asked = now
         try:
-            ends = self.consumer.end_offsets(unknown, timeout_ms=1000)
+            ends = self.consumer.end_offsets(list(unknown), timeout_ms=1000)
         except Exception as exc:   # noqa: BLE001 - not known yet: asked again in 2 s
-            log.debug("log ends of %s not known: %s", unknown, exc)
+            log.debug("log ends of %s not known: %s", list(unknown), exc)
             return False
-        positions = {tp: self._position(tp) for tp in unknown}
-        return all(tp in ends and positions[tp] is not None and positions[tp] >= ends[tp] for tp in unknown)
+        return all(tp in ends and pos >= ends[tp] for tp, pos in unknown.items())
 
     def run(self, *, until_idle: bool = False, max_seconds: float | None = None,
             assignment_timeout: float = 60) -> dict:
